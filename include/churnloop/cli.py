@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = commands.add_parser("airflow-env", help="print the embedded Airflow environment")
     env.set_defaults(handler=_airflow_env)
+
+    # Each module's commands are added below, one block per module.
     return parser
 
 

@@ -60,8 +60,17 @@ class Settings(BaseSettings):
         default=None, description="Token the model server's admin endpoints require."
     )
 
+    # -- validation ----------------------------------------------------------------------
     snapshot_min_rows: int = Field(default=50, description="Fewest rows a daily drop may have.")
     snapshot_max_rows: int = Field(default=5_000_000, description="Most rows a daily drop may have.")
+
+    # -- features --------------------------------------------------------------------------
+
+    # -- training and evaluation -----------------------------------------------------------
+
+    # -- serving ---------------------------------------------------------------------------
+
+    # -- drift -----------------------------------------------------------------------------
 
     @model_validator(mode="after")
     def _derive_embedded_defaults(self) -> Settings:

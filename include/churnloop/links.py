@@ -1,0 +1,24 @@
+"""Browser links to what the loop writes, for extra links in the Airflow UI and logs.
+
+Reports live in the lake (a folder or S3). The Airflow plugin serves the lake's
+``reports/`` under ``/churnloop/reports/`` on the Airflow API server, so one URL
+works in both profiles and from a failed task's page.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from churnloop.settings import Settings
+
+REPORTS_PREFIX = "reports"
+PLUGIN_MOUNT = "/churnloop"
+
+
+def report_url(settings: Settings, relpath: str) -> str:
+    """The URL of a lake object under ``reports/`` as served by the churnloop plugin."""
+    relpath = relpath.strip("/")
+    if not relpath.startswith(f"{REPORTS_PREFIX}/"):
+        raise ValueError(f"only objects under {REPORTS_PREFIX}/ are served, not {relpath!r}")
+    base = settings.airflow_api_url.rstrip("/")
+    return f"{base}{PLUGIN_MOUNT}/{quote(relpath)}"
