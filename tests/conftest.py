@@ -130,14 +130,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = workdir / "s3.json"
     identity = {"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}
     actions = ["Admin", "Read", "Write", "List", "Tagging"]
-    config.write_text(
-        json.dumps({"identities": [{"name": "churnloop", "credentials": [identity], "actions": actions}]})
-    )
+    account = {"name": "churnloop", "credentials": [identity], "actions": actions}
+    config.write_text(json.dumps({"identities": [account]}))
     s3_port = free_port()
     command = [
         weed, "server", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
-        "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
+        "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
     ]  # fmt: skip
     log = (workdir / "weed.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -16,7 +16,9 @@ PARALLELISM = 4
 """`airflow standalone` would start ~32 workers on 2 cores; four keep the machine usable."""
 
 
-def airflow_environment(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
+def airflow_environment(
+    settings: Settings, environ: dict[str, str] | None = None
+) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     home = settings.home / "airflow"
     defaults = {

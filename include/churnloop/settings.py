@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     # -- validation ----------------------------------------------------------------------
     snapshot_min_rows: int = Field(default=50, description="Fewest rows a daily drop may have.")
-    snapshot_max_rows: int = Field(default=5_000_000, description="Most rows a daily drop may have.")
+    snapshot_max_rows: int = Field(default=5_000_000, description="Most rows in a daily drop.")
 
     # -- features --------------------------------------------------------------------------
 

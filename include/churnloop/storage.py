@@ -116,7 +116,8 @@ class Store:
             with self.fs.open_input_file(self._path(relpath)) as handle:
                 return pq.read_table(handle, columns=columns)
         except pa.ArrowInvalid as error:
-            raise CorruptFile(f"{self.uri_of(relpath)} is not a readable Parquet file: {error}")
+            message = f"{self.uri_of(relpath)} is not a readable Parquet file: {error}"
+            raise CorruptFile(message) from error
 
     def read_days(
         self, dataset: str, days: list[dt.date], columns: list[str] | None = None
