@@ -8,8 +8,9 @@ other, so nothing else in the code branches on the profile.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,14 @@ class Settings(BaseSettings):
         default=None, description="Token the model server's admin endpoints require."
     )
 
+    # -- scheduling ------------------------------------------------------------------------
+    schedule_start: dt.date = Field(
+        default=dt.date(2026, 1, 1), description="First logical day of customer_data (catchup)."
+    )
+    customer_data_max_active_runs: int = Field(
+        default=2, description="Days customer_data may process at once (backfills)."
+    )
+
     # -- validation ----------------------------------------------------------------------
     snapshot_min_rows: int = Field(default=50, description="Fewest rows a daily drop may have.")
     snapshot_max_rows: int = Field(default=5_000_000, description="Most rows in a daily drop.")
@@ -67,10 +76,89 @@ class Settings(BaseSettings):
     # -- features --------------------------------------------------------------------------
 
     # -- training and evaluation -----------------------------------------------------------
+    training_window_days: int = Field(
+        default=90, ge=2, description="Days of labelled snapshots a training set spans."
+    )
+    holdout_days: int = Field(
+        default=7, ge=1, description="Latest days of the window held out for evaluation."
+    )
+    training_seed: int = Field(default=42, description="Seed of the model and of sampling.")
+    model_params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "n_estimators": 200,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 50,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "n_jobs": 2,
+        },
+        description="LightGBM parameters of the challenger (JSON in CHURNLOOP_MODEL_PARAMS).",
+    )
+    reference_max_rows: int = Field(
+        default=20_000, ge=100, description="Rows of the holdout kept as the drift reference."
+    )
+    gate_min_roc_auc: float = Field(
+        default=0.65, description="Value threshold: the challenger's holdout ROC AUC at least."
+    )
+    gate_max_auc_drop_abs: float | None = Field(
+        default=0.01, description="Largest ROC AUC drop vs the champion (absolute); None: off."
+    )
+    gate_max_auc_drop_rel: float | None = Field(
+        default=None, description="Largest ROC AUC drop vs the champion (fraction); None: off."
+    )
+    gate_slice_columns: list[str] = Field(
+        default=["plan", "region"], description="Columns whose values are judged as slices."
+    )
+    gate_min_slice_rows: int = Field(
+        default=200, ge=1, description="Smaller slices (or one-class ones) are reported, not judged."
+    )
+    gate_max_slice_drop: float | None = Field(
+        default=0.05, description="Largest ROC AUC drop of any slice vs the champion; None: off."
+    )
 
     # -- serving ---------------------------------------------------------------------------
 
     # -- drift -----------------------------------------------------------------------------
+    drift_numeric_method: Literal["psi", "wasserstein"] = Field(
+        default="psi",
+        description="Effect size for numeric columns: PSI on reference-quantile bins (counts "
+        "missing values as a bin), or Wasserstein distance over the reference's std.",
+    )
+    drift_psi_threshold: float = Field(
+        default=0.2, gt=0, description="PSI from which a numeric column or the score drifted."
+    )
+    drift_psi_bins: int = Field(
+        default=10, ge=2, description="Quantile bins of the reference that PSI compares."
+    )
+    drift_wasserstein_threshold: float = Field(
+        default=0.1, gt=0, description="Normed Wasserstein distance from which a column drifted."
+    )
+    drift_jensenshannon_threshold: float = Field(
+        default=0.1, gt=0, description="Jensen-Shannon distance from which a categorical drifted."
+    )
+    drift_share_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="Share of drifted columns that is dataset drift."
+    )
+    drift_important_columns: list[str] = Field(
+        default=[], description="Columns whose drift alone triggers retraining (JSON list)."
+    )
+    drift_report_sample_rows: int = Field(
+        default=50_000, ge=1_000, description="Rows per side the Evidently HTML is drawn from."
+    )
+    drift_max_auc_drop: float = Field(
+        default=0.05, ge=0, description="Largest ROC AUC drop on matured labels vs the baseline."
+    )
+    drift_performance_min_rows: int = Field(
+        default=200, ge=2, description="Fewer labelled rows are reported, not judged."
+    )
+    drift_max_training_age_days: int = Field(
+        default=45,
+        ge=1,
+        description="Days the champion's training data may end before the day judged; labels "
+        "lag 30 days, so this must exceed 30 plus the training cadence.",
+    )
 
     @model_validator(mode="after")
     def _derive_embedded_defaults(self) -> Settings:

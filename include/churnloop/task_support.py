@@ -1,0 +1,38 @@
+"""What every Airflow task body shares: fail fast on bad data, publish links for the UI.
+
+Airflow is imported lazily so that the rest of the package runs and is tested without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from churnloop.errors import DataError
+
+REPORT_LINK_KEY = "churnloop_report_url"
+"""XCom key the plugin's "Report" extra link reads (Data Docs, drift report, ...)."""
+
+
+def publish_report_link(url: str) -> None:
+    """Show ``url`` as the running task's extra link, even if the task then fails."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["ti"].xcom_push(key=REPORT_LINK_KEY, value=url)
+
+
+@contextmanager
+def data_errors_fail_fast() -> Iterator[None]:
+    """Turn a ``DataError`` into a failure Airflow does not retry: the input must change.
+
+    Any other exception propagates unchanged and is retried as an infrastructure error.
+    """
+    try:
+        yield
+    except DataError as error:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        url = getattr(error, "report_url", None)
+        if url:
+            publish_report_link(url)
+        raise AirflowFailException(str(error)) from error

@@ -1,0 +1,50 @@
+"""The churnloop Airflow plugin: links from tasks to the reports that explain them.
+
+- A "Report" extra link on every task that published one (Data Docs of a validation,
+  the day's drift report, ...), on failed tasks too.
+- The lake's ``reports/`` served under ``/churnloop/reports/`` on the API server, so those
+  links work whether the lake is a local folder or S3.
+- Menu entries for Data Docs and drift reports.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
+
+from churnloop.links import PLUGIN_MOUNT
+from churnloop.report_server import create_app
+from churnloop.task_support import REPORT_LINK_KEY
+
+
+class ReportLink(BaseOperatorLink):
+    """The URL a task published under ``REPORT_LINK_KEY``; empty when it published none."""
+
+    name = "Report"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        from airflow.serialization.definitions.operatorlink import XComOperatorLink
+
+        return XComOperatorLink(name=self.name, xcom_key=REPORT_LINK_KEY).get_link(
+            operator, ti_key=ti_key
+        )
+
+
+class ChurnloopPlugin(AirflowPlugin):
+    name = "churnloop"
+    global_operator_extra_links = [ReportLink()]
+    fastapi_apps = [{"name": "churnloop-reports", "app": create_app(), "url_prefix": PLUGIN_MOUNT}]
+    external_views = [
+        {
+            "name": "Data Docs",
+            "href": f"{PLUGIN_MOUNT}/reports/data_docs/index.html",
+            "destination": "nav",
+            "category": "browse",
+        },
+        {
+            "name": "Drift reports",
+            "href": f"{PLUGIN_MOUNT}/reports/drift/",
+            "destination": "nav",
+            "category": "browse",
+        },
+    ]

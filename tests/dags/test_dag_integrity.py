@@ -1,0 +1,78 @@
+"""The project's policies for every DAG file, checked on a real DagBag.
+
+Failures name the DAG and the file, so a data engineer adding a DAG or task sees which
+policy they broke and where.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
+HEAVY_MODULES = ("mlflow", "feast", "lightgbm", "evidently", "great_expectations", "sklearn")
+EXPECTED_DAGS = {"customer_data"}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_no_import_errors(dagbag):
+    problems = "\n".join(f"{file}:\n{error}" for file, error in dagbag.import_errors.items())
+    assert not dagbag.import_errors, f"DAG import errors:\n{problems}"
+
+
+def test_expected_dags_are_present(dagbag):
+    missing = EXPECTED_DAGS - set(dagbag.dag_ids)
+    assert not missing, f"DAGs missing from {DAGS_DIR}: {sorted(missing)}"
+
+
+def test_every_dag_has_tags_owner_and_docs(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        where = f"DAG {dag_id} ({dag.fileloc})"
+        assert dag.tags, f"{where} has no tags"
+        assert dag.doc_md and len(dag.doc_md) > 200, f"{where} needs doc_md for on-call"
+        owners = {task.owner for task in dag.tasks}
+        assert "airflow" not in owners, f"{where} has tasks without a real owner: {owners}"
+        for task in dag.tasks:
+            assert task.doc_md, f"{where} task {task.task_id} has no doc_md"
+
+
+def test_infrastructure_tasks_retry_and_validation_tasks_do_not(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            where = f"DAG {dag_id} task {task.task_id} ({dag.fileloc})"
+            if task.task_id.startswith("validate_"):
+                assert task.retries == 0, f"{where} validates data: a retry cannot fix data"
+            else:
+                assert task.retries >= 1, f"{where} touches infrastructure: it must retry"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_is_light_and_fast_to_parse(dag_file):
+    """Import the file in a fresh interpreter (after Airflow itself) and watch what it pulls in."""
+    probe = (
+        "import importlib.util, json, sys, time\n"
+        "import airflow.sdk, airflow.timetables.interval\n"
+        f"spec = importlib.util.spec_from_file_location('probe', {str(dag_file)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "start = time.perf_counter()\n"
+        "spec.loader.exec_module(module)\n"
+        "elapsed = time.perf_counter() - start\n"
+        "print(json.dumps({'seconds': elapsed, 'modules': sorted(sys.modules)}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, f"{dag_file.name} failed to import:\n{result.stderr[-2000:]}"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    heavy = sorted({m.split(".")[0] for m in report["modules"]} & set(HEAVY_MODULES))
+    assert not heavy, f"{dag_file.name} imports {heavy} at parse time: import inside tasks"
+    assert report["seconds"] < 1.0, f"{dag_file.name} took {report['seconds']:.2f} s to parse"
