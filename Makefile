@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
-AIRFLOW_ENV = eval "$$($(BIN)/churnloop airflow-env)"
+AIRFLOW_ENV = export PATH="$(CURDIR)/$(BIN):$$PATH" && eval "$$(churnloop airflow-env)"
 
 .PHONY: help install test test-fast demo airflow serve bench lint clean
 
