@@ -1,4 +1,5 @@
 # Every target does its own set-up: a fresh clone needs only python3 and make.
+unexport PYTHONDONTWRITEBYTECODE
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
