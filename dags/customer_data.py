@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from churnloop.settings import get_settings
 

@@ -1,0 +1,193 @@
+"""
+### continuous_training: train a challenger, let the gate decide, serve the champion
+
+Runs weekly (Monday 03:00 UTC), when `drift_report` emits the `churn_drift` asset, or by
+hand from the trigger form (every Param below has a description). One run at a time;
+drift events that arrive meanwhile are merged into the next run, which records the events
+it consumed on the model version it trains.
+
+1. **plan**: the as-of day (logical date, or the day a drift-triggered run starts) and
+   the training window, whose labels have matured (30 days).
+2. **build_training_set**: point-in-time join in Feast (`churn_model_v1`), saved to
+   `training_sets/dt=<as-of>/` in the lake.
+3. **validate_training_set**: the Great Expectations suite `training_set` (label present
+   and binary, class balance, row count, feature nulls). Not retried.
+4. **train_challenger**: LightGBM in a scikit-learn pipeline, logged to MLflow and
+   registered with alias `@challenger`.
+5. **evaluate_challenger**: champion and challenger on the same holdout; value, change
+   and slice checks; the decision and every reason are tags on the version and a table in
+   the log; a model card is logged with the run.
+6. **promote_challenger**: only a blessed (or forced, with a reason) challenger becomes
+   `@champion`; the old one keeps `@previous-champion`. A run as of a day older than the
+   champion's data never promotes, so a backfill cannot demote a newer model.
+7. **deploy_champion**: the model server loads the new champion, passes a smoke test and
+   a training/serving skew check, or the alias rolls back and the task fails.
+
+**On-call**: a red `validate_training_set` means the training data broke its suite (see
+the Report link); a red `deploy_champion` means the new champion was rolled back (the log
+says why); `churnloop rollback --reason "…"` moves `@champion` back by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+
+from churnloop.settings import get_settings
+
+SETTINGS = get_settings()
+CHURN_DRIFT = Asset("churn_drift")
+NO_RETRIES = {"retries": 0}
+
+PARAMS = {
+    "training_window_days": Param(
+        SETTINGS.training_window_days, type="integer", minimum=2,
+        description="Days of labelled snapshots to train and evaluate on.",
+    ),
+    "holdout_days": Param(
+        SETTINGS.holdout_days, type="integer", minimum=1,
+        description="Latest days of the window held out to compare champion and challenger.",
+    ),
+    "min_roc_auc": Param(
+        SETTINGS.gate_min_roc_auc, type="number", minimum=0, maximum=1,
+        description="Value threshold: the challenger's holdout ROC AUC must reach this.",
+    ),
+    "max_auc_drop_abs": Param(
+        SETTINGS.gate_max_auc_drop_abs, type=["null", "number"], minimum=0,
+        description="Change threshold: largest ROC AUC drop vs the champion (absolute).",
+    ),
+    "max_auc_drop_rel": Param(
+        SETTINGS.gate_max_auc_drop_rel, type=["null", "number"], minimum=0,
+        description="Change threshold: largest ROC AUC drop vs the champion (fraction).",
+    ),
+    "max_slice_drop": Param(
+        SETTINGS.gate_max_slice_drop, type=["null", "number"], minimum=0,
+        description="Largest ROC AUC drop vs the champion on any plan or region slice.",
+    ),
+    "force_promote": Param(
+        False, type="boolean",
+        description="Promote even if the gate rejects the challenger (needs a reason).",
+    ),
+    "reason": Param(
+        "", type="string",
+        description="Why a person forces the promotion; recorded on the model version.",
+    ),
+    "dry_run": Param(
+        False, type="boolean", description="Train and evaluate, but promote and deploy nothing."
+    ),
+}  # fmt: skip
+
+
+@dag(
+    dag_id="continuous_training",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=CHURN_DRIFT
+    ),
+    start_date=dt.datetime.combine(SETTINGS.schedule_start, dt.time(), tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    params=PARAMS,
+    default_args={"owner": "ml-engineering", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    tags=["churnloop", "training", "mlflow"],
+    doc_md=__doc__,
+)
+def continuous_training():
+    @task(doc_md="Resolve Params, as-of day, training window and consumed drift events.")
+    def plan() -> dict:
+        from churnloop.task_support import data_errors_fail_fast
+        from churnloop.training_plan import plan_training_run
+
+        context = get_current_context()
+        events = _drift_events(context)
+        as_of = (context.get("logical_date") or context["dag_run"].run_after).date()
+        trigger = "drift" if events else context["dag_run"].run_type
+        with data_errors_fail_fast():
+            planned = plan_training_run(
+                get_settings(), as_of=as_of, params=context["params"], trigger=str(trigger),
+                drift_events=events,
+            )  # fmt: skip
+        print(planned.describe())
+        return planned.to_dict()
+
+    @task(doc_md="Point-in-time training set from Feast, saved to the lake.",
+          pool="feast", pool_slots=1)  # fmt: skip
+    def build_training_set(planned: dict) -> str:
+        from churnloop.continuous_training import save_training_set
+
+        return save_training_set(get_settings(), _plan(planned))
+
+    @task(doc_md="Great Expectations suite `training_set`; a failure stops the run.", **NO_RETRIES)
+    def validate_training_set(planned: dict, training_set_uri: str) -> str:
+        from churnloop.continuous_training import check_training_set
+        from churnloop.task_support import data_errors_fail_fast, publish_report_link
+
+        with data_errors_fail_fast():
+            report = check_training_set(get_settings(), _plan(planned))
+        publish_report_link(report)
+        return training_set_uri
+
+    @task(doc_md="Fit the challenger; log to MLflow; register it as `@challenger`.")
+    def train_challenger(planned: dict, training_set_uri: str) -> dict:
+        from churnloop.continuous_training import train
+        from churnloop.task_support import data_errors_fail_fast
+
+        context = get_current_context()
+        lineage = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
+        with data_errors_fail_fast():
+            return train(get_settings(), _plan(planned), lineage)
+
+    @task(doc_md="Champion vs challenger on the same holdout; decision tagged on the version.")
+    def evaluate_challenger(planned: dict, trained: dict) -> dict:
+        from churnloop.continuous_training import evaluate
+
+        return evaluate(get_settings(), _plan(planned), trained)
+
+    @task(doc_md="Move `@champion` if blessed (or forced); never in a dry run or a stale run.")
+    def promote_challenger(planned: dict, trained: dict, decision: dict) -> dict:
+        from churnloop.continuous_training import promote
+
+        return promote(get_settings(), _plan(planned), trained, decision)
+
+    @task(doc_md="Serve the new champion: reload, smoke test, skew check; else roll back.")
+    def deploy_champion(promotion: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from churnloop.deployment import deploy
+
+        if not promotion["promoted"]:
+            raise AirflowSkipException(f"nothing to deploy: {promotion['reason']}")
+        return deploy(get_settings(), promotion["version"]).to_dict()
+
+    planned = plan()
+    training_set_uri = validate_training_set(planned, build_training_set(planned))
+    trained = train_challenger(planned, training_set_uri)
+    decision = evaluate_challenger(planned, trained)
+    deploy_champion(promote_challenger(planned, trained, decision))
+
+
+def _plan(planned: dict):
+    from churnloop.training_plan import TrainingPlan
+
+    return TrainingPlan.from_dict(planned)
+
+
+def _drift_events(context) -> list[dict]:
+    """The `churn_drift` events that started this run (Airflow merges queued ones)."""
+    events = context.get("triggering_asset_events") or {}
+    return [
+        {"timestamp": event.timestamp.isoformat(), **dict(event.extra or {})}
+        for asset_events in events.values()
+        for event in asset_events
+    ]
+
+
+continuous_training()

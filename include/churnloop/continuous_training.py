@@ -1,0 +1,108 @@
+"""The steps of a ``continuous_training`` run, one function per Airflow task.
+
+Each step reads what it needs from the lake or the registry and returns a small
+JSON-safe dict for the next task; nothing large travels through XCom. The training set is
+saved once per as-of day, so every later step (and a person re-running one) works on the
+very rows the challenger was trained and judged on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from churnloop import storage
+from churnloop.settings import Settings
+from churnloop.training_plan import TrainingPlan
+
+TRAINING_SETS = "training_sets"
+
+
+def save_training_set(settings: Settings, plan: TrainingPlan) -> str:
+    """Build the window's point-in-time training set (Feast) and keep it in the lake."""
+    from churnloop.feature_store import training_set
+
+    frame = training_set(settings, plan.window_start, plan.window_end)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    uri = storage.lake(settings).write_table(TRAINING_SETS, plan.as_of, table)
+    print(f"training set: {len(frame):,} labelled snapshots {plan.window_start}..{plan.window_end}"
+          f" -> {uri}")  # fmt: skip
+    return uri
+
+
+def load_training_set(settings: Settings, plan: TrainingPlan) -> pd.DataFrame:
+    return storage.lake(settings).read_table(TRAINING_SETS, plan.as_of).to_pandas()
+
+
+def check_training_set(settings: Settings, plan: TrainingPlan) -> str | None:
+    """Run the ``training_set`` suite; raises ``DataValidationError`` naming each failure."""
+    from churnloop.validation import validate_training_set
+
+    frame = load_training_set(settings, plan)
+    return validate_training_set(settings, frame, plan.as_of)
+
+
+def train(settings: Settings, plan: TrainingPlan, lineage: dict[str, str]) -> dict[str, Any]:
+    from churnloop.feature_store import FEATURE_SERVICE, feature_names
+    from churnloop.training import split_by_time, train_challenger
+
+    train_rows, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
+    trained = train_challenger(
+        settings,
+        train_rows,
+        holdout,
+        feature_names=feature_names(settings),
+        feature_service=FEATURE_SERVICE,
+        lineage={
+            **lineage,
+            "logical_date": plan.as_of.isoformat(),
+            "trigger": plan.trigger,
+            "drift_events": json.dumps(plan.drift_events, sort_keys=True),
+        },
+    )
+    print(f"challenger: {trained.name} v{trained.version}, holdout {trained.metrics}")
+    return trained.to_dict()
+
+
+def evaluate(settings: Settings, plan: TrainingPlan, trained: dict[str, Any]) -> dict[str, Any]:
+    """Judge the challenger against the champion on the same holdout; tag and card it."""
+    from churnloop import registry
+    from churnloop.evaluation import GateConfig
+    from churnloop.evaluation import evaluate as judge
+    from churnloop.model_card import log_model_card
+    from churnloop.training import split_by_time
+
+    _, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
+    champion = registry.champion_version(settings)
+    champion_model = None if champion is None else registry.load_model(settings, registry.CHAMPION)
+    challenger_model = registry.load_model(settings, trained["version"])
+    gate = GateConfig.from_settings(settings, **plan.gate_overrides)
+    decision = judge(champion_model, challenger_model, holdout, gate)
+    registry.record_decision(settings, trained["version"], decision)
+    print(decision.as_table())
+    print(f"model card: {log_model_card(settings, trained['version'])}")
+    return decision.to_dict()
+
+
+def promote(
+    settings: Settings, plan: TrainingPlan, trained: dict[str, Any], decision: dict[str, Any]
+) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from churnloop import registry
+    from churnloop.evaluation import Decision
+
+    result = registry.promote(
+        settings,
+        trained["version"],
+        decision=Decision.from_dict(decision),
+        logical_date=plan.as_of,
+        force_reason=plan.force_reason,
+        dry_run=plan.dry_run,
+    )
+    verb = "promoted" if result.promoted else "not promoted"
+    print(f"v{result.version} {verb}: {result.reason}")
+    return asdict(result)
