@@ -1,0 +1,48 @@
+import datetime as dt
+
+import pytest
+
+from churnloop.errors import DataError
+from churnloop.training_plan import TrainingPlan, plan_training_run
+
+AS_OF = dt.date(2026, 3, 2)
+
+
+def test_window_ends_where_labels_have_matured(settings):
+    plan = plan_training_run(settings, as_of=AS_OF, params={"training_window_days": 30},
+                             trigger="scheduled")  # fmt: skip
+    # customer_data has processed up to AS_OF - 1, which brought labels of AS_OF - 31
+    assert plan.window_end == dt.date(2026, 1, 30)
+    assert plan.window_start == dt.date(2026, 1, 1)
+    assert plan.holdout_days == settings.holdout_days
+
+
+def test_params_override_the_gate_and_are_recorded(settings):
+    params = {"min_roc_auc": 0.7, "max_auc_drop_abs": None, "dry_run": True}
+    plan = plan_training_run(settings, as_of=AS_OF, params=params, trigger="manual")
+    assert plan.gate_overrides == {"min_roc_auc": 0.7, "max_auc_drop_abs": None}
+    assert plan.dry_run and plan.force_reason is None
+    assert "dry run" in plan.describe()
+
+
+def test_forcing_needs_a_reason(settings):
+    with pytest.raises(DataError, match="force_promote is set but reason is empty"):
+        plan_training_run(settings, as_of=AS_OF, params={"force_promote": True, "reason": " "},
+                          trigger="manual")  # fmt: skip
+    plan = plan_training_run(settings, as_of=AS_OF, trigger="manual",
+                             params={"force_promote": True, "reason": "hotfix for region east"})
+    assert plan.force_reason == "hotfix for region east"
+
+
+def test_holdout_must_leave_days_to_train_on(settings):
+    with pytest.raises(DataError, match="holdout_days .7. must be smaller"):
+        plan_training_run(settings, as_of=AS_OF, trigger="manual",
+                          params={"training_window_days": 7, "holdout_days": 7})
+
+
+def test_plan_survives_xcom_with_its_drift_events(settings):
+    events = [{"timestamp": "2026-03-01T02:00:00+00:00", "day": "2026-02-28", "columns": ["age"]}]
+    plan = plan_training_run(settings, as_of=AS_OF, params={}, trigger="drift",
+                             drift_events=events)  # fmt: skip
+    assert TrainingPlan.from_dict(plan.to_dict()) == plan
+    assert "1 drift event(s)" in plan.describe()
