@@ -72,8 +72,39 @@ class Settings(BaseSettings):
     # -- validation ----------------------------------------------------------------------
     snapshot_min_rows: int = Field(default=50, description="Fewest rows a daily drop may have.")
     snapshot_max_rows: int = Field(default=5_000_000, description="Most rows in a daily drop.")
+    data_docs_index_runs: int = Field(
+        default=200,
+        ge=1,
+        description="Validation runs the Data Docs index lists, newest first (bounds its build).",
+    )
 
     # -- features --------------------------------------------------------------------------
+    feature_ttl_days: int = Field(
+        default=2,
+        ge=1,
+        description="Feast feature view TTL: the oldest feature row a training example may "
+        "join when its own day's row is missing; older gaps fail the training set.",
+    )
+    materialize_overlap_days: int = Field(
+        default=1,
+        ge=0,
+        description="Days before the logical day re-materialized with it, to carry late rows.",
+    )
+    feast_online_write_batch_rows: int = Field(
+        default=20_000, gt=0, description="Rows per write to the online store (bounds memory)."
+    )
+    feast_registry_cache_ttl_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="How long a process trusts its cached Feast registry; a new apply is seen "
+        "by long-running readers (the model server) after at most this.",
+    )
+    training_join_max_rows: int = Field(
+        default=2_000_000,
+        gt=0,
+        description="Most rows (labels x feature days) one point-in-time join of the file "
+        "offline store may hold in memory; a training set is joined in chunks under it.",
+    )
 
     # -- training and evaluation -----------------------------------------------------------
     training_window_days: int = Field(
@@ -112,13 +143,58 @@ class Settings(BaseSettings):
         default=["plan", "region"], description="Columns whose values are judged as slices."
     )
     gate_min_slice_rows: int = Field(
-        default=200, ge=1, description="Smaller slices (or one-class ones) are reported, not judged."
+        default=200, ge=1, description="Smaller or one-class slices are reported, not judged."
     )
     gate_max_slice_drop: float | None = Field(
         default=0.05, description="Largest ROC AUC drop of any slice vs the champion; None: off."
     )
 
     # -- serving ---------------------------------------------------------------------------
+    serving_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Churn probability from which the label is 1."
+    )
+    serving_poll_seconds: float = Field(
+        default=10, gt=0, description="How often the server checks whether @champion moved."
+    )
+    serving_shadow_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of requests the @challenger also scores (logged, never answered).",
+    )
+    serving_max_instances: int = Field(
+        default=1_000, ge=1, description="Most instances one batch /predict request may hold."
+    )
+    serving_workers: int = Field(
+        default=1, ge=1, description="uvicorn worker processes of `churnloop serve`."
+    )
+    prediction_log_flush_rows: int = Field(
+        default=5_000, ge=1, description="Pending prediction-log rows that trigger a write."
+    )
+    prediction_log_flush_seconds: float = Field(
+        default=60, gt=0, description="Longest a prediction-log row waits before it is written."
+    )
+    prediction_log_max_pending_rows: int = Field(
+        default=500_000,
+        ge=1,
+        description="Unwritten rows kept while the lake is unreachable; older ones are dropped.",
+    )
+    deploy_timeout_seconds: float = Field(
+        default=120, gt=0, description="How long the deploy step waits for the server to serve."
+    )
+    deploy_smoke_rows: int = Field(
+        default=200, ge=1, description="Reference rows the deploy step scores on the server."
+    )
+    deploy_skew_tolerance: float = Field(
+        default=1e-6,
+        ge=0,
+        description="Largest |served - offline| probability the deploy step accepts.",
+    )
+    deploy_start_server: bool = Field(
+        default=True,
+        description="Let the deploy step start `churnloop serve` when nothing answers at a "
+        "loopback serving_url (embedded profile); a remote server is never started.",
+    )
 
     # -- drift -----------------------------------------------------------------------------
     drift_numeric_method: Literal["psi", "wasserstein"] = Field(
