@@ -16,7 +16,7 @@ import pytest
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 HEAVY_MODULES = ("mlflow", "feast", "lightgbm", "evidently", "great_expectations", "sklearn")
-EXPECTED_DAGS = {"customer_data"}
+EXPECTED_DAGS = {"customer_data", "continuous_training", "drift_report"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,83 @@
+"""
+### drift_report: is the champion still looking at the world it was trained on?
+
+Daily, after `customer_data` has published the day. Compares the day with the sample of
+the champion's holdout kept as its reference, using effect sizes (PSI, Wasserstein,
+Jensen-Shannon) on all rows, and saves an Evidently report to
+`reports/drift/dt=<day>/` (open it with the task's **Report** link, or *Browse → Drift
+reports*). Current data is the model server's prediction log of the day when there is
+one, else the day's features scored offline; the report says which.
+
+It also reports prediction drift (the score distribution), the champion's real
+performance on the day whose labels matured today (concept drift), and the age of its
+training data.
+
+**Triggering retraining**: `emit_churn_drift` emits the `churn_drift` asset, which starts
+`continuous_training`, only when the verdict is drift *and* no training run is queued or
+running, the cooldown after the last training has passed, and the day is newer than the
+champion's training data. Otherwise it is skipped, and its log says why. Backfills are
+safe: they rewrite the reports of their days and never re-trigger on old data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+
+from churnloop.settings import get_settings
+
+SETTINGS = get_settings()
+CHURN_DRIFT = Asset("churn_drift")
+
+
+@dag(
+    dag_id="drift_report",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=dt.datetime.combine(SETTINGS.schedule_start, dt.time(), tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "ml-engineering", "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+    tags=["churnloop", "monitoring", "evidently"],
+    doc_md=__doc__,
+)
+def drift_report():
+    @task(doc_md="Drift of the day vs the champion's reference; saves the Evidently report.")
+    def check_drift(ds: str | None = None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from churnloop.drift_monitoring import check_day
+        from churnloop.task_support import data_errors_fail_fast, publish_report_link
+
+        with data_errors_fail_fast():
+            report = check_day(get_settings(), dt.date.fromisoformat(ds))
+        if report is None:
+            raise AirflowSkipException("no champion yet: nothing to compare with")
+        publish_report_link(report.report_url)
+        print("\n".join(report.notes))
+        return report.to_dict()
+
+    @task(outlets=[CHURN_DRIFT], doc_md="Emit `churn_drift` unless deduplicated.")
+    def emit_churn_drift(report: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from churnloop.drift_monitoring import DayReport, suppression
+
+        context = get_current_context()
+        active = context["ti"].get_dr_count(
+            dag_id="continuous_training", states=["queued", "running"]
+        )
+        reason = suppression(get_settings(), DayReport(**report), active)
+        if reason:
+            raise AirflowSkipException(f"churn_drift not emitted: {reason}")
+        extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report")}
+        extra["scores"] = {column: round(report["scores"][column], 4)
+                           for column in report["drifted_columns"]}  # fmt: skip
+        context["outlet_events"][CHURN_DRIFT].extra = extra
+        print(f"churn_drift emitted for {report['day']}: {'; '.join(report['reasons'])}")
+        return extra
+
+    emit_churn_drift(check_drift())
+
+
+drift_report()
