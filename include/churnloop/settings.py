@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     snapshot_min_rows: int = Field(default=50, description="Fewest rows a daily drop may have.")
     snapshot_max_rows: int = Field(default=5_000_000, description="Most rows in a daily drop.")
     data_docs_index_runs: int = Field(
-        default=200,
+        default=60,
         ge=1,
         description="Validation runs the Data Docs index lists, newest first (bounds its build).",
     )
@@ -234,6 +234,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Days the champion's training data may end before the day judged; labels "
         "lag 30 days, so this must exceed 30 plus the training cadence.",
+    )
+    drift_cooldown_days: int = Field(
+        default=7, ge=0, description="Days after a training run in which drift triggers nothing."
     )
 
     @model_validator(mode="after")
