@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         "by long-running readers (the model server) after at most this.",
     )
     training_join_max_rows: int = Field(
-        default=2_000_000,
+        default=5_000_000,
         gt=0,
         description="Most rows (labels x feature days) one point-in-time join of the file "
         "offline store may hold in memory; a training set is joined in chunks under it.",

@@ -1,0 +1,342 @@
+"""The model registry: which version is served, how it got there, and how to go back.
+
+MLflow 3 aliases, not stages: ``@champion`` is what the model server loads,
+``@challenger`` the latest trained candidate, ``@previous-champion`` the version a
+rollback returns to. Only `promote` (after the evaluation gate) and `rollback` move
+``@champion``, and both record the move in a champion history kept as tags of the
+registered model, so the record lives with the registry in both profiles.
+
+See https://mlflow.org/docs/latest/ml/model-registry/ (aliases) and TFX's Pusher,
+which pushes only blessed models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+
+from churnloop.errors import DataError
+from churnloop.settings import Settings
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from churnloop.evaluation import Decision
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+
+TRAINING_DATA_END = "training_data_end"
+"""Version tag: ISO date of the last snapshot day the version's training set holds."""
+PROMOTION_TAG = "promotion"
+FORCED_REASON_TAG = "promotion.forced_reason"
+DECISION_FOLDER = "evaluation"
+DECISION_ARTIFACT = f"{DECISION_FOLDER}/decision.json"
+HISTORY_TAG_PREFIX = "champion_history."
+
+SKOPS_TRUSTED_TYPES = [
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "numpy.dtype",
+]
+"""Types beyond scikit-learn's that a churn pipeline's skops file holds. MLflow checks the
+list when saving; `load_model` passes this list (from code, not from the artifact)."""
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What `promote` did, and why, in words fit for a task log."""
+
+    promoted: bool
+    version: int
+    champion: int | None
+    previous_champion: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One period of one version as champion; ``until`` is None for the current one."""
+
+    version: int
+    since: dt.datetime
+    until: dt.datetime | None
+    kind: str
+    reason: str
+    replaced: int | None
+    logical_date: str | None
+
+    def as_line(self) -> str:
+        until = f"{self.until:%Y-%m-%d %H:%M}" if self.until else "now"
+        replaced = f", replaced v{self.replaced}" if self.replaced is not None else ""
+        period = f"{self.since:%Y-%m-%d %H:%M} -> {until}"
+        return f"v{self.version}  {period}  {self.kind}{replaced}: {self.reason}"
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """A client on the settings' tracking store, also made the target of MLflow's fluent API."""
+    uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return _client(uri)
+
+
+@functools.lru_cache(maxsize=8)
+def _client(uri: str) -> MlflowClient:
+    """One client per store: building one costs ~0.1 s, and a promotion makes dozens of calls."""
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def aliases(settings: Settings) -> dict[str, int]:
+    """Alias -> version of the registered model; empty when nothing is registered yet.
+
+    Read from the registered model because ``search_model_versions`` returns no aliases.
+    """
+    try:
+        model = connect(settings).get_registered_model(settings.model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    return {alias: int(version) for alias, version in model.aliases.items()}
+
+
+def model_version(settings: Settings, version: int) -> ModelVersion:
+    try:
+        return connect(settings).get_model_version(settings.model_name, str(version))
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise DataError(f"model {settings.model_name!r} has no version {version}") from error
+        raise
+
+
+def champion_version(settings: Settings) -> ModelVersion | None:
+    """The version ``@champion`` points at, or None before the first promotion."""
+    version = aliases(settings).get(CHAMPION)
+    return None if version is None else model_version(settings, version)
+
+
+def training_data_end(version: ModelVersion) -> dt.date | None:
+    value = version.tags.get(TRAINING_DATA_END)
+    return dt.date.fromisoformat(value) if value else None
+
+
+def model_uri(settings: Settings, alias_or_version: str | int) -> str:
+    reference = str(alias_or_version)
+    separator = "/" if reference.isdigit() else "@"
+    return f"models:/{settings.model_name}{separator}{reference}"
+
+
+def load_model(settings: Settings, alias_or_version: str | int) -> Pipeline:
+    """The scikit-learn pipeline of a version (``3``) or alias (``"champion"``).
+
+    Loaded with skops and `SKOPS_TRUSTED_TYPES`, a list this code owns: MLflow's own loader
+    would trust the list stored inside the artifact, and so refuses unless
+    ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is set.
+    """
+    import skops.io  # slow to import (it enumerates scikit-learn); only loading needs it
+
+    uri = model_uri(settings, alias_or_version)
+    connect(settings)
+    with tempfile.TemporaryDirectory(prefix="churnloop-model-") as folder:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
+        flavor = Model.load(local).flavors.get("sklearn", {})
+        if flavor.get("serialization_format") != "skops":
+            raise DataError(f"{uri} is not a skops-serialised scikit-learn model: {flavor}")
+        return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+
+
+# -- the gate's decision on the version ---------------------------------------------------
+
+
+def record_decision(settings: Settings, version: int, decision: Decision) -> None:
+    """Write the decision as version tags (for the UI) and as JSON on its run (for the card)."""
+    client = connect(settings)
+    target = model_version(settings, version)
+    for key, value in decision.as_tags().items():
+        client.set_model_version_tag(settings.model_name, str(version), key, value)
+    client.log_dict(target.run_id, decision.to_dict(), DECISION_ARTIFACT)
+
+
+def recorded_decision(settings: Settings, version: int) -> Decision | None:
+    """The decision `record_decision` stored for a version, or None if it was never judged."""
+    from churnloop.evaluation import Decision
+
+    client = connect(settings)
+    run_id = model_version(settings, version).run_id
+    stored = {item.path for item in client.list_artifacts(run_id, DECISION_FOLDER)}
+    if DECISION_ARTIFACT not in stored:
+        return None
+    return Decision.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{DECISION_ARTIFACT}"))
+
+
+# -- moving @champion ---------------------------------------------------------------------
+
+
+def promote(
+    settings: Settings,
+    version: int,
+    *,
+    decision: Decision,
+    logical_date: dt.date,
+    force_reason: str | None = None,
+    dry_run: bool = False,
+) -> PromotionResult:
+    """Make ``version`` the champion if the gate blessed it (or a person forced it).
+
+    Never promotes in a dry run, nor a version whose data is older than the champion's, nor
+    in a run whose logical date precedes the end of the champion's data: a backfill must
+    not demote a model trained on newer data (forcing does not override this; `rollback`
+    is the deliberate way back). The decision (`record_decision`) and the outcome are
+    tagged on the version either way.
+    """
+    if force_reason is not None and not force_reason.strip():
+        raise ValueError("a forced promotion needs a reason")
+    client = connect(settings)
+    name, number, day = settings.model_name, str(version), _as_date(logical_date)
+    record_decision(settings, version, decision)
+    current = aliases(settings)
+    champion = current.get(CHAMPION)
+    refusal = _refusal(settings, version, champion, decision, day, force_reason)
+    kind = "promotion" if decision.blessed else "forced"
+    if dry_run:
+        outcome = refusal or f"would promote ({kind})"
+        refusal = f"dry run, nothing promoted; otherwise: {outcome}"
+    if refusal:
+        client.set_model_version_tag(name, number, PROMOTION_TAG, refusal)
+        previous = current.get(PREVIOUS_CHAMPION)
+        return PromotionResult(False, version, champion, previous, refusal)
+
+    if decision.blessed:
+        reason = "blessed by the evaluation gate"
+    else:
+        reason = f"forced: {force_reason}"
+        client.set_model_version_tag(name, number, FORCED_REASON_TAG, force_reason)
+    _move_champion(settings, version, champion, kind, reason, day)
+    client.set_model_version_tag(name, number, PROMOTION_TAG, reason)
+    return PromotionResult(True, version, version, champion, reason)
+
+
+def rollback(settings: Settings, to_version: int | None, reason: str) -> HistoryEntry:
+    """Serve an earlier version again: ``to_version``, or ``@previous-champion``.
+
+    The replaced champion becomes ``@previous-champion``, so a rollback can itself be
+    rolled back. Used by people (``churnloop rollback``) and by a failed deployment.
+    """
+    if not reason.strip():
+        raise ValueError("a rollback needs a reason")
+    current = aliases(settings)
+    champion = current.get(CHAMPION)
+    if champion is None:
+        raise DataError(f"model {settings.model_name!r} has no champion to roll back from")
+    target = to_version if to_version is not None else current.get(PREVIOUS_CHAMPION)
+    if target is None:
+        raise DataError(
+            f"model {settings.model_name!r} has no {PREVIOUS_CHAMPION}; name one with --to VERSION"
+        )
+    model_version(settings, target)
+    if target == champion:
+        raise DataError(f"version {target} of {settings.model_name!r} is already the champion")
+    return _move_champion(settings, target, champion, "rollback", reason, None)
+
+
+def champion_history(settings: Settings) -> list[HistoryEntry]:
+    """Every period a version was champion, oldest first."""
+    try:
+        tags = connect(settings).get_registered_model(settings.model_name).tags
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    events = [json.loads(tags[key]) for key in sorted(tags) if key.startswith(HISTORY_TAG_PREFIX)]
+    return [
+        HistoryEntry(
+            version=event["version"],
+            since=dt.datetime.fromisoformat(event["since"]),
+            until=dt.datetime.fromisoformat(successor["since"]) if successor else None,
+            kind=event["kind"],
+            reason=event["reason"],
+            replaced=event["replaced"],
+            logical_date=event["logical_date"],
+        )
+        for event, successor in itertools.pairwise([*events, None])
+    ]
+
+
+def _refusal(
+    settings: Settings,
+    version: int,
+    champion: int | None,
+    decision: Decision,
+    logical_date: dt.date,
+    force_reason: str | None,
+) -> str | None:
+    """Why ``version`` must not become champion, or None if it may."""
+    if champion == version:
+        return f"version {version} is already the champion"
+    if champion is not None:
+        champion_end = training_data_end(model_version(settings, champion))
+        challenger_end = training_data_end(model_version(settings, version))
+        older_data = (
+            challenger_end is not None
+            and champion_end is not None
+            and (challenger_end < champion_end)
+        )
+        if champion_end is not None and (logical_date < champion_end or older_data):
+            return (
+                f"stale: champion v{champion} was trained on data up to {champion_end}, newer than "
+                f"this run (logical date {logical_date}, data up to {challenger_end}); a backfill "
+                "never replaces it (use `churnloop rollback --to` to serve an older version)"
+            )
+    if decision.blessed or force_reason:
+        return None
+    failed = "; ".join(check.message for check in decision.failed_checks)
+    return f"rejected by the evaluation gate: {failed}"
+
+
+def _move_champion(
+    settings: Settings,
+    version: int,
+    replaced: int | None,
+    kind: str,
+    reason: str,
+    logical_date: dt.date | None,
+) -> HistoryEntry:
+    client = connect(settings)
+    name = settings.model_name
+    if replaced is not None:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(replaced))
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    since = dt.datetime.now(dt.UTC)
+    event = {
+        "version": version,
+        "since": since.isoformat(),
+        "kind": kind,
+        "reason": reason,
+        "replaced": replaced,
+        "logical_date": logical_date.isoformat() if logical_date else None,
+    }
+    key = f"{HISTORY_TAG_PREFIX}{since:%Y%m%dT%H%M%S%fZ}"
+    client.set_registered_model_tag(name, key, json.dumps(event))
+    return HistoryEntry(version, since, None, kind, reason, replaced, event["logical_date"])
+
+
+def _as_date(value: dt.date) -> dt.date:
+    """A logical date as a day; Airflow passes a datetime, a shell user a date."""
+    return value.date() if isinstance(value, dt.datetime) else value
