@@ -1,4 +1,4 @@
-"""The Airflow configuration of the embedded profile, derived from the settings.
+"""The environment of the embedded Airflow and its tasks, derived from the settings.
 
 `make airflow`, `make demo` and the tests all start Airflow through this one mapping.
 Variables already present in the environment win, so the production profile (for
@@ -31,5 +31,6 @@ def airflow_environment(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__BASE_URL": settings.airflow_api_url,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     return {name: environ.get(name, value) for name, value in defaults.items()}

@@ -68,11 +68,10 @@ def train(settings: Settings, plan: TrainingPlan, lineage: dict[str, str]) -> di
 
 
 def evaluate(settings: Settings, plan: TrainingPlan, trained: dict[str, Any]) -> dict[str, Any]:
-    """Judge the challenger against the champion on the same holdout; tag and card it."""
+    """Judge the challenger against the champion on the same holdout; tag the version."""
     from churnloop import registry
     from churnloop.evaluation import GateConfig
     from churnloop.evaluation import evaluate as judge
-    from churnloop.model_card import log_model_card
     from churnloop.training import split_by_time
 
     _, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
@@ -83,17 +82,18 @@ def evaluate(settings: Settings, plan: TrainingPlan, trained: dict[str, Any]) ->
     decision = judge(champion_model, challenger_model, holdout, gate)
     registry.record_decision(settings, trained["version"], decision)
     print(decision.as_table())
-    print(f"model card: {log_model_card(settings, trained['version'])}")
     return decision.to_dict()
 
 
 def promote(
     settings: Settings, plan: TrainingPlan, trained: dict[str, Any], decision: dict[str, Any]
 ) -> dict[str, Any]:
+    """Apply the decision, then log the model card, which tells both."""
     from dataclasses import asdict
 
     from churnloop import registry
     from churnloop.evaluation import Decision
+    from churnloop.model_card import log_model_card
 
     result = registry.promote(
         settings,
@@ -105,4 +105,5 @@ def promote(
     )
     verb = "promoted" if result.promoted else "not promoted"
     print(f"v{result.version} {verb}: {result.reason}")
+    print(f"model card: {log_model_card(settings, result.version)}")
     return asdict(result)

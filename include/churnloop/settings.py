@@ -21,7 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     """Where every part of the loop keeps its state, and the thresholds users tune."""
 
-    model_config = SettingsConfigDict(env_prefix="CHURNLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CHURNLOOP_", extra="ignore", env_parse_none_str="null"
+    )
 
     home: Path = Field(
         default=PROJECT_ROOT / ".churnloop",

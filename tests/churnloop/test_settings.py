@@ -30,3 +30,8 @@ def test_bad_value_names_the_variable(settings, monkeypatch):
     monkeypatch.setenv("CHURNLOOP_SERVING_PORT", "eighty")
     with pytest.raises(ValueError, match="serving_port"):
         get_settings()
+
+
+def test_optional_threshold_can_be_switched_off_from_the_environment(settings, monkeypatch):
+    monkeypatch.setenv("CHURNLOOP_GATE_MAX_SLICE_DROP", "null")
+    assert get_settings().gate_max_slice_drop is None
