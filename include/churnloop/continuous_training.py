@@ -1,48 +1,60 @@
 """The steps of a ``continuous_training`` run, one function per Airflow task.
 
 Each step reads what it needs from the lake or the registry and returns a small
-JSON-safe dict for the next task; nothing large travels through XCom. The training set is
-saved once per as-of day, so every later step (and a person re-running one) works on the
-very rows the challenger was trained and judged on.
+JSON-safe dict for the next task; nothing large travels through XCom. The training set
+takes the same road as daily data: staged under ``raw/training_sets/dt=<as-of>``, judged
+by its Great Expectations suite, then published to ``validated/`` or quarantined. Every
+later step (and a person re-running one) works on the very rows the challenger was
+trained and judged on.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from churnloop import storage
+from churnloop import schema, storage
 from churnloop.settings import Settings
 from churnloop.training_plan import TrainingPlan
 
-TRAINING_SETS = "training_sets"
-
 
 def save_training_set(settings: Settings, plan: TrainingPlan) -> str:
-    """Build the window's point-in-time training set (Feast) and keep it in the lake."""
+    """Build the window's point-in-time training set (Feast) and stage it for validation."""
     from churnloop.feature_store import training_set
 
     frame = training_set(settings, plan.window_start, plan.window_end)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    uri = storage.lake(settings).write_table(TRAINING_SETS, plan.as_of, table)
+    dataset = schema.raw_dataset(schema.TRAINING_SETS)
+    uri = storage.lake(settings).write_table(dataset, plan.as_of, table)
     print(f"training set: {len(frame):,} labelled snapshots {plan.window_start}..{plan.window_end}"
           f" -> {uri}")  # fmt: skip
     return uri
 
 
 def load_training_set(settings: Settings, plan: TrainingPlan) -> pd.DataFrame:
-    return storage.lake(settings).read_table(TRAINING_SETS, plan.as_of).to_pandas()
+    """The validated training set of the run; only what passed its suite is ever read."""
+    dataset = schema.validated_dataset(schema.TRAINING_SETS)
+    return storage.lake(settings).read_table(dataset, plan.as_of).to_pandas()
 
 
 def check_training_set(settings: Settings, plan: TrainingPlan) -> str | None:
-    """Run the ``training_set`` suite; raises ``DataValidationError`` naming each failure."""
-    from churnloop.validation import validate_training_set
+    """Run the ``training_sets`` suite; returns its Data Docs URL.
 
-    frame = load_training_set(settings, plan)
-    return validate_training_set(settings, frame, plan.as_of)
+    Raises ``DataValidationError`` naming each failed expectation; the set is then in
+    quarantine with its result.
+    """
+    from churnloop.validation import validate_partition
+
+    window = {
+        "window_start": pd.Timestamp(plan.window_start, tz="UTC"),
+        "window_end": pd.Timestamp(plan.window_end + dt.timedelta(days=1), tz="UTC"),
+    }
+    outcome = validate_partition(settings, schema.TRAINING_SETS, plan.as_of, window)
+    return outcome.data_docs_url
 
 
 def train(settings: Settings, plan: TrainingPlan, lineage: dict[str, str]) -> dict[str, Any]:

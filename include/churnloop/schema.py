@@ -16,6 +16,8 @@ LABEL_DELAY_DAYS = 30
 
 SNAPSHOTS = "customer_snapshots"
 LABELS = "churn_labels"
+TRAINING_SETS = "training_sets"
+"""Point-in-time training sets of continuous_training, one partition per as-of day."""
 
 SNAPSHOT_SCHEMA = pa.schema(
     [

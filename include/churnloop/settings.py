@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         },
         description="LightGBM parameters of the challenger (JSON in CHURNLOOP_MODEL_PARAMS).",
     )
+    training_min_rows: int = Field(
+        default=1_000, ge=1, description="Fewest labelled snapshots a training set may have."
+    )
+    training_min_positive_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Lowest share of churners a training set may have."
+    )
+    training_max_positive_rate: float = Field(
+        default=0.6, ge=0, le=1, description="Highest share of churners a training set may have."
+    )
     reference_max_rows: int = Field(
         default=20_000, ge=100, description="Rows of the holdout kept as the drift reference."
     )

@@ -14,8 +14,10 @@ REPORT_LINK_KEY = "churnloop_report_url"
 """XCom key the plugin's "Report" extra link reads (Data Docs, drift report, ...)."""
 
 
-def publish_report_link(url: str) -> None:
+def publish_report_link(url: str | None) -> None:
     """Show ``url`` as the running task's extra link, even if the task then fails."""
+    if not url:
+        return
     from airflow.sdk import get_current_context
 
     get_current_context()["ti"].xcom_push(key=REPORT_LINK_KEY, value=url)

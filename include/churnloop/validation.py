@@ -82,13 +82,19 @@ class PartitionQuarantined(DataValidationError):
         self.report_url = outcome.data_docs_url
 
 
-def validate_partition(settings: Settings, dataset: str, day: dt.date) -> ValidationOutcome:
+def validate_partition(
+    settings: Settings,
+    dataset: str,
+    day: dt.date,
+    parameters: dict[str, Any] | None = None,
+) -> ValidationOutcome:
     """Run ``dataset``'s suite on ``raw/<dataset>/dt=day``; publish it or quarantine it.
 
+    ``parameters`` adds run-time bounds only the caller knows (a training window).
     Returns the outcome when the day passed (its data is then in ``validated/``). Raises
     PartitionQuarantined (a DataValidationError) when it did not.
     """
-    parameters = suite_parameters(settings, dataset, day)
+    parameters = {**suite_parameters(settings, dataset, day), **(parameters or {})}
     store = lake(settings)
     table = store.read_table(schema.raw_dataset(dataset), day)
     try:
@@ -124,8 +130,14 @@ def suite_parameters(settings: Settings, dataset: str, day: dt.date) -> dict[str
     elif dataset == schema.LABELS:
         snapshot_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
         bounds = {}
+    elif dataset == schema.TRAINING_SETS:
+        return {
+            "min_rows": settings.training_min_rows,
+            "min_positive_rate": settings.training_min_positive_rate,
+            "max_positive_rate": settings.training_max_positive_rate,
+        }
     else:
-        known = (schema.SNAPSHOTS, schema.LABELS)
+        known = (schema.SNAPSHOTS, schema.LABELS, schema.TRAINING_SETS)
         raise ValueError(f"no validation suite for dataset {dataset!r}; known: {known}")
     start = pd.Timestamp(snapshot_day, tz="UTC")
     return {"day_start": start, "day_end": start + pd.Timedelta(days=1), **bounds}
