@@ -36,7 +36,7 @@ demo: $(SYNCED)  ## The whole loop on the embedded default, then a summary
 	$(BIN)/churnloop demo
 
 airflow: $(SYNCED)  ## Airflow UI and scheduler on the embedded default (http://localhost:8080)
-	$(AIRFLOW_ENV) && $(BIN)/airflow db migrate >/dev/null && exec $(BIN)/airflow standalone
+	$(AIRFLOW_ENV) && churnloop airflow-setup >/dev/null && exec airflow standalone
 
 lint: $(SYNCED)  ## ruff
 	$(BIN)/ruff check .

@@ -3,8 +3,12 @@
 
 Takes the day's drops from the landing zone (customer snapshots, and the churn labels
 that mature that day), stages them in the lake, validates them with Great Expectations,
-and publishes what passes to `validated/`. Catchup is on: each run handles exactly its
-own logical day, so backfills are normal use (*Trigger → Backfill* in the UI, or
+and publishes what passes to `validated/`. From validated snapshots it builds the day's
+features (`features/customer_features/`, the Feast offline source) and materializes them
+into the online store, then emits the asset `customer_features`.
+
+Catchup is on: each run handles exactly its own logical day, so backfills are normal
+use (*Trigger → Backfill* in the UI, or
 `airflow backfill create --dag-id customer_data --from-date … --to-date …`).
 
 **When a run fails**
@@ -13,6 +17,9 @@ own logical day, so backfills are normal use (*Trigger → Backfill* in the UI, 
   the path. Get upstream to (re)deliver the file, then *Clear* the task.
 - `ingest_*` red after retries: the lake or landing zone was unreachable. Check
   storage, then *Clear*.
+- `build_features` or `materialize_features` red after retries: the lake or the
+  online store (Redis in production) was unreachable; *Clear* once it is back.
+  Materializing runs in the pool `feast` (one slot: a file registry has no lock).
 - `validate_*` red: the data broke an expectation. It was moved to `quarantine/` with
   its validation result, and the log lists each failed expectation with examples.
   Open the task's **Report** extra link (Data Docs), fix upstream, re-deliver, then
@@ -26,11 +33,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
+from churnloop.airflow_env import FEAST_POOL
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
+CUSTOMER_FEATURES = Asset("customer_features")
 INFRA_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
 NO_RETRIES = {"retries": 0}
 
@@ -65,7 +74,31 @@ def customer_data():
     def validate_labels(staged: dict) -> dict:
         return _validate(staged)
 
-    validate_snapshots(ingest_snapshots())
+    @task(doc_md="The day's features from validated snapshots (rolling 7/30/90-day "
+          "aggregates, ratios, recency), written to the Feast offline source.")
+    def build_features(validated: dict) -> str:
+        from churnloop.feature_store import build_feature_partition
+        from churnloop.task_support import data_errors_fail_fast
+
+        with data_errors_fail_fast():
+            return build_feature_partition(get_settings(), dt.date.fromisoformat(validated["day"]))
+
+    @task(doc_md="Register the Feast definitions and write the day (with a small overlap for "
+          "late rows) to the online store.", pool=FEAST_POOL, outlets=[CUSTOMER_FEATURES])
+    def materialize_features(ds: str | None = None) -> dict:
+        from churnloop.feature_store import apply_definitions, materialize_day
+        from churnloop.task_support import data_errors_fail_fast
+
+        settings = get_settings()
+        with data_errors_fail_fast():
+            apply_definitions(settings)
+            stats = materialize_day(settings, dt.date.fromisoformat(ds))
+        print(f"materialized {stats.rows_written:,} rows of {stats.days} "
+              f"({stats.rows_per_second:,.0f} rows/s)")  # fmt: skip
+        return {"days": [d.isoformat() for d in stats.days], "rows": stats.rows_written}
+
+    features = build_features(validate_snapshots(ingest_snapshots()))
+    features >> materialize_features()
     validate_labels(ingest_labels())
 
 

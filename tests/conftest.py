@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from churnloop.airflow_env import airflow_environment
+from churnloop.airflow_env import airflow_environment, prepare_airflow
 from churnloop.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,14 +74,13 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """A migrated SQLite metadata DB shared by the session's ``dag.test()`` runs."""
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-    )
-    assert result.returncode == 0, f"airflow db migrate failed:\n{result.stderr[-3000:]}"
+    """A migrated SQLite metadata DB (with the pools) shared by the session's DAG runs."""
+    log = _SESSION_DIR / "airflow-setup.log"
+    with log.open("w") as output:
+        try:
+            prepare_airflow(Settings(home=_SESSION_DIR), output)
+        except RuntimeError as error:
+            pytest.fail(f"{error}:\n{log.read_text()[-3000:]}")
     return Path(os.environ["AIRFLOW_HOME"])
 
 

@@ -9,11 +9,16 @@ environment alone.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from typing import IO
 
 from churnloop.settings import Settings
 
 PARALLELISM = 4
 """`airflow standalone` would start ~32 workers on 2 cores; four keep the machine usable."""
+
+FEAST_POOL = "feast"
 
 
 def airflow_environment(
@@ -34,3 +39,29 @@ def airflow_environment(
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     return {name: environ.get(name, value) for name, value in defaults.items()}
+
+
+def pools(settings: Settings) -> dict[str, tuple[int, str]]:
+    """Airflow pools the DAGs use: name -> (slots, description)."""
+    return {
+        FEAST_POOL: (
+            settings.feast_pool_slots,
+            "Feast registry writes; a file registry has no cross-process lock",
+        ),
+    }
+
+
+def prepare_airflow(settings: Settings, output: IO[str] | None = None) -> None:
+    """Point this process at the embedded Airflow, migrate its DB, create the pools."""
+    os.environ.update(airflow_environment(settings))
+    os.makedirs(os.environ["AIRFLOW_HOME"], exist_ok=True)
+    airflow = [sys.executable, "-m", "airflow"]
+    commands = [[*airflow, "db", "migrate"]]
+    commands += [
+        [*airflow, "pools", "set", name, str(slots), description]
+        for name, (slots, description) in pools(settings).items()
+    ]
+    for command in commands:
+        result = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, text=True)
+        if result.returncode:
+            raise RuntimeError(f"{' '.join(command[2:])} failed (exit {result.returncode})")

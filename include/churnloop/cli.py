@@ -19,6 +19,14 @@ def _airflow_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Run the model server (uvicorn) on serving_host:serving_port until interrupted."""
+    from churnloop.serving import run_server
+
+    run_server(get_settings())
+    return 0
+
+
 def _feast_yaml(args: argparse.Namespace) -> int:
     """Render feature_repo/feature_store.yaml for the ``feast`` CLI and UI."""
     from churnloop.feature_store import write_feature_store_yaml
@@ -184,6 +192,14 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _airflow_setup(args: argparse.Namespace) -> int:
+    """Migrate the embedded Airflow DB and create the pools the DAGs use."""
+    from churnloop.airflow_env import prepare_airflow
+
+    prepare_airflow(get_settings(), sys.stdout)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Simulate, run the DAGs on the embedded default, print what happened and where to look."""
     from churnloop.demo import DemoPlan, render_summary, run_demo
@@ -200,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = commands.add_parser("airflow-env", help="print the embedded Airflow environment")
     env.set_defaults(handler=_airflow_env)
+    setup = commands.add_parser("airflow-setup", help="migrate Airflow's DB and create pools")
+    setup.set_defaults(handler=_airflow_setup)
 
     demo = commands.add_parser("demo", help="run the whole loop on the embedded default")
     demo.add_argument("--days", type=int, default=10, help="days to simulate and run")
@@ -207,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     # Each module's commands are added below, one block per module.
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the model server: serves @champion, follows the alias, logs predictions",
+        description="FastAPI on uvicorn at CHURNLOOP_SERVING_HOST:CHURNLOOP_SERVING_PORT "
+        "(default 127.0.0.1:8000); OpenAPI docs at /docs.",
+    )
+    serve.set_defaults(handler=_serve)
 
     feast_yaml = commands.add_parser(
         "feast-yaml", help="render feature_repo/feature_store.yaml from the settings"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnloop import schema, storage
-from churnloop.airflow_env import airflow_environment
+from churnloop.airflow_env import prepare_airflow
 from churnloop.settings import Settings
 
 STATE_DIRS = ("landing", "lake", "mlflow", "feast")
@@ -60,7 +59,9 @@ def run_demo(settings: Settings, plan: DemoPlan, say: Callable[[str], None] = pr
     simulate(settings, plan.start, plan.days, plan.customers, scenario, seed=plan.seed,
              progress=lambda line: None)  # fmt: skip
 
-    _prepare_airflow(settings, log_file)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("w") as log:
+        prepare_airflow(settings, log)
     summary = DemoSummary(log_file=log_file)
     with _airflow_output_to(log_file):
         dag = _load_dag(settings, "customer_data")
@@ -113,18 +114,6 @@ def _reset_state(settings: Settings, say: Callable[[str], None]) -> None:
     for name in STATE_DIRS:
         shutil.rmtree(settings.home / name, ignore_errors=True)
     say(f"Demo state in {settings.home} (landing, lake, MLflow and Feast reset)")
-
-
-def _prepare_airflow(settings: Settings, log_file: Path) -> None:
-    """Point this process at the embedded Airflow and make sure its DB is migrated."""
-    os.environ.update(airflow_environment(settings))
-    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("w") as log:
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            stdout=log, stderr=subprocess.STDOUT, check=True,
-        )  # fmt: skip
 
 
 def _load_dag(settings: Settings, dag_id: str):

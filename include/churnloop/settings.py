@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     )
 
     # -- features --------------------------------------------------------------------------
+    feast_pool_slots: int = Field(
+        default=1, ge=1, description="Slots of the Airflow pool for Feast writes (1 for a file "
+        "registry; more with the SQL registry).",
+    )
     feature_ttl_days: int = Field(
         default=2,
         ge=1,

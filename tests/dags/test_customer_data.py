@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from churnloop import schema, storage
+from churnloop import features, schema, storage
 from churnloop.simulation import Scenario, simulate
 
 pytestmark = pytest.mark.airflow
@@ -36,6 +36,7 @@ def read(settings, dataset: str, day: dt.date):
 
 def test_days_are_published_and_reruns_are_identical(dag, settings):
     simulate(settings, START, days=2, customers=CUSTOMERS, scenario=Scenario())
+    events_before = _customer_features_events()
     for day in (START, START + dt.timedelta(days=1)):
         states = run_day(dag, day)
         assert set(states.values()) == {"success"}, states
@@ -45,9 +46,33 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     first = read(settings, validated, START)
     assert first.num_rows == CUSTOMERS
 
+    assert lake.partitions(features.DATASET) == [START, START + dt.timedelta(days=1)]
+    emitted = _customer_features_events() - events_before
+    assert emitted == 2, "each published day emits customer_features"
+    from churnloop.feature_store import online_features
+
+    online = online_features(settings, [1, 2])
+    assert len(online) == 2 and online["plan"].notna().all(), "materialized to the online store"
+
     assert set(run_day(dag, START).values()) == {"success"}
     assert read(settings, validated, START).equals(first)
     assert len(list(lake.list_files(f"{validated}/dt={START}"))) == 1, "re-run duplicated"
+    assert read(settings, features.DATASET, START).num_rows == CUSTOMERS
+
+
+def _customer_features_events() -> int:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        query = (
+            select(func.count())
+            .select_from(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "customer_features")
+        )
+        return session.scalar(query)
 
 
 VALIDATION_BREAKS = ["renamed_column", "missing_column", "extra_column", "wrong_type",
@@ -69,8 +94,10 @@ def test_broken_drop_is_quarantined_and_stops_the_day(dag, settings, kind, capfd
     assert states["ingest_snapshots"] == "success"
     assert states["validate_snapshots"] == "failed", states
     assert states["validate_labels"] == "success", "labels of the day are independent"
+    assert states["build_features"] == states["materialize_features"] == "upstream_failed"
     lake = storage.lake(settings)
     assert lake.partitions(schema.validated_dataset(schema.SNAPSHOTS)) == []
+    assert lake.partitions(features.DATASET) == [], "quarantined data reached features"
     quarantined = read(settings, schema.quarantine_dataset(schema.SNAPSHOTS), START)
     assert quarantined.num_rows == rows_in, "rows in = rows validated + rows quarantined"
     quarantine_dir = f"{schema.quarantine_dataset(schema.SNAPSHOTS)}/dt={START}"
