@@ -1,0 +1,168 @@
+"""The continuous_training DAG run for real (``dag.test()``): real Feast, GX, MLflow and a
+real model server over HTTP, on simulated days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+from churnloop import features, registry, schema, storage
+from churnloop.simulation import Scenario, generate_labels, generate_snapshots
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+START = dt.date(2026, 1, 1)
+DAYS = 26
+CUSTOMERS = 400
+CONCEPT_DRIFT = Scenario("concept_drift", drift_start=START + dt.timedelta(days=14), ramp_days=1)
+TOKEN = "deploy-test-token"
+FAST_MODEL = '{"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20, "n_jobs": 1}'
+
+
+def publish_days(settings, scenario: Scenario) -> None:
+    """What customer_data leaves in the lake: validated days, their features, their labels."""
+    from churnloop.feature_store import apply_definitions
+
+    lake = storage.lake(settings)
+    days = [START + dt.timedelta(days=offset) for offset in range(DAYS)]
+    history = []
+    for day in days:
+        snapshot = generate_snapshots(day, CUSTOMERS, scenario=scenario)
+        lake.write_table(schema.validated_dataset(schema.SNAPSHOTS), day, snapshot)
+        history.append(snapshot.to_pandas())
+        arrival = day + dt.timedelta(days=schema.LABEL_DELAY_DAYS)
+        labels = generate_labels(day, CUSTOMERS, scenario=scenario)
+        lake.write_table(schema.validated_dataset(schema.LABELS), arrival, labels)
+    import pandas as pd
+
+    frame = pd.concat(history, ignore_index=True)
+    for day in days:
+        rows = features.build_features(frame, day)
+        table = pa.Table.from_pandas(rows, schema=features.TABLE_SCHEMA, preserve_index=False)
+        lake.write_table(features.DATASET, day, table)
+    apply_definitions(settings)
+
+
+@pytest.fixture
+def served(settings, monkeypatch):
+    """A model server on a free port, following the registry of this test's home."""
+    import uvicorn
+
+    from churnloop.serving import create_app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("CHURNLOOP_SERVING_PORT", str(port))
+    monkeypatch.setenv("CHURNLOOP_SERVING_ADMIN_TOKEN", TOKEN)
+    monkeypatch.setenv("CHURNLOOP_MODEL_PARAMS", FAST_MODEL)
+    monkeypatch.setenv("CHURNLOOP_DEPLOY_START_SERVER", "false")
+    from churnloop.settings import get_settings
+
+    server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.started, "model server did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+    listener.close()
+
+
+@pytest.fixture
+def dag(airflow_db, settings):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(settings.dags_dir / "continuous_training.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["continuous_training"]
+
+
+def run(dag, as_of: dt.date, **params):
+    """One run as of ``as_of``; every Param is given, since dag.test keeps a run's conf."""
+    logical = dt.datetime.combine(as_of, dt.time(3), tzinfo=dt.UTC)
+    conf = {"training_window_days": 10, "holdout_days": 3, "dry_run": False,
+            "force_promote": False, "reason": "", "min_roc_auc": 0.65, **params}  # fmt: skip
+    result = dag.test(logical_date=logical, run_conf=conf)
+    return {ti.task_id: ti.state for ti in result.get_task_instances()}
+
+
+def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
+    import httpx
+
+    from churnloop.settings import get_settings
+
+    publish_days(settings, CONCEPT_DRIFT)
+    first_as_of = START + dt.timedelta(days=41)  # window: snapshots of Jan 1..Jan 10
+
+    states = run(dag, first_as_of)
+
+    assert set(states.values()) == {"success"}, states
+    current = get_settings()
+    v1 = registry.champion_version(current)
+    assert v1 is not None and int(v1.version) == 1
+    assert v1.tags["gate.decision"] == "blessed"
+    assert v1.tags["gate.max_auc_drop_abs"].startswith("skipped"), "bootstrap skips changes"
+    assert httpx.get(f"{served}/model").json()["version"] == 1, "deploy made the server serve v1"
+
+    second_as_of = START + dt.timedelta(days=51)  # window Jan 11..Jan 20: concept drift inside
+    states = run(dag, second_as_of)
+
+    v2 = registry.model_version(current, 2)
+    decision = v2.tags["gate.decision"]
+    assert decision in ("blessed", "rejected")
+    assert v2.tags["promotion"], "the outcome is recorded on the version"
+    champion = int(registry.champion_version(current).version)
+    if decision == "blessed":
+        assert champion == 2 and states["deploy_champion"] == "success"
+        assert httpx.get(f"{served}/model").json()["version"] == 2
+    else:
+        assert champion == 1 and states["deploy_champion"] == "skipped"
+        assert any(value.startswith("failed") for key, value in v2.tags.items()
+                   if key.startswith("gate."))  # fmt: skip
+
+    forced = run(dag, second_as_of + dt.timedelta(days=1), min_roc_auc=0.999,
+                 force_promote=True, reason="test: force v3 past a gate it fails")  # fmt: skip
+    assert forced["deploy_champion"] == "success"
+    assert int(registry.champion_version(current).version) == 3
+    v3 = registry.model_version(current, 3)
+    assert v3.tags["gate.decision"] == "rejected"
+    assert v3.tags["promotion.forced_reason"] == "test: force v3 past a gate it fails"
+
+    registry.rollback(current, to_version=None, reason="test: back to the previous champion")
+    assert int(registry.champion_version(current).version) == champion
+    history = registry.champion_history(current)
+    assert [entry.kind for entry in history][-2:] == ["forced", "rollback"]
+
+
+def test_dry_run_and_stale_backfill_promote_nothing(dag, settings, served):
+    from churnloop.settings import get_settings
+
+    publish_days(settings, Scenario())
+    late = START + dt.timedelta(days=51)
+    assert run(dag, late)["deploy_champion"] == "success"
+    current = get_settings()
+
+    dry = run(dag, late + dt.timedelta(days=1), dry_run=True)
+    assert dry["promote_challenger"] == "success" and dry["deploy_champion"] == "skipped"
+    assert registry.model_version(current, 2).tags["promotion"].startswith("dry run")
+
+    backfill = run(dag, START + dt.timedelta(days=41))  # older than the champion's data
+    assert backfill["deploy_champion"] == "skipped"
+    assert int(registry.champion_version(current).version) == 1
+    assert registry.model_version(current, 3).tags["promotion"].startswith("stale")
+
+
+def test_forcing_without_a_reason_fails_before_any_work(dag, settings):
+    states = run(dag, START + dt.timedelta(days=41), force_promote=True, reason="")
+    assert states["plan"] == "failed"
+    assert states["train_challenger"] == "upstream_failed"
