@@ -5,77 +5,16 @@ real model server over HTTP, on simulated days.
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import threading
-import time
 
-import pyarrow as pa
 import pytest
+from dag_support import START, publish_days
 
-from churnloop import features, registry, schema, storage
-from churnloop.simulation import Scenario, generate_labels, generate_snapshots
+from churnloop import registry
+from churnloop.simulation import Scenario
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-START = dt.date(2026, 1, 1)
-DAYS = 26
-CUSTOMERS = 400
 CONCEPT_DRIFT = Scenario("concept_drift", drift_start=START + dt.timedelta(days=14), ramp_days=1)
-TOKEN = "deploy-test-token"
-FAST_MODEL = '{"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20, "n_jobs": 1}'
-
-
-def publish_days(settings, scenario: Scenario) -> None:
-    """What customer_data leaves in the lake: validated days, their features, their labels."""
-    from churnloop.feature_store import apply_definitions
-
-    lake = storage.lake(settings)
-    days = [START + dt.timedelta(days=offset) for offset in range(DAYS)]
-    history = []
-    for day in days:
-        snapshot = generate_snapshots(day, CUSTOMERS, scenario=scenario)
-        lake.write_table(schema.validated_dataset(schema.SNAPSHOTS), day, snapshot)
-        history.append(snapshot.to_pandas())
-        arrival = day + dt.timedelta(days=schema.LABEL_DELAY_DAYS)
-        labels = generate_labels(day, CUSTOMERS, scenario=scenario)
-        lake.write_table(schema.validated_dataset(schema.LABELS), arrival, labels)
-    import pandas as pd
-
-    frame = pd.concat(history, ignore_index=True)
-    for day in days:
-        rows = features.build_features(frame, day)
-        table = pa.Table.from_pandas(rows, schema=features.TABLE_SCHEMA, preserve_index=False)
-        lake.write_table(features.DATASET, day, table)
-    apply_definitions(settings)
-
-
-@pytest.fixture
-def served(settings, monkeypatch):
-    """A model server on a free port, following the registry of this test's home."""
-    import uvicorn
-
-    from churnloop.serving import create_app
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    monkeypatch.setenv("CHURNLOOP_SERVING_PORT", str(port))
-    monkeypatch.setenv("CHURNLOOP_SERVING_ADMIN_TOKEN", TOKEN)
-    monkeypatch.setenv("CHURNLOOP_MODEL_PARAMS", FAST_MODEL)
-    monkeypatch.setenv("CHURNLOOP_DEPLOY_START_SERVER", "false")
-    from churnloop.settings import get_settings
-
-    server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started, "model server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    listener.close()
 
 
 @pytest.fixture
@@ -101,7 +40,7 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
 
     from churnloop.settings import get_settings
 
-    publish_days(settings, CONCEPT_DRIFT)
+    publish_days(settings, CONCEPT_DRIFT, days=26)
     first_as_of = START + dt.timedelta(days=41)  # window: snapshots of Jan 1..Jan 10
 
     states = run(dag, first_as_of)
@@ -147,7 +86,7 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
 def test_dry_run_and_stale_backfill_promote_nothing(dag, settings, served):
     from churnloop.settings import get_settings
 
-    publish_days(settings, Scenario())
+    publish_days(settings, Scenario(), days=26)
     late = START + dt.timedelta(days=51)
     assert run(dag, late)["deploy_champion"] == "success"
     current = get_settings()
