@@ -42,34 +42,34 @@ CHURN_DRIFT = Asset("churn_drift")
     doc_md=__doc__,
 )
 def drift_report():
-    @task(doc_md="Drift of the day vs the champion's reference; saves the Evidently report.")
+    @task(doc_md="Drift of the day vs the champion's reference; saves the Evidently report "
+          "and decides whether it may trigger retraining (deduplication).")
     def check_drift(ds: str | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from churnloop.drift_monitoring import check_day
+        from churnloop.drift_monitoring import check_day, suppression
         from churnloop.task_support import data_errors_fail_fast, publish_report_link
 
+        settings = get_settings()
         with data_errors_fail_fast():
-            report = check_day(get_settings(), dt.date.fromisoformat(ds))
+            report = check_day(settings, dt.date.fromisoformat(ds))
         if report is None:
             raise AirflowSkipException("no champion yet: nothing to compare with")
         publish_report_link(report.report_url)
-        print("\n".join(report.notes))
-        return report.to_dict()
+        active = get_current_context()["ti"].get_dr_count(
+            dag_id="continuous_training", states=["queued", "running"]
+        )
+        suppressed = suppression(settings, report, active)
+        print("\n".join([*report.notes, f"trigger: {suppressed or 'yes'}"]))
+        return {**report.to_dict(), "suppressed": suppressed}
 
     @task(outlets=[CHURN_DRIFT], doc_md="Emit `churn_drift` unless deduplicated.")
     def emit_churn_drift(report: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from churnloop.drift_monitoring import DayReport, suppression
-
+        if report["suppressed"]:
+            raise AirflowSkipException(f"churn_drift not emitted: {report['suppressed']}")
         context = get_current_context()
-        active = context["ti"].get_dr_count(
-            dag_id="continuous_training", states=["queued", "running"]
-        )
-        reason = suppression(get_settings(), DayReport(**report), active)
-        if reason:
-            raise AirflowSkipException(f"churn_drift not emitted: {reason}")
         extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report")}
         extra["scores"] = {column: round(report["scores"][column], 4)
                            for column in report["drifted_columns"]}  # fmt: skip

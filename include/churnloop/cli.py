@@ -204,9 +204,8 @@ def _demo(args: argparse.Namespace) -> int:
     """Simulate, run the DAGs on the embedded default, print what happened and where to look."""
     from churnloop.demo import DemoPlan, render_summary, run_demo
 
-    settings = get_settings()
-    summary = run_demo(settings, DemoPlan(days=args.days, customers=args.customers))
-    print(render_summary(settings, summary))
+    summary = run_demo(DemoPlan(days=args.days, customers=args.customers))
+    print(render_summary(summary))
     return 0
 
 
@@ -220,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(handler=_airflow_setup)
 
     demo = commands.add_parser("demo", help="run the whole loop on the embedded default")
-    demo.add_argument("--days", type=int, default=10, help="days to simulate and run")
+    demo.add_argument("--days", type=int, default=50, help="days to simulate and run")
     demo.add_argument("--customers", type=int, default=2_000, help="customers per day")
     demo.set_defaults(handler=_demo)
 

@@ -233,7 +233,9 @@ class Settings(BaseSettings):
         default=0.5, gt=0, le=1, description="Share of drifted columns that is dataset drift."
     )
     drift_important_columns: list[str] = Field(
-        default=[], description="Columns whose drift alone triggers retraining (JSON list)."
+        default=["age", "monthly_charges", "plan", "contract", "region"],
+        description="Columns whose drift alone triggers retraining (JSON list): who the "
+        "customers are, which rolling aggregates do not change as history accumulates.",
     )
     drift_report_sample_rows: int = Field(
         default=50_000, ge=1_000, description="Rows per side the Evidently HTML is drawn from."
