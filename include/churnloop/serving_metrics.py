@@ -1,0 +1,118 @@
+"""Prometheus metrics of the model server, in a registry of its own per app.
+
+A per-app ``CollectorRegistry`` (not the process-global default) lets tests and
+benchmarks build several apps in one process. Request count and latency are recorded
+for every request by `MetricsMiddleware`, a plain ASGI middleware (Starlette's
+``BaseHTTPMiddleware`` costs far more per request), labelled by the matched route and
+the champion version serving at the time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+SCORE_BUCKETS = tuple(step / 20 for step in range(1, 21))
+NO_MODEL = "none"
+
+
+class ServingMetrics:
+    """Every metric the server exports, registered in ``self.registry``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "churnloop_requests",
+            "HTTP requests by route, status and champion version",
+            ["endpoint", "status", "model_version"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "churnloop_request_duration_seconds",
+            "Time to answer a request, by route",
+            ["endpoint", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "churnloop_prediction_score",
+            "Churn probabilities served (champion) or shadowed",
+            ["model_version", "role"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "churnloop_errors",
+            "Failures by kind (validation, unknown_customer, online_store, "
+            "model, shadow, model_load, prediction_log)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "churnloop_model_version",
+            "Version served per alias (0: none)",
+            ["alias"],
+            registry=self.registry,
+        )
+        self.model_loads = Counter(
+            "churnloop_model_loads",
+            "Model load attempts by alias and outcome",
+            ["alias", "outcome"],
+            registry=self.registry,
+        )
+        self.logged_rows = Counter(
+            "churnloop_prediction_log_rows",
+            "Prediction log rows written to the lake",
+            registry=self.registry,
+        )
+        self.dropped_rows = Counter(
+            "churnloop_prediction_log_dropped_rows",
+            "Prediction log rows dropped unwritten",
+            registry=self.registry,
+        )
+
+    def record_load(self, alias: str, version: int, error: str | None) -> None:
+        self.model_loads.labels(alias, "failure" if error else "success").inc()
+        if error is None:
+            self.model_version.labels(alias).set(version)
+        else:
+            self.errors.labels("model_load").inc()
+
+    def record_dropped(self, rows: int) -> None:
+        self.dropped_rows.inc(rows)
+        self.errors.labels("prediction_log").inc()
+
+
+class MetricsMiddleware:
+    """Counts and times every request; ``version`` names the champion serving right now."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics, version: Callable[[], str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.version = version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            version = self.version()
+            self.metrics.requests.labels(endpoint, str(status), version).inc()
+            self.metrics.latency.labels(endpoint, version).observe(time.perf_counter() - started)

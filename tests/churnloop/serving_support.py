@@ -1,0 +1,178 @@
+"""Shared by the serving and deployment tests: a home with small real models and the
+lake's feature partitions, built once per process and copied into each test's home, and a
+real server (uvicorn on a free loopback port, in a thread of the test process).
+
+The template's registry holds: v1 and v2, two models trained on the feature service's
+columns (they score differently); v3, whose artifact is corrupt (its skops file is
+garbage); v4, a pipeline that loads but was never fitted. A copy's registry rows still
+point at the template's artifacts, which no test changes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import functools
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import pandas as pd
+import pyarrow as pa
+import pytest
+import uvicorn
+from training_support import LINEAGE, with_empty_mlflow
+
+from churnloop import features, registry, storage
+from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.settings import Settings
+from churnloop.simulation import generate_labels, generate_snapshots
+from churnloop.training import build_pipeline, split_by_time, train_challenger
+
+FIRST_DAY = dt.date(2026, 3, 1)
+DAYS = 6
+CUSTOMERS = 300
+LAST_DAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+FEATURES = list(features.FEATURE_SCHEMA.names)
+PARAMS = {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 20, "n_jobs": 1}
+GOOD, OTHER, CORRUPT, UNFITTED = 1, 2, 3, 4
+
+
+def labelled_features(settings: Settings) -> pd.DataFrame:
+    """Every day's feature partition written to the lake, joined with the day's labels."""
+    lake = storage.lake(settings)
+    days = [FIRST_DAY + dt.timedelta(days=offset) for offset in range(DAYS)]
+    history = pd.concat([generate_snapshots(day, CUSTOMERS).to_pandas() for day in days])
+    frames = []
+    for day in days:
+        rows = features.build_features(history, day)
+        table = pa.Table.from_pandas(rows, schema=features.TABLE_SCHEMA, preserve_index=False)
+        lake.write_table(features.DATASET, day, table)
+        labels = generate_labels(day, CUSTOMERS).to_pandas()
+        frames.append(rows.merge(labels, on=[ENTITY, TIMESTAMP], validate="one_to_one"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _train(settings: Settings, frame: pd.DataFrame, n_estimators: int) -> int:
+    train, holdout = split_by_time(frame, holdout_days=2)
+    trained = train_challenger(
+        settings,
+        train,
+        holdout,
+        feature_names=FEATURES,
+        feature_service=features.FEATURE_SERVICE,
+        lineage=LINEAGE,
+        params={**PARAMS, "n_estimators": n_estimators},
+    )
+    return trained.version
+
+
+def _register_unfitted(settings: Settings) -> int:
+    """A version whose pipeline deserializes fine but was never fitted."""
+    client = registry.connect(settings)
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment).experiment_id
+    pipeline = build_pipeline(["age"], ["plan"], PARAMS, seed=1)
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            registered_model_name=settings.model_name,
+            pip_requirements=["lightgbm"],
+            skops_trusted_types=registry.SKOPS_TRUSTED_TYPES,
+        )
+    return int(info.registered_model_version)
+
+
+def _corrupt(settings: Settings, version: int) -> None:
+    client = registry.connect(settings)
+    location = Path(client.get_model_version_download_uri(settings.model_name, str(version)))
+    for path in location.rglob("*.skops"):
+        path.write_bytes(b"not a skops file")
+
+
+def isolated_settings(home: Path) -> Settings:
+    """Embedded-profile settings rooted at ``home``, whatever ``CHURNLOOP_*`` variables say
+    (module-scoped set-up runs before the per-test ``settings`` fixture clears them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("CHURNLOOP_")]:
+            patch.delenv(name)
+        return Settings(home=home)
+
+
+@functools.cache
+def template_home() -> Path:
+    """The models and feature partitions every test starts from (built once per process)."""
+    home = Path(tempfile.mkdtemp(prefix="churnloop-serving-"))
+    atexit.register(shutil.rmtree, home, True)
+    settings = with_empty_mlflow(isolated_settings(home))
+    frame = labelled_features(settings)
+    versions = [_train(settings, frame, 30), _train(settings, frame, 45)]
+    versions += [_register_unfitted(settings), _register_unfitted(settings)]
+    assert versions == [GOOD, OTHER, CORRUPT, UNFITTED], versions
+    _corrupt(settings, CORRUPT)
+    for alias in list(registry.aliases(settings)):
+        registry.connect(settings).delete_registered_model_alias(settings.model_name, alias)
+    return home
+
+
+def install_template(settings: Settings, template: Path) -> Settings:
+    shutil.copytree(template, settings.home, dirs_exist_ok=True)
+    return settings
+
+
+def point(settings: Settings, alias: str, version: int | None) -> None:
+    """Move (or with None, delete) an alias, as the promotion step would."""
+    client = registry.connect(settings)
+    if version is not None:
+        client.set_registered_model_alias(settings.model_name, alias, str(version))
+    elif alias in registry.aliases(settings):
+        client.delete_registered_model_alias(settings.model_name, alias)
+
+
+@contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yields its base URL.
+
+    The socket is bound here (port 0) and handed to uvicorn, so no other process can
+    take the port between choosing and binding it.
+    """
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive(), what=f"uvicorn on port {port}")
+    if not thread.is_alive():
+        raise RuntimeError(f"uvicorn did not start on port {port}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; returns that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def served_version(url: str) -> int | None:
+    return httpx.get(f"{url}/model", timeout=10).json()["version"]
