@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 AIRFLOW_ENV = export PATH="$(CURDIR)/$(BIN):$$PATH" && eval "$$(churnloop airflow-env)"
 
-.PHONY: help install test test-fast demo airflow serve bench lint clean
+.PHONY: help install test test-fast demo airflow serve lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ demo: $(SYNCED)  ## The whole loop on the embedded default, then a summary
 
 airflow: $(SYNCED)  ## Airflow UI and scheduler on the embedded default (http://localhost:8080)
 	$(AIRFLOW_ENV) && churnloop airflow-setup >/dev/null && exec airflow standalone
+
+serve: $(SYNCED)  ## Model server for @champion at http://127.0.0.1:8000 (docs at /docs)
+	$(BIN)/churnloop serve
 
 lint: $(SYNCED)  ## ruff
 	$(BIN)/ruff check .
