@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import unquote
 
 import pytest
 
@@ -24,10 +25,13 @@ def dag(airflow_db, settings):
     return bag.dags["customer_data"]
 
 
-def run_day(dag, day: dt.date):
-    """Run the DAG for one logical day; returns {task_id: state}."""
+def run_day(dag, day: dt.date, instances: dict | None = None):
+    """Run the DAG for one logical day; returns {task_id: state}, fills ``instances``."""
     run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
-    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+    tis = run.get_task_instances()
+    if instances is not None:
+        instances.update({ti.task_id: ti for ti in tis})
+    return {ti.task_id: ti.state for ti in tis}
 
 
 def read(settings, dataset: str, day: dt.date):
@@ -89,7 +93,8 @@ def test_broken_drop_is_quarantined_and_stops_the_day(dag, settings, kind, capfd
     simulate(settings, START, 1, CUSTOMERS, Scenario(breaks={START: kind}))
     rows_in = storage.landing(settings).read_table(schema.SNAPSHOTS, START).num_rows
 
-    states = run_day(dag, START)
+    instances = {}
+    states = run_day(dag, START, instances)
 
     assert states["ingest_snapshots"] == "success"
     assert states["validate_snapshots"] == "failed", states
@@ -103,6 +108,17 @@ def test_broken_drop_is_quarantined_and_stops_the_day(dag, settings, kind, capfd
     quarantine_dir = f"{schema.quarantine_dataset(schema.SNAPSHOTS)}/dt={START}"
     assert any(name.endswith(".json") for name in lake.list_files(quarantine_dir))
     assert "validation failed for customer_snapshots dt=2026-01-01" in capfd.readouterr().out
+    link = report_link(instances["validate_snapshots"])
+    assert link.startswith(f"{settings.airflow_api_url}/churnloop/reports/data_docs/"), link
+    docs = unquote(link.split("/churnloop/", 1)[1])
+    assert lake.exists(docs), "the failed task links its Data Docs page"
+
+
+def report_link(ti) -> str:
+    """What the plugin's Report extra link shows on a task instance."""
+    from churnloop_plugin import ReportLink
+
+    return ReportLink().get_link(None, ti_key=ti.key)
 
 
 @pytest.mark.parametrize("kind", sorted(INGEST_BREAKS))
