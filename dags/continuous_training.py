@@ -162,10 +162,12 @@ def continuous_training():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from churnloop.deployment import deploy
+        from churnloop.task_support import data_errors_fail_fast
 
         if not promotion["promoted"]:
             raise AirflowSkipException(f"nothing to deploy: {promotion['reason']}")
-        return deploy(get_settings(), promotion["version"]).to_dict()
+        with data_errors_fail_fast():  # a rolled-back deployment must not be retried
+            return deploy(get_settings(), promotion["version"]).to_dict()
 
     planned = plan()
     training_set_uri = validate_training_set(planned, build_training_set(planned))
