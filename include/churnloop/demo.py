@@ -16,10 +16,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -225,28 +222,12 @@ def _model_server() -> Iterator[str]:
 
     Deploy tasks find it through the settings (port and admin token set here).
     """
-    import uvicorn
+    from churnloop.serving import create_app, serve_in_background
 
-    from churnloop.serving import create_app
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    os.environ["CHURNLOOP_SERVING_PORT"] = str(port)
     os.environ.setdefault("CHURNLOOP_SERVING_ADMIN_TOKEN", secrets.token_urlsafe(24))
-    config = uvicorn.Config(create_app(get_settings()), log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.close()
+    with serve_in_background(create_app(get_settings())) as url:
+        os.environ["CHURNLOOP_SERVING_PORT"] = url.rsplit(":", 1)[1]
+        yield url
 
 
 def _served_version(url: str) -> int | None:

@@ -41,8 +41,8 @@ import random
 import secrets
 import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -546,3 +546,38 @@ def run_server(settings: Settings) -> None:
         log_level="info",
         access_log=False,
     )
+
+
+@contextmanager
+def serve_in_background(app: FastAPI, timeout: float = 60) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yields its base URL.
+
+    For the demo and the tests, which need a real HTTP server beside Airflow in one
+    process. The socket is bound here (port 0) and handed to uvicorn, so no other process
+    can take the port between choosing and binding it.
+    """
+    import socket
+    import time
+
+    import uvicorn
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        listener.close()
+        raise RuntimeError(f"the model server did not start on port {port}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+

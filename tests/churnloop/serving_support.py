@@ -15,12 +15,9 @@ import datetime as dt
 import functools
 import os
 import shutil
-import socket
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,6 @@ import mlflow
 import pandas as pd
 import pyarrow as pa
 import pytest
-import uvicorn
 from training_support import LINEAGE, with_empty_mlflow
 
 from churnloop import features, registry, storage
@@ -136,31 +132,6 @@ def point(settings: Settings, alias: str, version: int | None) -> None:
         client.set_registered_model_alias(settings.model_name, alias, str(version))
     elif alias in registry.aliases(settings):
         client.delete_registered_model_alias(settings.model_name, alias)
-
-
-@contextmanager
-def running_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port in a thread; yields its base URL.
-
-    The socket is bound here (port 0) and handed to uvicorn, so no other process can
-    take the port between choosing and binding it.
-    """
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), what=f"uvicorn on port {port}")
-    if not thread.is_alive():
-        raise RuntimeError(f"uvicorn did not start on port {port}")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.close()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

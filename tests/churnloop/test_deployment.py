@@ -14,14 +14,13 @@ from serving_support import (
     OTHER,
     install_template,
     point,
-    running_server,
     served_version,
     template_home,
 )
 
 from churnloop import registry
 from churnloop.deployment import DeploymentError, deploy
-from churnloop.serving import create_app
+from churnloop.serving import create_app, serve_in_background
 from churnloop.settings import Settings
 
 TOKEN = SecretStr("deploy-test-token")
@@ -47,7 +46,7 @@ def promote(settings: Settings, version: int) -> None:
 )
 def test_deploy_serves_the_new_champion_once_smoke_and_skew_checks_pass(world, overrides):
     settings = world.model_copy(update=overrides)
-    with running_server(create_app(settings)) as url:
+    with serve_in_background(create_app(settings)) as url:
         promote(settings, OTHER)
 
         result = deploy(settings, OTHER, server_url=url)
@@ -60,7 +59,7 @@ def test_deploy_serves_the_new_champion_once_smoke_and_skew_checks_pass(world, o
 
 def test_deploy_rolls_back_a_broken_candidate_and_says_why(world):
     settings = world.model_copy(update={"serving_admin_token": TOKEN})
-    with running_server(create_app(settings)) as url:
+    with serve_in_background(create_app(settings)) as url:
         promote(settings, CORRUPT)
 
         with pytest.raises(DeploymentError) as failure:

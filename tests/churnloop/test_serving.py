@@ -25,7 +25,6 @@ from serving_support import (
     install_template,
     isolated_settings,
     point,
-    running_server,
     served_version,
     template_home,
     wait_for,
@@ -43,7 +42,7 @@ from churnloop.prediction_log import (
     records_table,
 )
 from churnloop.schema import ENTITY, TIMESTAMP
-from churnloop.serving import create_app
+from churnloop.serving import create_app, serve_in_background
 from churnloop.serving_model import ModelInfo, ModelLoadError, ServedModel
 from churnloop.settings import Settings
 from churnloop.training import PREDICTION as REFERENCE_PREDICTION
@@ -83,7 +82,7 @@ def serve(world: Settings):
             if overrides.get("serving_admin_token"):
                 overrides["serving_admin_token"] = SecretStr(overrides["serving_admin_token"])
             app = create_app(world.model_copy(update=overrides))
-            url = stack.enter_context(running_server(app))
+            url = stack.enter_context(serve_in_background(app))
             if ready:
                 wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
             return url, app.state.server
@@ -365,7 +364,7 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 def test_stopping_the_server_writes_the_rows_still_pending(world):
     settings = world.model_copy(update={"prediction_log_flush_rows": 10_000})
     customer = int(last_day_features(world).index[0])
-    with running_server(create_app(settings)) as url:
+    with serve_in_background(create_app(settings)) as url:
         wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
         httpx.post(f"{url}/predict", json={"customer_id": customer})
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 
 TOKEN = "deploy-test-token"
@@ -21,28 +17,11 @@ def fast_models(monkeypatch):
 @pytest.fixture
 def served(settings, monkeypatch):
     """A model server on a free port, following the registry of this test's home."""
-    import uvicorn
-
-    from churnloop.serving import create_app
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    monkeypatch.setenv("CHURNLOOP_SERVING_PORT", str(port))
-    monkeypatch.setenv("CHURNLOOP_SERVING_ADMIN_TOKEN", TOKEN)
-    monkeypatch.setenv("CHURNLOOP_DEPLOY_START_SERVER", "false")
+    from churnloop.serving import create_app, serve_in_background
     from churnloop.settings import get_settings
 
-    server = uvicorn.Server(uvicorn.Config(create_app(get_settings()), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started, "model server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    listener.close()
-
-
+    monkeypatch.setenv("CHURNLOOP_SERVING_ADMIN_TOKEN", TOKEN)
+    monkeypatch.setenv("CHURNLOOP_DEPLOY_START_SERVER", "false")
+    with serve_in_background(create_app(get_settings())) as url:
+        monkeypatch.setenv("CHURNLOOP_SERVING_PORT", url.rsplit(":", 1)[1])
+        yield url
