@@ -45,28 +45,17 @@ def _feast_apply(args: argparse.Namespace) -> int:
 
 def _build_features(args: argparse.Namespace) -> int:
     """Build one day's feature partition from the validated snapshots."""
-    from churnloop.errors import DataError
     from churnloop.feature_store import build_feature_partition
 
-    try:
-        print(build_feature_partition(get_settings(), args.day))
-    except DataError as error:
-        print(f"churnloop build-features: error: {error}", file=sys.stderr)
-        return 2
+    print(build_feature_partition(get_settings(), args.day))
     return 0
 
 
 def _materialize(args: argparse.Namespace) -> int:
     """Write one day's features (and the overlap before it) to the online store."""
-    from churnloop.errors import DataError
     from churnloop.feature_store import materialize_day
 
-    try:
-        stats = materialize_day(get_settings(), args.day, args.overlap_days)
-    except DataError as error:
-        print(f"churnloop materialize: error: {error}", file=sys.stderr)
-        return 2
-    print(stats)
+    print(materialize_day(get_settings(), args.day, args.overlap_days))
     return 0
 
 
@@ -76,16 +65,11 @@ def _drift_report(args: argparse.Namespace) -> int:
 
     from churnloop.drift import compute_drift
     from churnloop.drift_report import build_report, save_report
-    from churnloop.errors import DataError
     from churnloop.links import report_url
 
     settings = get_settings()
-    try:
-        reference, current = pd.read_parquet(args.reference), pd.read_parquet(args.current)
-        result = compute_drift(reference, current, args.columns)
-    except (DataError, OSError) as error:
-        print(f"churnloop drift-report: error: {error}", file=sys.stderr)
-        return 2
+    reference, current = pd.read_parquet(args.reference), pd.read_parquet(args.current)
+    result = compute_drift(reference, current, args.columns)
     notes = [f"reference: {args.reference}", f"current: {args.current}"]
     report = build_report(reference, current, result, title=f"Drift {args.day}", notes=notes)
     paths = save_report(settings, args.day, report)
@@ -96,17 +80,9 @@ def _drift_report(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     """Validate one day's raw partition: publish it to validated/ or quarantine it."""
-    from churnloop.errors import DataValidationError
     from churnloop.validation import validate_partition
 
-    try:
-        outcome = validate_partition(get_settings(), args.dataset, args.day)
-    except DataValidationError as error:
-        print(f"churnloop validate: {error}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as error:
-        print(f"churnloop validate: error: {error}", file=sys.stderr)
-        return 2
+    outcome = validate_partition(get_settings(), args.dataset, args.day)
     print(f"{outcome.rows} rows passed, published to {outcome.uri}")
     print(f"Data Docs: {outcome.data_docs_url}")
     return 0
@@ -123,14 +99,9 @@ def _validation_setup(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     """Move ``@champion`` back to an earlier version and record why."""
-    from churnloop.errors import DataError
     from churnloop.registry import rollback
 
-    try:
-        entry = rollback(get_settings(), args.to_version, args.reason)
-    except (DataError, ValueError) as error:
-        print(f"churnloop rollback: error: {error}", file=sys.stderr)
-        return 2
+    entry = rollback(get_settings(), args.to_version, args.reason)
     print(f"@champion is now version {entry.version} (was {entry.replaced}): {entry.reason}")
     return 0
 
@@ -170,24 +141,19 @@ def _simulate(args: argparse.Namespace) -> int:
 
     breaks = dict(args.breaks)
     if len(breaks) < len(args.breaks):
-        print("churnloop simulate: error: two --break options name the same day", file=sys.stderr)
-        return 2
+        raise InvalidSimulation("two --break options name the same day")
     ramp = {} if args.ramp_days is None else {"ramp_days": args.ramp_days}
-    try:
-        scenario = Scenario(args.scenario, args.drift_start, breaks=breaks, **ramp)
-        summary = simulate(
-            get_settings(),
-            args.start,
-            args.days,
-            args.customers,
-            scenario,
-            seed=args.seed,
-            progress=lambda line: print(line, file=sys.stderr, flush=True),
-            history_start=args.history_start,
-        )
-    except InvalidSimulation as error:
-        print(f"churnloop simulate: error: {error}", file=sys.stderr)
-        return 2
+    scenario = Scenario(args.scenario, args.drift_start, breaks=breaks, **ramp)
+    summary = simulate(
+        get_settings(),
+        args.start,
+        args.days,
+        args.customers,
+        scenario,
+        seed=args.seed,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        history_start=args.history_start,
+    )
     print(summary)
     return 0
 
@@ -328,8 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; bad input ends with its message and exit code 2 (1: quarantined)."""
+    from churnloop.errors import DataError, DataValidationError
+
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except DataValidationError as error:
+        print(f"churnloop {args.command}: {error}", file=sys.stderr)
+        return 1
+    except (DataError, FileNotFoundError, ValueError) as error:
+        print(f"churnloop {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
