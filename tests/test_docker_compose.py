@@ -1,0 +1,285 @@
+"""docker-compose.yaml and the Dockerfile agree with the settings module.
+
+No Docker engine runs here, so the topology is checked where it can silently drift from
+the code: every ``CHURNLOOP_*`` variable must name a Settings field, the shared
+environment must yield the production profile (remove one of its variables and a test
+fails), and ports, hostnames, databases and the bucket must match what the settings say.
+``${VAR:-default}`` is resolved to its default, as compose does with nothing set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from churnloop.settings import PROJECT_ROOT, Settings
+
+COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+SHARED_ENV = "x-churnloop-env"
+PREFIX = "CHURNLOOP_"
+
+EXPECTED_SERVICES = {
+    "postgres",
+    "redis",
+    "minio",
+    "minio-init",
+    "mlflow",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "model-server",
+}
+AIRFLOW_SERVICES = sorted(name for name in EXPECTED_SERVICES if name.startswith("airflow-"))
+CHURNLOOP_SERVICES = [*AIRFLOW_SERVICES, "model-server", "mlflow"]
+
+PRODUCTION_NEEDS = [
+    "lake_uri",
+    "landing_uri",
+    "s3_endpoint_url",
+    "mlflow_tracking_uri",
+    "mlflow_artifact_uri",
+    "feast_redis",
+    "feast_registry",
+    "serving_admin_token",
+]
+"""Settings the production profile cannot do without; each must be set by compose."""
+
+BROWSER_URLS = {"CHURNLOOP_AIRFLOW_API_URL", "AIRFLOW__API__BASE_URL"}
+"""URLs a person opens from the host: they name a published port, not a service."""
+
+_SUBSTITUTION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
+
+
+def resolve(value: Any, where: str) -> str:
+    """``value`` as compose passes it with no variable set: defaults, ``$$`` -> ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        if match.group("op") is None:
+            raise AssertionError(f"{where}: ${{{match.group('name')}}} has no default")
+        return match.group("default")
+
+    return _SUBSTITUTION.sub(replace, str(value))
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings must come from compose alone, not from the shell running the tests."""
+    for name in [name for name in os.environ if name.startswith(PREFIX)]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def environment(compose: dict[str, Any], service: str | None = None) -> dict[str, str]:
+    """A service's resolved environment; the shared anchor when ``service`` is None."""
+    raw = compose[SHARED_ENV] if service is None else compose["services"][service]["environment"]
+    where = service or SHARED_ENV
+    return {name: resolve(value, f"{where}.{name}") for name, value in raw.items()}
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    """Settings built from ``env`` alone: the test's own environment must not leak in."""
+    fields = {
+        name.removeprefix(PREFIX).lower(): value
+        for name, value in env.items()
+        if name.startswith(PREFIX)
+    }
+    return Settings.model_validate(fields)
+
+
+def unknown_settings(env: dict[str, str]) -> list[str]:
+    """``CHURNLOOP_*`` names in ``env`` that Settings would ignore (``extra="ignore"``)."""
+    return [
+        name
+        for name in env
+        if name.startswith(PREFIX)
+        and name.removeprefix(PREFIX).lower() not in Settings.model_fields
+    ]
+
+
+def production_problems(env: dict[str, str]) -> list[str]:
+    """What keeps ``env`` from being the production profile; empty when it is one."""
+    problems = [
+        f"{PREFIX}{name.upper()} is not set"
+        for name in PRODUCTION_NEEDS
+        if f"{PREFIX}{name.upper()}" not in env
+    ]
+    settings = settings_from(env)
+    checks = {
+        "lake_uri is not on S3": settings.lake_uri.startswith("s3://"),
+        "landing_uri is not on S3": settings.landing_uri.startswith("s3://"),
+        "mlflow_artifact_uri is not on S3": settings.mlflow_artifact_uri.startswith("s3://"),
+        "s3_endpoint_url is unset": bool(settings.s3_endpoint_url),
+        "mlflow_tracking_uri is not a server": settings.mlflow_tracking_uri.startswith("http"),
+        "feast_redis is unset": bool(settings.feast_redis),
+        "feast_registry is not PostgreSQL": settings.feast_registry.startswith("postgresql"),
+        "serving_admin_token is unset": settings.serving_admin_token is not None,
+    }
+    return problems + [problem for problem, ok in checks.items() if not ok]
+
+
+def container_port(service: dict[str, Any]) -> int:
+    (mapping,) = service["ports"]
+    return int(str(mapping).rsplit(":", 1)[-1])
+
+
+def test_expected_services_exist(compose: dict[str, Any]) -> None:
+    missing = EXPECTED_SERVICES - set(compose["services"])
+    assert not missing, f"docker-compose.yaml lacks services {sorted(missing)}"
+
+
+@pytest.mark.parametrize("service", CHURNLOOP_SERVICES)
+def test_every_churnloop_variable_names_a_setting(compose: dict[str, Any], service: str) -> None:
+    unknown = unknown_settings(environment(compose, service))
+    assert not unknown, f"{service}: {unknown} name no field of churnloop.settings.Settings"
+
+
+def test_a_misspelt_setting_is_caught(compose: dict[str, Any]) -> None:
+    env = environment(compose) | {"CHURNLOOP_LAKE_URL": "s3://churnloop/lake"}
+    assert unknown_settings(env) == ["CHURNLOOP_LAKE_URL"]
+
+
+@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "model-server"])
+def test_services_running_the_loop_get_the_production_profile(
+    compose: dict[str, Any], service: str
+) -> None:
+    assert production_problems(environment(compose, service)) == []
+
+
+def test_shared_environment_is_the_production_profile(compose: dict[str, Any]) -> None:
+    env = environment(compose)
+    assert production_problems(env) == []
+    settings = settings_from(env)
+    assert settings.mlflow_tracking_uri == "http://mlflow:5000"
+    assert urlparse(settings.feast_registry).hostname == "postgres"
+    assert settings.feast_redis.split(",")[0] == "redis:6379"
+    assert settings.s3_endpoint_url == env["MLFLOW_S3_ENDPOINT_URL"]
+
+
+@pytest.mark.parametrize("needed", PRODUCTION_NEEDS)
+def test_removing_a_needed_setting_is_caught(compose: dict[str, Any], needed: str) -> None:
+    env = environment(compose)
+    del env[f"{PREFIX}{needed.upper()}"]
+    assert production_problems(env), f"dropping {needed} went unnoticed"
+
+
+def test_hostnames_in_urls_are_services(compose: dict[str, Any]) -> None:
+    services = set(compose["services"])
+    for service in CHURNLOOP_SERVICES:
+        for name, value in environment(compose, service).items():
+            host = urlparse(value).hostname if "://" in value else None
+            if host and not value.startswith("s3://") and name not in BROWSER_URLS:
+                assert host in services, f"{service}.{name} points at {host}, not a service"
+
+
+def test_every_database_in_a_url_is_created(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    created = {postgres["environment"]["POSTGRES_DB"]}
+    init_sql = compose["configs"]["postgres-databases"]["content"]
+    created |= set(re.findall(r"CREATE DATABASE (\w+);", init_sql))
+    targets = [config["target"] for config in postgres["configs"]]
+    assert all(target.startswith("/docker-entrypoint-initdb.d/") for target in targets)
+    used = {
+        urlparse(value).path.lstrip("/")
+        for service in CHURNLOOP_SERVICES
+        for value in environment(compose, service).values()
+        if "postgresql" in urlparse(value).scheme
+    }
+    assert used == {"airflow", "mlflow", "feast"}
+    assert used <= created, f"databases {sorted(used - created)} are used but never created"
+
+
+def test_ports_match_the_settings(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    server = services["model-server"]
+    served = settings_from(environment(compose, "model-server"))
+    clients = settings_from(environment(compose))
+    assert container_port(server) == served.serving_port == clients.serving_port
+    assert served.serving_host == "0.0.0.0", "the model server must listen beyond loopback"
+    assert clients.serving_host == "model-server"
+    assert container_port(services["airflow-apiserver"]) == 8080
+    assert urlparse(clients.mlflow_tracking_uri).port == container_port(services["mlflow"])
+    s3_port = urlparse(clients.s3_endpoint_url).port
+    assert f"{s3_port}:{s3_port}" in services["minio"]["ports"]
+
+
+def test_airflow_runs_celery_on_postgres_and_redis(compose: dict[str, Any]) -> None:
+    env = environment(compose, "airflow-scheduler")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert urlparse(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+        "http://airflow-apiserver:8080/execution/"
+    )
+    assert env["AIRFLOW__API__BASE_URL"] == env["CHURNLOOP_AIRFLOW_API_URL"]
+    assert "airflow-setup" in " ".join(compose["services"]["airflow-init"]["command"])
+
+
+def test_init_service_creates_the_lake_bucket(compose: dict[str, Any]) -> None:
+    init = compose["services"]["minio-init"]
+    bucket = resolve(init["environment"]["CHURNLOOP_BUCKET"], "minio-init")
+    assert 'mc mb --ignore-existing "minio/$${CHURNLOOP_BUCKET}"' in init["command"][0]
+    settings = settings_from(environment(compose))
+    for uri in (settings.lake_uri, settings.landing_uri, settings.mlflow_artifact_uri):
+        assert urlparse(uri).netloc == bucket, f"{uri} is outside the bucket {bucket!r}"
+
+
+def test_credentials_are_overridable_defaults(compose: dict[str, Any]) -> None:
+    """A password, key or token is always ``${VAR:-dev default}``, never a bare literal."""
+    secret = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET")
+    envs = {SHARED_ENV: compose[SHARED_ENV]}
+    envs |= {name: spec.get("environment", {}) for name, spec in compose["services"].items()}
+    for where, env in envs.items():
+        for name, value in env.items():
+            if secret.search(name) and not name.endswith("_FILE"):
+                assert str(value).startswith("${"), f"{where}.{name} is a literal credential"
+
+
+def test_healthchecks_gate_the_dependencies(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, spec in services.items():
+        for dependency, rule in spec.get("depends_on", {}).items():
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits on {dependency}"
+    assert services["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (word.upper(), rest)
+        for word, _, rest in (line.partition(" ") for line in lines)
+        if word and not word.startswith("#")
+    ]
+
+
+def test_dockerfile_builds_a_locked_non_root_image() -> None:
+    instructions = dockerfile_instructions(DOCKERFILE)
+    assert ("FROM", "python:3.11-slim") in instructions
+    users = [rest for word, rest in instructions if word == "USER"]
+    assert users and users[-1] not in {"root", "0"}, "the image must run as a non-root user"
+    runs = " ".join(rest for word, rest in instructions if word == "RUN")
+    assert "uv sync --frozen --no-dev" in runs
+    copied = " ".join(rest for word, rest in instructions if word == "COPY")
+    for folder in ("dags/", "plugins/", "include/", "feature_repo/", "great_expectations/"):
+        assert folder in copied, f"the image lacks {folder}"
+    assert copied.index("uv.lock") < copied.index("include/"), "copy the lock first (caching)"
