@@ -283,3 +283,9 @@ def test_dockerfile_builds_a_locked_non_root_image() -> None:
     for folder in ("dags/", "plugins/", "include/", "feature_repo/", "great_expectations/"):
         assert folder in copied, f"the image lacks {folder}"
     assert copied.index("uv.lock") < copied.index("include/"), "copy the lock first (caching)"
+
+
+def test_the_locked_image_holds_the_executor_compose_asks_for() -> None:
+    """CeleryExecutor is only loadable when its provider is in the lock the image installs."""
+    lock = (Path(__file__).resolve().parents[1] / "uv.lock").read_text()
+    assert 'name = "apache-airflow-providers-celery"' in lock
