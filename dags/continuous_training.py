@@ -104,10 +104,10 @@ def continuous_training():
     @task(doc_md="Resolve Params, as-of day, training window and consumed drift events.")
     def plan() -> dict:
         from churnloop.task_support import data_errors_fail_fast
-        from churnloop.training_plan import plan_training_run
+        from churnloop.training_plan import drift_events_from, plan_training_run
 
         context = get_current_context()
-        events = _drift_events(context)
+        events = drift_events_from(context.get("triggering_asset_events"))
         as_of = (context.get("logical_date") or context["dag_run"].run_after).date()
         trigger = "drift" if events else context["dag_run"].run_type
         with data_errors_fail_fast():
@@ -180,16 +180,6 @@ def _plan(planned: dict):
     from churnloop.training_plan import TrainingPlan
 
     return TrainingPlan.from_dict(planned)
-
-
-def _drift_events(context) -> list[dict]:
-    """The `churn_drift` events that started this run (Airflow merges queued ones)."""
-    events = context.get("triggering_asset_events") or {}
-    return [
-        {"timestamp": event.timestamp.isoformat(), **dict(event.extra or {})}
-        for asset_events in events.values()
-        for event in asset_events
-    ]
 
 
 continuous_training()

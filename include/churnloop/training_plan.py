@@ -55,6 +55,19 @@ class TrainingPlan:
 _DATES = ("as_of", "window_start", "window_end")
 
 
+def drift_events_from(triggering_asset_events: Mapping[Any, list[Any]] | None) -> list[dict]:
+    """The drift events a run consumed, as JSON-safe dicts (Airflow merges queued ones).
+
+    ``triggering_asset_events`` is Airflow's context entry: asset -> events, each with a
+    ``timestamp`` and the ``extra`` that ``drift_report`` attached (day, reasons, report).
+    """
+    return [
+        {"timestamp": event.timestamp.isoformat(), **dict(event.extra or {})}
+        for events in (triggering_asset_events or {}).values()
+        for event in events
+    ]
+
+
 def plan_training_run(
     settings: Settings,
     *,

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from churnloop.errors import DataError
-from churnloop.training_plan import TrainingPlan, plan_training_run
+from churnloop.training_plan import TrainingPlan, drift_events_from, plan_training_run
 
 AS_OF = dt.date(2026, 3, 2)
 
@@ -46,3 +46,17 @@ def test_plan_survives_xcom_with_its_drift_events(settings):
                              drift_events=events)  # fmt: skip
     assert TrainingPlan.from_dict(plan.to_dict()) == plan
     assert "1 drift event(s)" in plan.describe()
+
+
+def test_consumed_drift_events_are_kept_with_their_extra():
+    """Airflow merges queued churn_drift events into one run: every one is recorded."""
+    from types import SimpleNamespace
+
+    def event(day: str, hour: int) -> SimpleNamespace:
+        stamp = dt.datetime(2026, 3, 1, hour, tzinfo=dt.UTC)
+        return SimpleNamespace(timestamp=stamp, extra={"day": day, "reasons": ["age drifted"]})
+
+    consumed = drift_events_from({"churn_drift": [event("2026-02-27", 2), event("2026-02-28", 3)]})
+    assert [item["day"] for item in consumed] == ["2026-02-27", "2026-02-28"]
+    assert consumed[0]["timestamp"] == "2026-03-01T02:00:00+00:00"
+    assert drift_events_from(None) == []
