@@ -423,15 +423,14 @@ class OnlineFeatureReader:
     """Online features of the FeatureService for the model server's hot path.
 
     Holds one FeatureStore, so the registry is read once and cached for
-    ``settings.feast_registry_cache_ttl_seconds``, and connections are reused.
-    ``rows`` is the fast path (plain dicts); ``read`` returns a typed DataFrame and
-    costs a few milliseconds more (``docs/benchmarks.md``).
+    ``settings.feast_registry_cache_ttl_seconds``, and connections are reused; ``store``,
+    ``service`` and ``names`` are public for callers that read Feast's response
+    themselves (the model server's per-request rows, ``churnloop.serving_features``).
 
-    Unknown customers (never materialized) are not an error: ``rows`` gives None for
-    them, ``read`` a row with ``found == False`` and every feature missing (None, or
-    NaN in numeric columns). The caller decides what to serve for them; predicting
-    from missing values is not meaningful. Results follow the order asked, duplicates
-    included.
+    Unknown customers (never materialized) are not an error: ``read`` gives them a row
+    with ``found == False`` and every feature missing (None, or NaN in numeric
+    columns). The caller decides what to serve for them; predicting from missing
+    values is not meaningful. Rows follow the order asked, duplicates included.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -446,27 +445,17 @@ class OnlineFeatureReader:
             ]
         )
 
-    def _columns(self, customer_ids: Sequence[int]) -> dict[str, list[Any]]:
-        """``customer_id``, ``found`` and each feature, as lists in the order asked."""
-        columns: dict[str, list[Any]] = {ENTITY: [int(customer) for customer in customer_ids]}
-        if not columns[ENTITY]:
-            return columns | {name: [] for name in [FOUND, *self.names]}
-        response = self.store.get_online_features(features=self.service, entity_rows=columns)
-        values = response.to_dict(include_event_timestamps=True)
-        columns[FOUND] = [stamp > 0 for stamp in values[f"{self.names[0]}__ts"]]
-        return columns | {name: values[name] for name in self.names}
-
-    def rows(self, customer_ids: Sequence[int]) -> list[dict[str, Any] | None]:
-        """Per customer asked, its features by name (``feature_names`` order), or None."""
-        columns = self._columns(customer_ids)
-        return [
-            {name: columns[name][index] for name in self.names} if found else None
-            for index, found in enumerate(columns[FOUND])
-        ]
-
     def read(self, customer_ids: Sequence[int]) -> pd.DataFrame:
         """Columns: ``customer_id``, ``found``, then ``feature_names`` in order."""
-        return pa.Table.from_pydict(self._columns(customer_ids), schema=self._schema).to_pandas()
+        columns: dict[str, list[Any]] = {ENTITY: [int(customer) for customer in customer_ids]}
+        if columns[ENTITY]:
+            response = self.store.get_online_features(features=self.service, entity_rows=columns)
+            values = response.to_dict(include_event_timestamps=True)
+            columns[FOUND] = [stamp > 0 for stamp in values[f"{self.names[0]}__ts"]]
+            columns.update((name, values[name]) for name in self.names)
+        else:
+            columns.update((name, []) for name in [FOUND, *self.names])
+        return pa.Table.from_pydict(columns, schema=self._schema).to_pandas()
 
 
 def online_features(settings: Settings, customer_ids: Sequence[int]) -> pd.DataFrame:

@@ -219,10 +219,6 @@ def test_online_features_equal_offline_and_unknown_customers_are_flagged(two_day
         known.sort_index()[names], offline, check_dtype=False, check_exact=False
     )
     assert list(reader.read([]).columns) == [ENTITY, feature_store.FOUND, *names]
-    fast = reader.rows([3, 999])
-    assert fast[1] is None and list(fast[0]) == names
-    assert pd.Series(fast[0]).tolist() == known.loc[3, names].tolist()
-    assert reader.rows([]) == []
 
 
 def test_cli_steps_report_a_day_without_data(settings, capsys):

@@ -1,0 +1,190 @@
+"""Feast: materialization throughput and online lookup latency, SQLite and Redis.
+
+At ``--customers`` (default 100k) customers x the 34 features of ``churn_model_v1``:
+
+- before: ``FeatureStore.materialize`` of one day with Feast's default online store
+  settings (the file offline store reads, sorts and deduplicates the whole source, here
+  ``--feature-days`` daily partitions, then writes the online store and the registry);
+- after: ``feature_store.materialize_day`` of the same day (the built partition
+  straight to ``write_to_online_store``), with no overlap and with the default overlap
+  of one day (the day before is re-sent; its customers are all superseded);
+- online lookups through ``OnlineFeatureReader.read`` (a typed DataFrame) and, as the
+  peer, Feast's bare ``get_online_features`` + ``to_dict`` on the reader's store, for 1
+  and for 100 random customers: p50 and p99 over ``--lookups`` calls after a warm-up.
+
+Every materialization starts from an empty online store (teardown, then apply), so
+Redis's own duplicate check cannot skip rows on a second run. Times are the median of
+``--runs`` runs, wall clock and this process's CPU time (the machine is shared, so
+wall time also measures the neighbours; CPU time is the steadier comparison). Also
+timed: ``build_feature_partition`` of a day with 90 days of history. Needs Redis
+(``--redis``, default 127.0.0.1:6379); uses a throwaway home and Feast project,
+removed at the end.
+
+Run: ``.venv/bin/python bench/bench_feast.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+
+DAY = dt.date(2026, 4, 1)
+
+
+def _median_seconds(
+    action: Callable[[], object], reset: Callable[[], None], runs: int
+) -> tuple[float, float]:
+    """Median wall and CPU seconds (this process, all threads) of ``runs`` runs."""
+    wall, cpu = [], []
+    for _ in range(runs):
+        reset()
+        started, started_cpu = time.perf_counter(), time.process_time()
+        action()
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def _latency_ms(action: Callable[[], object], calls: int) -> tuple[float, float]:
+    for _ in range(20):
+        action()
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def _lookups(reader, ids: list[int], batch: int) -> dict[str, Callable[[], object]]:
+    def read() -> object:
+        return reader.read(random.sample(ids, batch))
+
+    def bare() -> object:
+        rows = {"customer_id": random.sample(ids, batch)}
+        return reader.store.get_online_features(features=reader.service, entity_rows=rows).to_dict()
+
+    return {
+        "OnlineFeatureReader.read (DataFrame)": read,
+        "peer: bare get_online_features + to_dict": bare,
+    }
+
+
+def _write_history(settings, customers: int, days: int) -> None:
+    from churnloop import schema, simulation, storage
+
+    lake = storage.lake(settings)
+    for offset in range(days):
+        day = DAY - dt.timedelta(days=offset)
+        table = simulation.generate_snapshots(day, customers)
+        lake.write_table(schema.validated_dataset(schema.SNAPSHOTS), day, table)
+
+
+def bench_backend(name: str, customers: int, runs: int, lookups: int) -> list[str]:
+    from feast import FeatureStore, RepoConfig
+
+    from churnloop import feature_store
+    from churnloop.features import FEATURE_VIEW
+    from churnloop.settings import get_settings
+
+    settings = get_settings()
+    rows: list[str] = []
+
+    def reset() -> None:
+        feature_store.feature_store(settings).teardown()
+        feature_store.apply_definitions(settings)
+
+    def plain() -> None:
+        config = feature_store.feast_config(settings)
+        config["online_store"].pop("skip_dedup", None)  # Feast's default Redis writes
+        repo = settings.feature_repo_dir
+        store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
+        start = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
+        store.materialize(start, start + dt.timedelta(hours=1), feature_views=[FEATURE_VIEW])
+
+    cases = {
+        "before: store.materialize (1 day)": plain,
+        "after: materialize_day, no overlap": lambda: feature_store.materialize_day(
+            settings, DAY, overlap_days=0
+        ),
+        "after: materialize_day, overlap 1 day": lambda: feature_store.materialize_day(
+            settings, DAY, overlap_days=1
+        ),
+    }
+    for case, action in cases.items():
+        wall, cpu = _median_seconds(action, reset, runs)
+        rows.append(
+            f"| {name} | {case} | {customers:,} | {wall:.1f} | {cpu:.1f} "
+            f"| {customers / wall:,.0f} |"
+        )
+
+    reader = feature_store.OnlineFeatureReader(settings)
+    ids = list(range(1, customers + 1))
+    for batch in (1, 100):
+        for case, action in _lookups(reader, ids, batch).items():
+            p50, p99 = _latency_ms(action, lookups)
+            rows.append(f"| {name} | {case} | {batch} | {p50:.2f} | {p99:.2f} |")
+    feature_store.feature_store(settings).teardown()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--feature-days", type=int, default=30, help="feature partitions in the offline source"
+    )
+    parser.add_argument("--lookups", type=int, default=1_000)
+    parser.add_argument("--redis", default="127.0.0.1:6379")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-feast-") as home:
+        os.environ["CHURNLOOP_HOME"] = home
+        os.environ["CHURNLOOP_FEAST_PROJECT"] = f"bench_{uuid.uuid4().hex[:8]}"
+        from churnloop import feature_store
+        from churnloop.features import LOOKBACK_DAYS
+        from churnloop.settings import get_settings
+
+        settings = get_settings()
+        _write_history(settings, args.customers, LOOKBACK_DAYS + args.feature_days - 1)
+        feature_store.apply_definitions(settings)
+        for offset in range(args.feature_days - 1, 0, -1):
+            feature_store.build_feature_partition(settings, DAY - dt.timedelta(days=offset))
+        build_times = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            feature_store.build_feature_partition(settings, DAY)
+            build_times.append(time.perf_counter() - started)
+
+        materialize_rows, lookup_rows = [], []
+        for name, redis in (("SQLite", None), ("Redis", args.redis)):
+            if redis:
+                os.environ["CHURNLOOP_FEAST_REDIS"] = redis
+            rows = bench_backend(name, args.customers, args.runs, args.lookups)
+            materialize_rows += [row for row in rows if "materialize" in row]
+            lookup_rows += [row for row in rows if "materialize" not in row]
+
+    print(
+        f"build_feature_partition, {args.customers:,} customers x {LOOKBACK_DAYS} days of "
+        f"history: median {statistics.median(build_times):.1f} s of {args.runs}"
+    )
+    print(f"offline source: {args.feature_days} daily feature partitions\n")
+    print(f"| online store | path | rows | wall, median of {args.runs} (s) | CPU (s) | rows/s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(materialize_rows))
+    print(f"\n| online store | lookup ({args.lookups} calls) | customers | p50 (ms) | p99 (ms) |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    print("\n".join(lookup_rows))
+
+
+if __name__ == "__main__":
+    main()
