@@ -203,6 +203,62 @@ def s3_root(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return f"{S3_BUCKET}/{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: str
+) -> Iterator[tuple[str, str]]:
+    """An MLflow tracking server as in production: PostgreSQL backend, artifacts in S3.
+
+    Yields (tracking URI, artifact root). Clients write artifacts to S3 themselves
+    (``--no-serve-artifacts``), as the compose topology does.
+    """
+    import psycopg2
+
+    if not port_open(*POSTGRES):
+        service_missing("PostgreSQL", f"nothing listens on {POSTGRES[0]}:{POSTGRES[1]}")
+    name = f"churnloop_mlflow_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    client = s3_client(s3_server)
+    if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket=S3_BUCKET)
+    artifact_root = f"s3://{S3_BUCKET}/mlflow-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("mlflow") / "server.log"
+    environment = {
+        **os.environ,
+        "MLFLOW_S3_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+    }
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}",
+        "--default-artifact-root", artifact_root, "--no-serve-artifacts", "--workers", "1",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, artifact_root
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
 @pytest.fixture
 def production_settings(
     settings: Settings,

@@ -1,6 +1,7 @@
 """Promotion through the gate, backfill safety, history and rollback on a real MLflow registry."""
 
 import datetime as dt
+import uuid
 
 import mlflow
 import numpy as np
@@ -11,6 +12,8 @@ from churnloop import cli, registry
 from churnloop.errors import DataError
 from churnloop.evaluation import GateConfig, evaluate
 from churnloop.schema import LABEL
+from churnloop.settings import get_settings
+from churnloop.training import reference_data
 
 OLDER_START, NEWER_START = dt.date(2026, 1, 1), dt.date(2026, 1, 9)
 # Lenient on purpose: these tests are about what promotion does with a decision.
@@ -215,3 +218,30 @@ def test_rollback_needs_a_champion_and_a_target(mlflow_settings, capsys):
 
     assert cli.main(["champion-history"]) == 0
     assert "has had no champion yet" in capsys.readouterr().out
+
+
+@pytest.mark.services
+def test_production_registry_on_postgres_and_s3(production_settings, mlflow_server, monkeypatch):
+    """Train, promote and load back through a tracking server with real services behind it."""
+    tracking_uri, artifact_root = mlflow_server
+    monkeypatch.setenv("CHURNLOOP_MLFLOW_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("CHURNLOOP_MLFLOW_ARTIFACT_URI", artifact_root)
+    monkeypatch.setenv("CHURNLOOP_MLFLOW_EXPERIMENT", f"churnloop-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("CHURNLOOP_MODEL_NAME", f"churn-model-{uuid.uuid4().hex[:8]}")
+    settings = get_settings()
+
+    trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 2, 1), 8, 300))
+    decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
+    promoted = registry.promote(
+        settings, trained.version, decision=decision, logical_date=dt.date(2026, 3, 20),
+        force_reason=None if decision.blessed else "production-profile test",
+    )  # fmt: skip
+
+    assert promoted.promoted and registry.aliases(settings)[registry.CHAMPION] == trained.version
+    artifact_uri = registry.connect(settings).get_run(trained.run_id).info.artifact_uri
+    assert artifact_uri.startswith(artifact_root), "artifacts live in S3"
+    served = registry.load_model(settings, registry.CHAMPION)
+    features = list(trained.model.feature_names_in_)
+    expected = trained.model.predict_proba(holdout[features])
+    assert (served.predict_proba(holdout[features]) == expected).all()
+    assert not reference_data(settings, trained.version).empty
