@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,22 +91,31 @@ POSTGRES = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A fresh database on the local PostgreSQL, dropped at the end of the session."""
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new database on the local PostgreSQL (its SQLAlchemy URL), dropped afterwards."""
     if not port_open(*POSTGRES):
         service_missing("PostgreSQL", f"nothing listens on {POSTGRES[0]}:{POSTGRES[1]}")
     import psycopg2
 
-    name = f"churnloop_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+    try:
+        yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped at the end of the session."""
+    with fresh_database("churnloop_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -204,23 +214,20 @@ def s3_root(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
+def mlflow_database() -> Iterator[str]:
+    with fresh_database("churnloop_mlflow") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(
-    tmp_path_factory: pytest.TempPathFactory, s3_server: str
+    tmp_path_factory: pytest.TempPathFactory, s3_server: str, mlflow_database: str
 ) -> Iterator[tuple[str, str]]:
     """An MLflow tracking server as in production: PostgreSQL backend, artifacts in S3.
 
     Yields (tracking URI, artifact root). Clients write artifacts to S3 themselves
     (``--no-serve-artifacts``), as the compose topology does.
     """
-    import psycopg2
-
-    if not port_open(*POSTGRES):
-        service_missing("PostgreSQL", f"nothing listens on {POSTGRES[0]}:{POSTGRES[1]}")
-    name = f"churnloop_mlflow_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
     client = s3_client(s3_server)
     if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
         client.create_bucket(Bucket=S3_BUCKET)
@@ -235,7 +242,7 @@ def mlflow_server(
     }
     command = [
         sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}",
+        "--backend-store-uri", mlflow_database,
         "--default-artifact-root", artifact_root, "--no-serve-artifacts", "--workers", "1",
     ]  # fmt: skip
     with log_path.open("w") as log:
@@ -254,9 +261,6 @@ def mlflow_server(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 @pytest.fixture
