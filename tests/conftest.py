@@ -147,7 +147,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
         "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.volumeSizeLimitMB=64",
         "-volume.max=0",
-        "-s3.port.iceberg=0",  # its Iceberg catalog would take port 8181
+        "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogs on fixed ports 8181, 9101
     ]  # fmt: skip
     log = (workdir / "weed.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
