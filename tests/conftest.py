@@ -156,12 +156,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_for_s3(endpoint, process, workdir / "weed.log")
         yield endpoint
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process, grace=3)
         log.close()
+
+
+def _stop(process: subprocess.Popen, grace: float) -> None:
+    """Terminate a server the tests started; kill it if it lingers past ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def s3_client(endpoint: str):
@@ -256,11 +261,7 @@ def mlflow_server(
             time.sleep(0.5)
         yield url, artifact_root
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process, grace=10)
 
 
 @pytest.fixture

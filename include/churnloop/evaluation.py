@@ -87,6 +87,17 @@ class SliceMetrics:
     champion_auc: float | None
     judged: bool
 
+    def cells(self) -> list[str]:
+        """The slice as one row of text, for the task log and the model card alike."""
+        return [
+            f"{self.column}={self.value}",
+            str(self.rows),
+            str(self.positives),
+            format_number(self.challenger_auc),
+            format_number(self.champion_auc),
+            "yes" if self.judged else "no (too small or one class)",
+        ]
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -123,17 +134,7 @@ class Decision:
             [c.name, c.status, format_number(c.observed), format_number(c.threshold), c.message]
             for c in self.checks
         ]
-        slices = [
-            [
-                f"{s.column}={s.value}",
-                str(s.rows),
-                str(s.positives),
-                format_number(s.challenger_auc),
-                format_number(s.champion_auc),
-                "yes" if s.judged else "no",
-            ]
-            for s in self.slices
-        ]
+        slices = [item.cells() for item in self.slices]
         return "\n\n".join(
             [
                 title,

@@ -150,17 +150,7 @@ def _metrics_table(facts: CardFacts) -> str:
 
 
 def _slices_table(decision: Decision) -> str:
-    rows = [
-        [
-            f"{s.column}={s.value}",
-            str(s.rows),
-            str(s.positives),
-            format_number(s.challenger_auc),
-            format_number(s.champion_auc),
-            "yes" if s.judged else "no (too small or one class)",
-        ]
-        for s in decision.slices
-    ]
+    rows = [item.cells() for item in decision.slices]
     header = ["slice", "rows", "positives", "ROC AUC", "champion ROC AUC", "judged"]
     return _markdown_table(header, rows)
 
