@@ -246,6 +246,14 @@ def test_production_profile_on_redis_postgres_and_s3(production_settings, monkey
         feature_store.materialize_day(settings, D1, overlap_days=0)
         assert_online_holds(settings, {1: D2, 2: D1, 3: D2})
         assert not feature_store.online_features(settings, [999])[feature_store.FOUND].any()
+        write_labels(settings, D1, {1: 1, 2: 0})
+        write_labels(settings, D2, {1: 0, 3: 1})
+        rows = feature_store.training_set(settings, D1, D2)  # Feast reads S3 through s3fs
+        by_key = rows.set_index([ENTITY, rows[TIMESTAMP].dt.date])
+        assert by_key["plan"].to_dict() == {
+            (1, D1): "basic", (2, D1): "basic", (1, D2): "premium", (3, D2): "basic"
+        }  # fmt: skip
+        assert by_key[LABEL].to_dict() == {(1, D1): 1, (2, D1): 0, (1, D2): 0, (3, D2): 1}
     finally:
         store.teardown()
     host, port = settings.feast_redis.split(":")
