@@ -1,12 +1,13 @@
 """
 ### continuous_training: train a challenger, let the gate decide, serve the champion
 
-Runs weekly (Monday 03:00 UTC), when `drift_report` emits the `churn_drift` asset, or by
-hand from the trigger form (every Param below has a description). One run at a time;
-drift events that arrive meanwhile are merged into the next run, which records the events
-it consumed on the model version it trains.
+Runs weekly (`settings.training_cron`: Monday 03:00 UTC; `null` leaves drift and manual
+runs only), when `drift_report` emits the `churn_drift` asset, or by hand from the
+trigger form (every Param below has a description). One run at a time; drift events that
+arrive meanwhile are merged into the next run, which records the events it consumed on
+the model version it trains.
 
-1. **plan**: the as-of day (logical date, or the day a drift-triggered run starts) and
+1. **plan**: the as-of day (logical date, or the day after the drift it reacts to) and
    the training window, whose labels have matured (30 days).
 2. **build_training_set**: point-in-time join in Feast (`churn_model_v1`), saved to
    `training_sets/dt=<as-of>/` in the lake.
@@ -90,8 +91,10 @@ PARAMS = {
 @dag(
     dag_id="continuous_training",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=CHURN_DRIFT
-    ),
+        timetable=CronTriggerTimetable(SETTINGS.training_cron, timezone="UTC"), assets=CHURN_DRIFT
+    )
+    if SETTINGS.training_cron
+    else CHURN_DRIFT,
     start_date=dt.datetime.combine(SETTINGS.schedule_start, dt.time(), tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
@@ -104,11 +107,11 @@ def continuous_training():
     @task(doc_md="Resolve Params, as-of day, training window and consumed drift events.")
     def plan() -> dict:
         from churnloop.task_support import data_errors_fail_fast
-        from churnloop.training_plan import drift_events_from, plan_training_run
+        from churnloop.training_plan import as_of_day, drift_events_from, plan_training_run
 
         context = get_current_context()
         events = drift_events_from(context.get("triggering_asset_events"))
-        as_of = (context.get("logical_date") or context["dag_run"].run_after).date()
+        as_of = as_of_day(context.get("logical_date"), context["dag_run"].run_after, events)
         trigger = "drift" if events else context["dag_run"].run_type
         with data_errors_fail_fast():
             planned = plan_training_run(

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     schedule_start: dt.date = Field(
         default=dt.date(2026, 1, 1), description="First logical day of customer_data (catchup)."
     )
+    training_cron: str | None = Field(
+        default="0 3 * * 1",
+        description="When continuous_training runs on its own besides drift (UTC cron); null: "
+        "only drift events and manual runs (a simulated history, where real time is not the "
+        "data's time).",
+    )
     customer_data_max_active_runs: int = Field(
         default=2, description="Days customer_data may process at once (backfills)."
     )

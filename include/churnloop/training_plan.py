@@ -1,7 +1,10 @@
 """What one ``continuous_training`` run works on, decided once at its start.
 
 A run is anchored to an as-of day: its logical date (a scheduled run, a manual run or a
-backfill) or, for a run started by drift events, the day it runs. Labels mature 30 days
+backfill) or, for a run started by drift events (which has no logical date), the day after
+the newest day the events report drift on: ``drift_report`` checks day D on D+1, so in
+production that is the day the run starts, and in a backfill or a simulated history it
+is still the data the run reacts to. Labels mature 30 days
 after a snapshot, and the day before the as-of day is the last one ``customer_data`` has
 processed, so the training window ends ``LABEL_DELAY_DAYS + 1`` days before the as-of day.
 Evaluating "as of" that day is what makes a backfilled run reproduce what a run on that
@@ -66,6 +69,18 @@ def drift_events_from(triggering_asset_events: Mapping[Any, list[Any]] | None) -
         for events in (triggering_asset_events or {}).values()
         for event in events
     ]
+
+
+def as_of_day(
+    logical_date: dt.datetime | None, run_after: dt.datetime, drift_events: list[dict[str, Any]]
+) -> dt.date:
+    """The day a run trains as of (see the module docstring)."""
+    if logical_date is not None:
+        return logical_date.date()
+    drift_days = [dt.date.fromisoformat(event["day"]) for event in drift_events if "day" in event]
+    if drift_days:
+        return max(drift_days) + dt.timedelta(days=1)
+    return run_after.date()
 
 
 def plan_training_run(

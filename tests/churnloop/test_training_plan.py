@@ -60,3 +60,14 @@ def test_consumed_drift_events_are_kept_with_their_extra():
     assert [item["day"] for item in consumed] == ["2026-02-27", "2026-02-28"]
     assert consumed[0]["timestamp"] == "2026-03-01T02:00:00+00:00"
     assert drift_events_from(None) == []
+
+
+def test_a_drift_triggered_run_trains_as_of_the_day_after_the_drift_it_reacts_to():
+    """A backfilled or simulated drift day must not make a run train as of the wall clock."""
+    from churnloop.training_plan import as_of_day
+
+    now = dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC)
+    events = [{"day": "2026-02-27"}, {"day": "2026-02-28"}, {"timestamp": "no day"}]
+    assert as_of_day(None, now, events) == dt.date(2026, 3, 1)
+    assert as_of_day(dt.datetime(2026, 3, 9, 3, tzinfo=dt.UTC), now, events) == dt.date(2026, 3, 9)
+    assert as_of_day(None, now, []) == now.date()

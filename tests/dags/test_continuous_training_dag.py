@@ -107,3 +107,20 @@ def test_forcing_without_a_reason_fails_before_any_work(dag, settings):
     states = run(dag, START + dt.timedelta(days=41), force_promote=True, reason="")
     assert states["plan"] == "failed"
     assert states["train_challenger"] == "upstream_failed"
+
+
+def test_the_weekly_schedule_is_a_setting_and_null_leaves_drift_runs_only(settings, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import AssetOrTimeSchedule
+
+    def timetable():
+        bag = DagBag(dag_folder=str(settings.dags_dir / "continuous_training.py"))
+        return bag.dags["continuous_training"].timetable
+
+    weekly = timetable()
+    assert isinstance(weekly, AssetOrTimeSchedule)
+    assert weekly.timetable.expression == "0 3 * * 1"
+    monkeypatch.setenv("CHURNLOOP_TRAINING_CRON", "null")
+    drift_only = timetable()
+    assert not isinstance(drift_only, AssetOrTimeSchedule)
+    assert drift_only.asset_condition.name == "churn_drift"
