@@ -9,6 +9,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
+CHROMIUM := /usr/bin/chromium
 AIRFLOW_ENV = export PATH="$(CURDIR)/$(BIN):$$PATH" && eval "$$(churnloop airflow-env)"
 
 .PHONY: help install test test-fast demo airflow serve lint clean
@@ -26,7 +27,14 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 
 install: $(SYNCED)  ## Create .venv from uv.lock
 
-test: $(SYNCED)  ## Run the whole test suite (starts what it needs)
+# The browser check of the Airflow UI drives Debian's chromium (Playwright downloads no browser).
+# Package lists may be missing or stale on a fresh machine: refresh them before installing.
+$(CHROMIUM):
+	@echo "Installing Debian's chromium (browser check of the Airflow UI)"
+	@export DEBIAN_FRONTEND=noninteractive && apt-get update -qq \
+	  && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+test: $(SYNCED) $(CHROMIUM)  ## Run the whole test suite (starts what it needs)
 	$(BIN)/pytest
 
 test-fast: $(SYNCED)  ## Unit tests only: no Airflow runs, no services

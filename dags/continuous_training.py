@@ -79,7 +79,7 @@ PARAMS = {
         description="Promote even if the gate rejects the challenger (needs a reason).",
     ),
     "reason": Param(
-        "", type="string",
+        None, type=["null", "string"],  # "" with type string makes the UI form require it
         description="Why a person forces the promotion; recorded on the model version.",
     ),
     "dry_run": Param(

@@ -19,6 +19,8 @@ PARALLELISM = 4
 """`airflow standalone` would start ~32 workers on 2 cores; four keep the machine usable."""
 
 FEAST_POOL = "feast"
+EXECUTOR = "churnloop.airflow_executor.PreloadingLocalExecutor"
+"""LocalExecutor whose task processes fork with the heavy libraries already imported."""
 
 
 def airflow_environment(
@@ -31,6 +33,7 @@ def airflow_environment(
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.project_root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",

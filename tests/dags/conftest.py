@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from loop_support import FAST_MODEL
 
 TOKEN = "deploy-test-token"
-FAST_MODEL = '{"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20, "n_jobs": 1}'
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dag_support import START, publish_days
+from loop_support import START, publish_days
 
 from churnloop import registry
 from churnloop.simulation import Scenario

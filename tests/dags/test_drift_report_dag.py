@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dag_support import START, publish_days
+from loop_support import START, publish_days
 
 from churnloop import storage
 from churnloop.simulation import Scenario

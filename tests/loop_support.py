@@ -1,4 +1,5 @@
-"""Shared set-up of the DAG tests: the lake as customer_data leaves it."""
+"""Shared set-up of the DAG and integration tests: small models, and the lake as
+customer_data leaves it."""
 
 from __future__ import annotations
 
@@ -12,26 +13,38 @@ from churnloop.simulation import Scenario, generate_labels, generate_snapshots
 
 START = dt.date(2026, 1, 1)
 CUSTOMERS = 400
+FAST_MODEL = '{"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20, "n_jobs": 1}'
+"""Small LightGBM models: these tests are about the loop, not about model quality."""
 
 
-def publish_days(settings, scenario: Scenario, days: int) -> None:
+def publish_days(
+    settings,
+    scenario: Scenario,
+    days: int,
+    start: dt.date = START,
+    customers: int = CUSTOMERS,
+    labels_through: dt.date | None = None,
+) -> None:
     """What customer_data leaves in the lake: validated days, their features and labels.
 
     Written directly, not through the DAG, so that tests of the later DAGs do not pay for
-    tens of customer_data runs (that DAG has its own tests).
+    tens of customer_data runs (that DAG has its own tests). Labels arrive 30 days after
+    their snapshot; ``labels_through`` leaves out those arriving later (days the test
+    lets customer_data process itself).
     """
     from churnloop.feature_store import apply_definitions
 
     lake = storage.lake(settings)
-    snapshot_days = [START + dt.timedelta(days=offset) for offset in range(days)]
+    snapshot_days = [start + dt.timedelta(days=offset) for offset in range(days)]
     history = []
     for day in snapshot_days:
-        snapshot = generate_snapshots(day, CUSTOMERS, scenario=scenario)
+        snapshot = generate_snapshots(day, customers, scenario=scenario)
         lake.write_table(schema.validated_dataset(schema.SNAPSHOTS), day, snapshot)
         history.append(snapshot.to_pandas())
         arrival = day + dt.timedelta(days=schema.LABEL_DELAY_DAYS)
-        labels = generate_labels(day, CUSTOMERS, scenario=scenario)
-        lake.write_table(schema.validated_dataset(schema.LABELS), arrival, labels)
+        if labels_through is None or arrival <= labels_through:
+            labels = generate_labels(day, customers, scenario=scenario)
+            lake.write_table(schema.validated_dataset(schema.LABELS), arrival, labels)
     frame = pd.concat(history, ignore_index=True)
     for day in snapshot_days:
         rows = features.build_features(frame, day)

@@ -1,0 +1,50 @@
+"""A LocalExecutor whose workers start with the task libraries already imported.
+
+Every task process is forked from a LocalExecutor worker, which is forked from the
+scheduler. Importing Great Expectations, Feast, MLflow, LightGBM and Evidently costs
+each task 5-13 s of CPU (docs/benchmarks.md); imported once in the scheduler before its
+workers fork, they cost the tasks nothing (copy-on-write pages). Nothing is *run* at
+import, so no connection or thread is shared across the fork.
+
+Select it with ``AIRFLOW__CORE__EXECUTOR=churnloop.airflow_executor.PreloadingLocalExecutor``
+(the embedded Airflow of ``make airflow``, the demo and the integration tests do). With
+the CeleryExecutor of the compose topology each worker pays the imports per task.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import structlog
+from airflow.executors.local_executor import LocalExecutor
+
+PRELOADED_MODULES = (
+    "pandas",
+    "pyarrow.parquet",
+    "great_expectations",
+    "feast",
+    "mlflow",
+    "lightgbm",
+    "sklearn.pipeline",
+    "evidently",
+)
+"""What the churnloop tasks import; task code imports them again, for free."""
+
+log = structlog.get_logger(__name__)
+
+
+def preload(modules: tuple[str, ...] = PRELOADED_MODULES) -> None:
+    started = time.monotonic()
+    for name in modules:
+        importlib.import_module(name)
+    log.info("Preloaded task libraries", modules=modules, seconds=time.monotonic() - started)
+
+
+class PreloadingLocalExecutor(LocalExecutor):
+    """LocalExecutor that imports the task libraries before forking its workers."""
+
+    def start(self) -> None:
+        if self.is_mp_using_fork:
+            preload()
+        super().start()

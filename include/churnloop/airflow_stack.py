@@ -1,0 +1,300 @@
+"""Real Airflow components, started, driven through the REST API, and stopped.
+
+``make demo`` and the integration tests run the DAGs the way production does: an
+api-server, a scheduler with the LocalExecutor and a dag-processor, each its own process
+on one metadata DB (SQLite in the embedded profile, PostgreSQL in production), driven
+only through Airflow's public REST API (``/api/v2``): backfills, manual runs with a
+logical date, unpausing, and reading back runs, task states and XComs. Asset-triggered
+runs are the scheduler's own doing.
+
+Every process is started in its own process group and the whole group is stopped on
+exit, so the executor's workers and their task processes go with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from churnloop.airflow_env import airflow_environment, prepare_airflow
+from churnloop.settings import Settings
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+"""What runs DAGs end to end; the triggerer is not needed (no deferrable tasks)."""
+
+FINISHED = frozenset({"success", "failed"})
+USERNAME = "admin"
+
+
+class AirflowStackError(RuntimeError):
+    """A component did not start, died, or a run did not finish in time."""
+
+
+@dataclass(frozen=True)
+class StackLogin:
+    base_url: str
+    username: str
+    password: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_environment(
+    settings: Settings, port: int, password: str, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of every component: the settings' Airflow mapping on ``port``,
+    a real login (not all-admins) and secrets shared by the processes of this stack."""
+    environ = dict(os.environ if environ is None else environ)
+    base_url = f"http://127.0.0.1:{port}"
+    environ["CHURNLOOP_AIRFLOW_API_URL"] = base_url
+    environ.update(
+        airflow_environment(
+            settings.model_copy(update={"airflow_api_url": base_url}),
+            environ={**environ, "AIRFLOW__API__BASE_URL": base_url},
+        )
+    )
+    home = Path(environ["AIRFLOW_HOME"])
+    passwords = home / "simple_auth_manager_passwords.json"
+    environ.update({
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "PYTHONUNBUFFERED": "1",
+    })  # fmt: skip
+    bin_dir = str(Path(sys.executable).parent)
+    environ["PATH"] = f"{bin_dir}{os.pathsep}{environ.get('PATH', '')}"
+    home.mkdir(parents=True, exist_ok=True)
+    passwords.write_text(json.dumps({USERNAME: password}))
+    return environ
+
+
+@contextmanager
+def airflow_stack(
+    settings: Settings,
+    log_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = lambda line: None,
+) -> Iterator[AirflowClient]:
+    """Migrate the metadata DB, start the components, yield a logged-in REST client."""
+    port = free_port()
+    password = secrets.token_urlsafe(16)
+    env = stack_environment(settings, port, password, environ)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "airflow-setup.log").open("w") as output:
+        _in_environment(env, lambda: prepare_airflow(settings, output))
+    with ExitStack() as stack:
+        processes = {
+            name: stack.enter_context(_component(name, env, log_dir, port)) for name in COMPONENTS
+        }
+        say(f"Airflow {', '.join(COMPONENTS)} on {env['AIRFLOW__API__BASE_URL']} "
+            f"(logs in {log_dir})")  # fmt: skip
+        login = StackLogin(env["AIRFLOW__API__BASE_URL"], USERNAME, password)
+        client = AirflowClient(login, processes, log_dir)
+        client.wait_until_healthy()
+        yield client
+
+
+def _in_environment(env: Mapping[str, str], action: Callable[[], None]) -> None:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        action()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextmanager
+def _component(
+    name: str, env: Mapping[str, str], log_dir: Path, port: int
+) -> Iterator[subprocess.Popen]:
+    command = [sys.executable, "-m", "airflow", name]
+    if name == "api-server":
+        command += ["--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
+    with (log_dir / f"{name}.log").open("w") as log:
+        process = subprocess.Popen(
+            command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        stop_process_group(process, grace=20)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process's group, SIGKILL whatever is left after ``grace`` seconds.
+
+    Raises if a process of the group outlives that: nothing started here may linger.
+    """
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # workers and tasks the leader left behind
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AirflowStackError(f"processes of group {process.pid} survived SIGKILL")
+
+
+class AirflowClient:
+    """Airflow's REST API (``/api/v2``) as the demo and the tests use it."""
+
+    def __init__(
+        self, login: StackLogin, processes: Mapping[str, subprocess.Popen], log_dir: Path
+    ) -> None:
+        self.login = login
+        self.processes = dict(processes)
+        self.log_dir = log_dir
+        self._http = httpx.Client(base_url=login.base_url, timeout=30)
+        self._token: str | None = None
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def wait_until_healthy(self, timeout: float = 180) -> None:
+        """Until the api-server answers and the scheduler reports a heartbeat."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                health = self._http.get("/api/v2/monitor/health").json()
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(1)
+        raise AirflowStackError(f"Airflow not healthy after {timeout:.0f} s; see {self.log_dir}")
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text()[-3000:]
+                raise AirflowStackError(f"airflow {name} exited ({process.returncode}):\n{tail}")
+
+    def token(self) -> str:
+        if self._token is None:
+            answer = self._http.post(
+                "/auth/token",
+                json={"username": self.login.username, "password": self.login.password},
+            )
+            answer.raise_for_status()
+            self._token = answer.json()["access_token"]
+        return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        answer = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
+        if answer.status_code >= 400:
+            raise AirflowStackError(f"{method} {path}: {answer.status_code} {answer.text[:500]}")
+        return answer.json() if answer.content else None
+
+    # -- DAGs and runs -------------------------------------------------------------------
+
+    def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = 180) -> None:
+        """Until the dag-processor has parsed and serialized every one of ``dag_ids``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            found = {dag["dag_id"] for dag in self.request("GET", "/dags")["dags"]}
+            missing = set(dag_ids) - found
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                errors = self.request("GET", "/importErrors")
+                raise AirflowStackError(f"DAGs not parsed: {sorted(missing)}; {errors}")
+            time.sleep(1)
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def backfill(
+        self, dag_id: str, first: dt.date, last: dt.date, max_active_runs: int = 2
+    ) -> dict:
+        """An Airflow backfill of the runs whose logical dates fall on ``first``..``last``,
+        whatever their time of day (executed by the scheduler once the DAG is unpaused)."""
+        end_of_last = _midnight(last + dt.timedelta(days=1)) - dt.timedelta(seconds=1)
+        body = {
+            "dag_id": dag_id,
+            "from_date": _midnight(first).isoformat(),
+            "to_date": end_of_last.isoformat(),
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": "completed",
+        }
+        return self.request("POST", "/backfills", json=body)
+
+    def trigger(self, dag_id: str, logical_date: dt.datetime, conf: dict | None = None) -> str:
+        body = {"logical_date": logical_date.isoformat(), "conf": conf or {}}
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.request(
+            "GET", f"/dags/{dag_id}/dagRuns", params={"limit": 500, "order_by": "run_after"}
+        )["dag_runs"]
+
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        count: int,
+        timeout: float,
+        progress: Callable[[str], None] = lambda line: None,
+        run_type: str | None = None,
+    ) -> list[dict]:
+        """Until ``count`` runs of ``dag_id`` (of ``run_type``, if given) have finished."""
+        deadline = time.monotonic() + timeout
+        reported = None
+        while True:
+            self.check_alive()
+            runs = [r for r in self.runs(dag_id) if run_type in (None, r["run_type"])]
+            done = [r for r in runs if r["state"] in FINISHED]
+            line = f"{dag_id}: {len(done)}/{count} runs finished, {len(runs) - len(done)} active"
+            if line != reported:
+                progress(line)
+                reported = line
+            if len(done) >= count:
+                return done
+            if time.monotonic() > deadline:
+                raise AirflowStackError(f"{line} after {timeout:.0f} s; logs in {self.log_dir}")
+            time.sleep(2)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        answer = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.request("GET", path, params={"deserialize": True})["value"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)

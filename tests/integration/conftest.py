@@ -1,0 +1,150 @@
+"""Fixtures of the integration tests: the whole loop on real Airflow components and the
+production profile's services (``airflow_loop``, run once a session), and the browser
+checks of its UI: Debian's Chromium, headless, driven by Playwright (which downloads no
+browser here: ``make test`` installs Debian's ``chromium``; it is launched by path).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from loop_story import StoryRuns, Timeline, model_server, run_story, story_environment
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from churnloop.airflow_stack import AirflowClient, airflow_stack, free_port
+from churnloop.settings import get_settings
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # tests run as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-dev-shm-usage",  # a small /dev/shm in containers crashes tabs
+    "--disable-background-networking",
+]
+PAGE_TIMEOUT_MS = 60_000
+"""A first load of the UI's scripts on a busy 2-core machine can take several seconds."""
+
+ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+
+
+def _service_missing(config: pytest.Config, name: str, reason: str) -> None:
+    """tests/conftest.py's ``service_missing``. Every conftest.py here is a module named
+    ``conftest``, so it cannot be imported by name: pytest's plugin manager holds it."""
+    _root_conftest(config).service_missing(name, reason)
+
+
+@pytest.fixture(scope="session")
+def chromium_browser(pytestconfig: pytest.Config) -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        _service_missing(
+            pytestconfig, "Chromium", "no `chromium` on PATH (`make test` installs Debian's)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def chromium_page(chromium_browser: Browser) -> Iterator[Page]:
+    """A page in a fresh browser context (no cookies from another test), closed afterwards."""
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _root_conftest(config: pytest.Config):
+    return config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
+
+
+@dataclass(frozen=True)
+class Loop:
+    client: AirflowClient
+    timeline: Timeline
+    runs: StoryRuns
+    server_url: str
+    environment: dict[str, str]
+    """What the components run with; a test sets it to look at what they did."""
+
+
+@pytest.fixture(scope="session")
+def airflow_loop(request, tmp_path_factory, s3_server, mlflow_server, redis_address):
+    """The story of ``loop_story`` run once; the components stay up for the checks."""
+    services = _root_conftest(request.config)
+    workdir = tmp_path_factory.mktemp("airflow-loop")
+    timeline = Timeline.ending_yesterday()
+    tracking_uri, artifact_root = mlflow_server
+    s3 = services.s3_client(s3_server)
+    if services.S3_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=services.S3_BUCKET)
+    prefix = f"s3://{services.S3_BUCKET}/loop-{uuid.uuid4().hex[:8]}"
+    with ExitStack() as stack:
+        airflow_db = stack.enter_context(services.fresh_database("churnloop_airflow"))
+        feast_registry = stack.enter_context(services.fresh_database("churnloop_feast"))
+        production = {  # the production profile, chosen by these variables alone
+            "CHURNLOOP_HOME": str(workdir / "home"),
+            "CHURNLOOP_LAKE_URI": f"{prefix}/lake",
+            "CHURNLOOP_LANDING_URI": f"{prefix}/landing",
+            "CHURNLOOP_S3_ENDPOINT_URL": s3_server,
+            "CHURNLOOP_MLFLOW_TRACKING_URI": tracking_uri,
+            "CHURNLOOP_MLFLOW_ARTIFACT_URI": artifact_root,
+            "CHURNLOOP_MLFLOW_EXPERIMENT": f"loop-{uuid.uuid4().hex[:8]}",
+            "CHURNLOOP_MODEL_NAME": f"churn-loop-{uuid.uuid4().hex[:8]}",
+            "CHURNLOOP_FEAST_REDIS": redis_address,
+            "CHURNLOOP_FEAST_REGISTRY": feast_registry,
+            "CHURNLOOP_FEAST_PROJECT": f"churnloop_loop_{uuid.uuid4().hex[:8]}",
+            "MLFLOW_S3_ENDPOINT_URL": s3_server,
+            "AWS_ACCESS_KEY_ID": services.S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": services.S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AIRFLOW_HOME": str(workdir / "airflow"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+        }
+        environment = {**production, **story_environment(timeline, free_port())}
+        with pytest.MonkeyPatch.context() as patch:  # the processes started here keep it
+            for name, value in environment.items():
+                patch.setenv(name, value)
+            server_url = stack.enter_context(model_server(workdir / "model-server.log"))
+            client = stack.enter_context(airflow_stack(get_settings(), workdir / "logs", say=print))
+            stack.callback(_remove_online_rows, environment)
+            runs = run_story(client, timeline)
+        yield Loop(client, timeline, runs, server_url, environment)
+
+
+def _remove_online_rows(environment: dict[str, str]) -> None:
+    from churnloop.feature_store import feature_store
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        feature_store(get_settings()).teardown()
+
+
+@dataclass(frozen=True)
+class AirflowUI:
+    base_url: str
+    username: str
+    password: str
+    failed_validation: tuple[str, str, str]
+
+
+@pytest.fixture(scope="session")
+def airflow_ui(chromium_browser: Browser, airflow_loop: Loop) -> AirflowUI:
+    """The running loop's UI, with the broken day's failed validation to follow.
+
+    Asks for the browser first, so a missing Chromium skips before the loop starts."""
+    login = airflow_loop.client.login
+    broken = airflow_loop.timeline.day(airflow_loop.timeline.broken)
+    (run,) = [run for run in airflow_loop.runs.customer_data
+              if run["logical_date"].startswith(broken.isoformat())]  # fmt: skip
+    failed = ("customer_data", run["dag_run_id"], "validate_snapshots")
+    return AirflowUI(login.base_url, login.username, login.password, failed)

@@ -1,0 +1,144 @@
+"""The integration story: the whole loop on real Airflow components, production profile.
+
+Simulated days end yesterday (UTC), so the scheduler's clock and the data agree: a
+catch-up or a "latest run" never reaches past the data. The days before the backfill
+are seeded straight into the lake (``loop_support.publish_days``), the last two weeks
+go through Airflow:
+
+    day  0 .. 32   seeded: validated snapshots, features, matured labels
+    day 33 .. 46   landing drops; ``customer_data`` backfill (REST), day 36 broken
+    day 38 ..      ages drift (covariate drift, complete by day 41)
+    as of day 40   ``continuous_training`` by hand (REST, logical date): v1, deployed
+    day 43 .. 46   ``drift_report`` backfill; day 43 emits ``churn_drift``, the scheduler
+                   starts ``continuous_training`` as of day 44; days 44-46 fall in the
+                   3-day cooldown after it, so exactly one drift-triggered run follows
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from loop_support import FAST_MODEL, publish_days
+
+from churnloop.airflow_stack import AirflowClient, stop_process_group
+from churnloop.settings import get_settings
+from churnloop.simulation import Scenario, simulate
+
+DAG_IDS = ("customer_data", "continuous_training", "drift_report")
+CUSTOMERS = 400
+ADMIN_TOKEN = "integration-admin-token"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    last: dt.date
+    days: int = 47
+    first_backfilled: int = 33
+    broken: int = 36
+    drift_start: int = 38
+    training_as_of: int = 40
+    first_drift_report: int = 43
+    cooldown_days: int = 3
+
+    def day(self, index: int) -> dt.date:
+        return self.last - dt.timedelta(days=self.days - 1 - index)
+
+    @classmethod
+    def ending_yesterday(cls) -> Timeline:
+        return cls(last=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+
+
+def story_environment(timeline: Timeline, serving_port: int) -> dict[str, str]:
+    """Settings of the story (on top of the production profile's variables)."""
+    return {
+        "CHURNLOOP_SCHEDULE_START": timeline.day(timeline.first_backfilled).isoformat(),
+        "CHURNLOOP_TRAINING_CRON": "null",  # real time is not the data's time here
+        "CHURNLOOP_DRIFT_COOLDOWN_DAYS": str(timeline.cooldown_days),
+        "CHURNLOOP_CUSTOMER_DATA_MAX_ACTIVE_RUNS": "4",
+        "CHURNLOOP_TRAINING_WINDOW_DAYS": "10",
+        "CHURNLOOP_HOLDOUT_DAYS": "3",
+        "CHURNLOOP_GATE_MIN_ROC_AUC": "0.6",
+        "CHURNLOOP_MODEL_PARAMS": FAST_MODEL,
+        "CHURNLOOP_SERVING_PORT": str(serving_port),
+        "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CHURNLOOP_DEPLOY_START_SERVER": "false",
+    }
+
+
+@contextmanager
+def model_server(log_path: Path, timeout: float = 120) -> Iterator[str]:
+    """``churnloop serve`` as its own process (the production topology's model server)."""
+    url = get_settings().serving_url
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "churnloop.cli", "serve"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"model server did not start:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(process, grace=10)
+
+
+@dataclass
+class StoryRuns:
+    customer_data: list[dict] = field(default_factory=list)
+    training: list[dict] = field(default_factory=list)
+    drift: list[dict] = field(default_factory=list)
+
+
+def run_story(
+    client: AirflowClient, timeline: Timeline, say: Callable[[str], None] = print
+) -> StoryRuns:
+    settings = get_settings()
+    day = timeline.day
+    scenario = Scenario(
+        "covariate_drift",
+        drift_start=day(timeline.drift_start),
+        ramp_days=3,
+        breaks={day(timeline.broken): "out_of_range"},
+    )
+    seeded = timeline.first_backfilled
+    say(f"seeding days {day(0)}..{day(seeded - 1)} into the lake")
+    publish_days(settings, scenario, seeded, start=day(0), customers=CUSTOMERS,
+                 labels_through=day(seeded - 1))  # fmt: skip
+    simulate(settings, day(timeline.first_backfilled), timeline.days - timeline.first_backfilled,
+             CUSTOMERS, scenario, history_start=day(0), progress=lambda line: None)  # fmt: skip
+    client.wait_for_dags(DAG_IDS)
+    runs = StoryRuns()
+
+    client.backfill("customer_data", day(timeline.first_backfilled), day(timeline.days - 1),
+                    max_active_runs=4)  # fmt: skip
+    client.unpause("customer_data")
+    backfilled = timeline.days - timeline.first_backfilled
+    runs.customer_data = client.wait_for_runs("customer_data", backfilled, 1200, say)
+
+    client.unpause("continuous_training")
+    as_of = dt.datetime.combine(day(timeline.training_as_of), dt.time(3), tzinfo=dt.UTC)
+    client.trigger("continuous_training", as_of)
+    client.wait_for_runs("continuous_training", 1, 900, say)
+
+    client.backfill("drift_report", day(timeline.first_drift_report), day(timeline.days - 1),
+                    max_active_runs=1)  # fmt: skip
+    client.unpause("drift_report")
+    drift_reports = timeline.days - timeline.first_drift_report
+    runs.drift = client.wait_for_runs("drift_report", drift_reports, 900, say)
+    runs.training = client.wait_for_runs("continuous_training", 2, 900, say)
+    return runs

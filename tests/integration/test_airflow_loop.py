@@ -1,0 +1,126 @@
+"""The whole loop on real Airflow components and the production profile's real services.
+
+An api-server, a scheduler (LocalExecutor) and a dag-processor on a PostgreSQL metadata
+DB; the lake and MLflow's artifacts in S3 (SeaweedFS); an MLflow tracking server on
+PostgreSQL; Feast's online store in Redis and its registry in PostgreSQL; the model
+server as its own process. Everything is driven through Airflow's REST API, and the
+asset-triggered training run is started by the scheduler itself (see ``loop_story``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import httpx
+import pytest
+from loop_story import ADMIN_TOKEN
+
+from churnloop import features, registry, schema, storage
+from churnloop.feature_store import FOUND, online_features
+from churnloop.settings import get_settings
+
+pytestmark = [pytest.mark.airflow, pytest.mark.services, pytest.mark.slow,
+              pytest.mark.timeout(1800)]  # the first test waits for the whole story  # fmt: skip
+
+
+@pytest.fixture
+def loop(airflow_loop, monkeypatch):
+    """The loop, with this process's settings pointing where its components worked."""
+    for name, value in airflow_loop.environment.items():
+        monkeypatch.setenv(name, value)
+    return airflow_loop
+
+
+def by_day(runs: list[dict]) -> dict[dt.date, dict]:
+    return {dt.datetime.fromisoformat(run["logical_date"]).date(): run for run in runs}
+
+
+def test_backfill_ran_every_day_and_the_broken_day_stopped_at_validation(loop):
+    timeline = loop.timeline
+    runs = by_day(loop.runs.customer_data)
+    backfilled = [timeline.day(i) for i in range(timeline.first_backfilled, timeline.days)]
+    assert sorted(runs) == backfilled
+    assert {run["run_type"] for run in runs.values()} == {"backfill"}
+    broken = timeline.day(timeline.broken)
+    assert {day for day, run in runs.items() if run["state"] == "failed"} == {broken}
+    states = loop.client.task_states("customer_data", runs[broken]["dag_run_id"])
+    assert states["validate_snapshots"] == "failed"
+    assert states["build_features"] == states["materialize_features"] == "upstream_failed"
+
+    lake = storage.lake(get_settings())
+    assert lake.uri_of("").startswith("s3://")
+    validated = set(lake.partitions(schema.validated_dataset(schema.SNAPSHOTS)))
+    assert validated == {timeline.day(i) for i in range(timeline.days)} - {broken}
+    assert lake.partitions(schema.quarantine_dataset(schema.SNAPSHOTS)) == [broken]
+    assert broken not in lake.partitions(features.DATASET)
+
+
+def test_features_of_the_last_day_are_online_in_redis(loop):
+    settings = get_settings()
+    assert settings.feast_redis
+    last = storage.lake(settings).read_table(features.DATASET, loop.timeline.last)
+    customers = last.column(schema.ENTITY).to_pylist()[:20]
+    online = online_features(settings, customers)
+    assert online[FOUND].all()
+
+
+def test_manual_training_promoted_and_deployed_v1(loop):
+    manual = [run for run in loop.runs.training if run["run_type"] == "manual"]
+    assert len(manual) == 1 and manual[0]["state"] == "success", manual
+    states = loop.client.task_states("continuous_training", manual[0]["dag_run_id"])
+    assert set(states.values()) == {"success"}, states
+    deployed = loop.client.xcom("continuous_training", manual[0]["dag_run_id"],
+                                        "deploy_champion")  # fmt: skip
+    assert deployed["version"] == 1
+    v1 = registry.model_version(get_settings(), 1)
+    assert v1.tags["airflow.logical_date"] == loop.timeline.day(40).isoformat()
+
+
+def test_drift_day_emitted_churn_drift_and_the_scheduler_started_training(loop):
+    timeline = loop.timeline
+    reports = by_day(loop.runs.drift)
+    first = timeline.day(timeline.first_drift_report)
+    assert sorted(reports) == [timeline.day(i) for i in range(43, timeline.days)]
+    assert {run["run_type"] for run in reports.values()} == {"backfill"}
+    emitted = {
+        day for day, run in reports.items()
+        if loop.client.task_states("drift_report", run["dag_run_id"])["emit_churn_drift"]
+        == "success"
+    }  # fmt: skip
+    assert emitted == {first}, "one drift day triggers; the cooldown holds the others back"
+    later = loop.client.xcom("drift_report", reports[timeline.day(44)]["dag_run_id"], "check_drift")
+    assert later["suppressed"], later
+
+    assert len(loop.client.runs("continuous_training")) == 2, "one manual, one drift run"
+    triggered = [run for run in loop.runs.training if run["run_type"] == "asset_triggered"]
+    assert len(triggered) == 1 and triggered[0]["state"] == "success", loop.runs.training
+    plan = loop.client.xcom("continuous_training", triggered[0]["dag_run_id"], "plan")
+    assert plan["trigger"] == "drift"
+    assert plan["as_of"] == (first + dt.timedelta(days=1)).isoformat()
+    assert [event["day"] for event in plan["drift_events"]] == [first.isoformat()]
+    v2 = registry.model_version(get_settings(), 2)
+    assert [event["day"] for event in json.loads(v2.tags["airflow.drift_events"])] == [
+        first.isoformat()
+    ]
+
+
+def test_the_model_server_serves_the_champion(loop):
+    settings = get_settings()
+    champion = registry.champion_version(settings)
+    served = httpx.get(f"{loop.server_url}/model", timeout=10).json()
+    assert served["version"] == int(champion.version)
+    last = storage.lake(settings).read_table(features.DATASET, loop.timeline.last)
+    customer = last.column(schema.ENTITY)[0].as_py()
+    answer = httpx.post(f"{loop.server_url}/predict", json={"customer_id": customer},
+                        timeout=10)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == int(champion.version)
+    assert ADMIN_TOKEN not in answer.text
+
+
+def test_tasks_forked_from_workers_that_preloaded_the_task_libraries(loop):
+    """The LocalExecutor subclass imported GX, Feast, MLflow... once, before forking."""
+    scheduler_log = (loop.client.log_dir / "scheduler.log").read_text()
+    assert "Loaded executor: ::churnloop.airflow_executor.PreloadingLocalExecutor" in scheduler_log
+    assert "Preloaded task libraries" in scheduler_log

@@ -1,0 +1,84 @@
+"""The Airflow UI as an on-call user sees it, in a real browser against a running Airflow.
+
+What churnloop adds to the UI only shows in the UI: the DAGs, the trigger form built from
+the Params, and the "Report" extra link that takes a failed validation to its Data Docs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from airflow_ui import (
+    dag_ids,
+    dag_run,
+    follow_extra_link,
+    log_in,
+    open_trigger_form,
+    trigger_form_params,
+)
+from playwright.sync_api import expect
+
+pytestmark = [
+    pytest.mark.airflow,
+    pytest.mark.services,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+EXPECTED_DAGS = {"customer_data", "continuous_training", "drift_report"}
+
+
+@pytest.fixture
+def ui_page(chromium_page, airflow_ui):
+    """A browser page signed in to the running Airflow."""
+    log_in(chromium_page, airflow_ui.base_url, airflow_ui.username, airflow_ui.password)
+    return chromium_page
+
+
+@pytest.fixture(scope="module")
+def training_params() -> dict[str, str]:
+    """continuous_training's Params as its DAG file declares them: name -> description."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_DIR / "continuous_training.py"))
+    assert not bag.import_errors, bag.import_errors
+    params = bag.dags["continuous_training"].params
+    return {name: params.get_param(name).description for name in params}
+
+
+def test_dag_list_shows_the_loop(ui_page, airflow_ui):
+    shown = set(dag_ids(ui_page, airflow_ui.base_url))
+    assert shown >= EXPECTED_DAGS, f"DAG list misses {sorted(EXPECTED_DAGS - shown)}"
+
+
+def test_trigger_form_shows_every_param_with_its_description(ui_page, airflow_ui, training_params):
+    dialog = open_trigger_form(ui_page, airflow_ui.base_url, "continuous_training")
+    assert trigger_form_params(dialog) == training_params
+
+
+def test_trigger_form_accepts_the_defaults(ui_page, airflow_ui):
+    """A plain manual run needs no input: only force_promote asks for a reason."""
+    dialog = open_trigger_form(ui_page, airflow_ui.base_url, "continuous_training")
+    expect(
+        dialog.get_by_role("button", name="Trigger", exact=True),
+        "the trigger form rejects its own defaults",
+    ).to_be_enabled()
+
+
+def test_failed_validation_links_its_data_docs(ui_page, airflow_ui):
+    dag_id, run_id, task_id = airflow_ui.failed_validation
+    day = dag_run(ui_page, airflow_ui.base_url, dag_id, run_id)["logical_date"][:10]
+
+    docs = follow_extra_link(ui_page, airflow_ui.base_url, dag_id, run_id, task_id, "Report")
+
+    assert docs.url.startswith(f"{airflow_ui.base_url}/churnloop/reports/data_docs/"), docs.url
+    expect(docs.get_by_role("heading", name="Expectation Validation Result")).to_be_visible()
+    expect(docs.get_by_text(f"Validations / customer_snapshots / dt={day}")).to_be_visible()
+    expect(docs.get_by_text("Expectation Suite: customer_snapshots")).to_contain_text(
+        re.compile(r"Status:\s+Failed")
+    )
+    unsuccessful = docs.get_by_role("row", name=re.compile("Unsuccessful Expectations"))
+    assert int(unsuccessful.inner_text().split()[-1]) >= 1, unsuccessful.inner_text()
