@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,15 @@ from typing import Any
 import httpx
 
 from churnloop.airflow_env import airflow_environment, prepare_airflow
+from churnloop.processes import stop_process_group
 from churnloop.settings import Settings
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 """What runs DAGs end to end; the triggerer is not needed (no deferrable tasks)."""
 
 FINISHED = frozenset({"success", "failed"})
+PROGRESS_SECONDS = 15
+"""How often waiting for runs reports progress (and always when they are all done)."""
 USERNAME = "admin"
 
 
@@ -104,16 +107,33 @@ def airflow_stack(
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "airflow-setup.log").open("w") as output:
         _in_environment(env, lambda: prepare_airflow(settings, output))
+    components = {name: Component(name, env, log_dir, port) for name in COMPONENTS}
     with ExitStack() as stack:
-        processes = {
-            name: stack.enter_context(_component(name, env, log_dir, port)) for name in COMPONENTS
-        }
+        stack.enter_context(_terminate_means_exit())
+        for component in components.values():
+            component.start()
+            stack.callback(component.stop)
         say(f"Airflow {', '.join(COMPONENTS)} on {env['AIRFLOW__API__BASE_URL']} "
             f"(logs in {log_dir})")  # fmt: skip
         login = StackLogin(env["AIRFLOW__API__BASE_URL"], USERNAME, password)
-        client = AirflowClient(login, processes, log_dir)
+        client = AirflowClient(login, components, log_dir)
+        stack.callback(client.close)
         client.wait_until_healthy()
         yield client
+
+
+@contextmanager
+def _terminate_means_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the components are stopped, not orphaned."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _in_environment(env: Mapping[str, str], action: Callable[[], None]) -> None:
@@ -126,53 +146,42 @@ def _in_environment(env: Mapping[str, str], action: Callable[[], None]) -> None:
         os.environ.update(saved)
 
 
-@contextmanager
-def _component(
-    name: str, env: Mapping[str, str], log_dir: Path, port: int
-) -> Iterator[subprocess.Popen]:
-    command = [sys.executable, "-m", "airflow", name]
-    if name == "api-server":
-        command += ["--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
-    with (log_dir / f"{name}.log").open("w") as log:
-        process = subprocess.Popen(
-            command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield process
-    finally:
-        stop_process_group(process, grace=20)
+class Component:
+    """One Airflow component (``airflow <name>``) in its own process group."""
 
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path, port: int) -> None:
+        self.name = name
+        self.command = [sys.executable, "-m", "airflow", name]
+        if name == "api-server":
+            self.command += ["--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
+        self.env = dict(env)
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
 
-def stop_process_group(process: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process's group, SIGKILL whatever is left after ``grace`` seconds.
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
 
-    Raises if a process of the group outlives that: nothing started here may linger.
-    """
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # workers and tasks the leader left behind
-    process.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise AirflowStackError(f"processes of group {process.pid} survived SIGKILL")
+    def stop(self, grace: float = 20) -> None:
+        """SIGTERM (a scheduler lets its running tasks finish), SIGKILL after ``grace``."""
+        if self.process is not None:
+            stop_process_group(self.process, grace)
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
 
 
 class AirflowClient:
     """Airflow's REST API (``/api/v2``) as the demo and the tests use it."""
 
     def __init__(
-        self, login: StackLogin, processes: Mapping[str, subprocess.Popen], log_dir: Path
+        self, login: StackLogin, components: Mapping[str, Component], log_dir: Path
     ) -> None:
         self.login = login
-        self.processes = dict(processes)
+        self.components = dict(components)
         self.log_dir = log_dir
         self._http = httpx.Client(base_url=login.base_url, timeout=30)
         self._token: str | None = None
@@ -194,10 +203,19 @@ class AirflowClient:
         raise AirflowStackError(f"Airflow not healthy after {timeout:.0f} s; see {self.log_dir}")
 
     def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text()[-3000:]
-                raise AirflowStackError(f"airflow {name} exited ({process.returncode}):\n{tail}")
+        for component in self.components.values():
+            code = component.exited()
+            if code is not None:
+                tail = component.log_path.read_text()[-3000:]
+                raise AirflowStackError(f"airflow {component.name} exited ({code}):\n{tail}")
+
+    def restart(self, name: str, grace: float = 300) -> None:
+        """Stop a component as an operator would (SIGTERM; a scheduler's running tasks
+        finish first) and start it again."""
+        component = self.components[name]
+        component.stop(grace)
+        component.start()
+        self.wait_until_healthy()
 
     def token(self) -> str:
         if self._token is None:
@@ -269,15 +287,18 @@ class AirflowClient:
     ) -> list[dict]:
         """Until ``count`` runs of ``dag_id`` (of ``run_type``, if given) have finished."""
         deadline = time.monotonic() + timeout
-        reported = None
+        reported, reported_at = None, 0.0
         while True:
             self.check_alive()
             runs = [r for r in self.runs(dag_id) if run_type in (None, r["run_type"])]
             done = [r for r in runs if r["state"] in FINISHED]
-            line = f"{dag_id}: {len(done)}/{count} runs finished, {len(runs) - len(done)} active"
-            if line != reported:
+            failed = sum(r["state"] == "failed" for r in done)
+            line = (f"{dag_id}: {len(done)}/{count} runs finished ({failed} failed), "
+                    f"{len(runs) - len(done)} active")  # fmt: skip
+            due = time.monotonic() - reported_at >= PROGRESS_SECONDS or len(done) >= count
+            if line != reported and due:
                 progress(line)
-                reported = line
+                reported, reported_at = line, time.monotonic()
             if len(done) >= count:
                 return done
             if time.monotonic() > deadline:

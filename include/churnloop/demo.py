@@ -1,13 +1,15 @@
 """``make demo``: the loop on the embedded default, from simulated drops to a summary.
 
-The demo simulates upstream (healthy days, one broken drop, then covariate drift), runs
-the project's real DAGs with ``dag.test()`` on a real Airflow metadata DB (SQLite), serves
-the champion from a real model server, and ends with what happened and where to look.
+The demo simulates upstream (healthy days, one broken drop, then covariate drift) up to
+yesterday, and runs the project's DAGs the way production does: real Airflow components
+(api-server, scheduler, dag-processor; ``churnloop.airflow_stack``) on a SQLite metadata
+DB, driven through Airflow's REST API. ``customer_data`` processes the history as one
+Airflow backfill; the first training is a manual run with a logical date (the weekly
+schedule is off: real time is not the simulation's time); ``drift_report`` is backfilled
+over the last days, and the training run a ``churn_drift`` event starts is the
+scheduler's own doing. A model server runs beside them and serves the champion.
 
-What ``dag.test()`` cannot do is deliver asset events: where the scheduler would start
-``continuous_training`` from a ``churn_drift`` event, the demo starts that run itself,
-the next day, and says so. ``make airflow`` runs the same DAGs on a real scheduler.
-Airflow's own output goes to a log file, so the terminal shows one line per step.
+Airflow's output goes to log files; the terminal shows progress and a summary.
 """
 
 from __future__ import annotations
@@ -16,41 +18,70 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from churnloop import schema, storage
-from churnloop.airflow_env import prepare_airflow
 from churnloop.settings import Settings, get_settings
 
-STATE_DIRS = ("landing", "lake", "mlflow", "feast", "great_expectations")
-"""What a demo run starts afresh; Airflow's own DB is kept, so earlier runs stay visible."""
+STATE_DIRS = ("landing", "lake", "mlflow", "feast", "great_expectations", "airflow", "logs")
+"""What a demo run starts afresh, Airflow's metadata DB included (its run ids are days)."""
 
-DEMO_SETTINGS = {"CHURNLOOP_DRIFT_SHARE_THRESHOLD": "0.8"}
+DEMO_SETTINGS = {
+    "CHURNLOOP_DRIFT_SHARE_THRESHOLD": "0.8",
+    "CHURNLOOP_TRAINING_CRON": "null",
+    "CHURNLOOP_CUSTOMER_DATA_MAX_ACTIVE_RUNS": "4",
+}
 """The simulated history is short: 30- and 90-day windows are still filling, so about half
-the features drift by construction. The demo judges drift by its important columns
-(settings.drift_important_columns) and only an overwhelming share of the rest."""
+the features drift by construction; the demo judges drift by its important columns
+(settings.drift_important_columns) and only an overwhelming share of the rest. The weekly
+schedule is off because the simulated days are not the wall clock's."""
+
+DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """The simulated story; indexes are days from ``start``."""
+    """The simulated story, ending yesterday (UTC); indexes are days from its start.
 
-    start: dt.date = dt.date(2026, 1, 1)
-    days: int = 50
+    The first training runs as of ``days - 15``; drift starts three days later and
+    ``drift_report`` covers every day after the training. The drift cooldown after that
+    training (7 days) holds back the first drifted days; the first day past it starts
+    the drift-triggered training, whose own cooldown holds back the rest.
+    """
+
+    days: int = 60
     customers: int = 2_000
     broken_day: int = 20
     breakage: str = "out_of_range"
-    first_training_day: int = 42
-    drift_day: int = 44
     training_window_days: int = 30
     seed: int = 42
+    last: dt.date = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    )
+
+    def __post_init__(self) -> None:
+        if self.days < 50:
+            raise ValueError(
+                f"the demo needs at least 50 days (labels mature in 30), got {self.days}"
+            )
+
+    @property
+    def start(self) -> dt.date:
+        return self.day(0)
+
+    @property
+    def training_day(self) -> int:
+        return self.days - 15
+
+    @property
+    def drift_day(self) -> int:
+        return self.training_day + 3
 
     def day(self, index: int) -> dt.date:
-        return self.start + dt.timedelta(days=index)
+        return self.last - dt.timedelta(days=self.days - 1 - index)
 
 
 @dataclass
@@ -62,99 +93,112 @@ class DemoSummary:
     drift_days: list[str] = field(default_factory=list)
     champion_history: list[str] = field(default_factory=list)
     served_version: int | None = None
-    log_file: Path | None = None
+    log_dir: Path | None = None
 
 
 def run_demo(plan: DemoPlan, say: Callable[[str], None] = print) -> DemoSummary:
     """Run the whole story; returns what the summary prints."""
+    from churnloop.airflow_stack import airflow_stack
     from churnloop.simulation import Scenario, simulate
 
     for name, value in DEMO_SETTINGS.items():
         os.environ.setdefault(name, value)
+    os.environ.setdefault("CHURNLOOP_SCHEDULE_START", plan.start.isoformat())
+    os.environ.setdefault("CHURNLOOP_TRAINING_WINDOW_DAYS", str(plan.training_window_days))
     settings = get_settings()
     _reset_state(settings, say)
-    log_file = settings.home / "demo.log"
     scenario = Scenario(
         "covariate_drift",
         drift_start=plan.day(plan.drift_day),
         ramp_days=3,
         breaks={plan.day(plan.broken_day): plan.breakage},
     )
-    say(f"Simulating {plan.days} days of {plan.customers:,} customers from {plan.start}: "
-        f"{plan.breakage} on {plan.day(plan.broken_day)}, ages drifting from "
+    say(f"Simulating {plan.days} days of {plan.customers:,} customers, {plan.start} to "
+        f"{plan.last}: {plan.breakage} on {plan.day(plan.broken_day)}, ages drifting from "
         f"{plan.day(plan.drift_day)}")  # fmt: skip
     simulate(settings, plan.start, plan.days, plan.customers, scenario, seed=plan.seed,
              progress=lambda line: None)  # fmt: skip
-
-    summary = DemoSummary(log_file=log_file)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("w") as log:
-        prepare_airflow(settings, log)
-    with _airflow_output_to(log_file):
-        dags = {name: _load_dag(settings, name) for name in _DAGS}
-    with _model_server() as server_url:
-        settings = get_settings()
-        _run_story(plan, dags, summary, log_file, say)
+    summary = DemoSummary(log_dir=settings.home / "logs")
+    with (
+        _model_server() as server_url,
+        airflow_stack(get_settings(), summary.log_dir, say=say) as airflow,
+    ):
+        _run_story(plan, airflow, summary, say)
         summary.served_version = _served_version(server_url)
-    _collect(settings, summary)
+    _collect(get_settings(), summary)
     return summary
 
 
-_DAGS = ("customer_data", "continuous_training", "drift_report")
+def _run_story(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
+    """Backfill the history; train as of the training day; backfill the drift reports and
+    let the scheduler start the training that ``churn_drift`` asks for."""
+    airflow.wait_for_dags(DAG_IDS)
+    say(f"customer_data: backfill {plan.start}..{plan.last} (Airflow backfill, 4 days at once)")
+    airflow.backfill("customer_data", plan.start, plan.last, max_active_runs=4)
+    airflow.unpause("customer_data")
+    for run in airflow.wait_for_runs("customer_data", plan.days, 3600, _progress(say)):
+        if run["state"] == "failed":
+            states = airflow.task_states("customer_data", run["dag_run_id"])
+            failed = sorted(task for task, state in states.items() if state == "failed")
+            summary.failed_runs[_logical_day(run)] = ", ".join(failed)
+
+    as_of = plan.day(plan.training_day)
+    say(f"continuous_training: a run as of {as_of}, triggered through the REST API")
+    airflow.unpause("continuous_training")
+    airflow.trigger("continuous_training", dt.datetime.combine(as_of, dt.time(3), tzinfo=dt.UTC))
+    airflow.wait_for_runs("continuous_training", 1, 1800, _progress(say))
+
+    first, reports = plan.day(plan.training_day + 1), plan.days - plan.training_day - 1
+    say(f"drift_report: backfill {first}..{plan.last}; churn_drift starts training by itself")
+    airflow.backfill("drift_report", first, plan.last, max_active_runs=1)
+    airflow.unpause("drift_report")
+    emitted = 0
+    for run in sorted(airflow.wait_for_runs("drift_report", reports, 1800, _progress(say)),
+                      key=_logical_day):  # fmt: skip
+        line, triggered = _drift_line(airflow, run)
+        summary.drift_days.append(line)
+        emitted += triggered
+    trainings = airflow.wait_for_runs("continuous_training", 1 + min(emitted, 1), 1800,
+                                      _progress(say))  # fmt: skip
+    summary.trainings = [_training_line(airflow, run) for run in trainings]
 
 
-def _run_story(plan: DemoPlan, dags: dict, summary: DemoSummary, log_file: Path, say) -> None:
-    """Day by day: customer_data; the first weekly training; then daily drift reports,
-    each emitted ``churn_drift`` followed by the training run the scheduler would start."""
-    params = {"training_window_days": plan.training_window_days}
-    for index in range(plan.days):
-        day = plan.day(index)
-        states = _run(dags["customer_data"], day, log_file)
-        failed = sorted(task for task, (state, _) in states.items() if state == "failed")
-        say(f"  customer_data {day}: " + (f"FAILED at {', '.join(failed)}" if failed else "ok"))
-        if failed:
-            summary.failed_runs[day] = ", ".join(failed)
-        as_of = day + dt.timedelta(days=1)
-        if index + 1 == plan.first_training_day:
-            summary.trainings.append(_train(dags, as_of, params, "weekly", log_file, say))
-        elif index + 1 > plan.first_training_day and _drift(dags, day, summary, log_file, say):
-            why = "churn_drift, started by the demo"
-            summary.trainings.append(_train(dags, as_of, params, why, log_file, say))
+def _progress(say: Callable[[str], None]) -> Callable[[str], None]:
+    return lambda line: say(f"  {line}")
 
 
-def _train(dags, as_of: dt.date, params: dict, why: str, log_file: Path, say) -> str:
-    states = _run(dags["continuous_training"], as_of, log_file, hour=3, conf=params)
-    promoted = states["promote_challenger"][1] or {}
-    version = promoted.get("version", "?")
-    outcome = promoted.get("reason", states["promote_challenger"][0])
-    deployed = states["deploy_champion"][0]
-    line = f"continuous_training as of {as_of} ({why}): v{version}: {outcome}; deploy {deployed}"
-    say(f"  {line}")
-    return line
+def _logical_day(run: dict) -> dt.date:
+    return dt.datetime.fromisoformat(run["logical_date"] or run["run_after"]).date()
 
 
-def _drift(dags, day: dt.date, summary: DemoSummary, log_file: Path, say) -> bool:
-    states = _run(dags["drift_report"], day, log_file, hour=2)
-    report = states["check_drift"][1] or {}
-    emitted = states["emit_churn_drift"][0] == "success"
-    drifted = ", ".join(report.get("drifted_columns", [])[:4]) or "none"
-    reasons = len(report.get("reasons", []))
-    action = "churn_drift emitted" if emitted else f"not emitted ({report.get('suppressed')})"
-    line = f"drift_report {day}: {reasons} reason(s), drifted: {drifted}... -> {action}"
-    summary.drift_days.append(line)
-    say(f"  {line}")
-    return emitted
+def _drift_line(airflow, run: dict) -> tuple[str, bool]:
+    states = airflow.task_states("drift_report", run["dag_run_id"])
+    day = _logical_day(run)
+    if states.get("check_drift") != "success":
+        return f"drift_report {day}: check_drift {states.get('check_drift')}", False
+    report = airflow.xcom("drift_report", run["dag_run_id"], "check_drift")
+    emitted = states.get("emit_churn_drift") == "success"
+    drifted = ", ".join(report["drifted_columns"][:4]) or "none"
+    action = "churn_drift emitted" if emitted else f"not emitted ({report['suppressed']})"
+    return (
+        f"drift_report {day}: {len(report['reasons'])} reason(s), drifted: {drifted} -> {action}",
+        emitted,
+    )
 
 
-def _run(dag, day: dt.date, log_file: Path, hour: int = 0, conf: dict | None = None):
-    """Run ``dag`` for ``day``; {task_id: (state, return value)}."""
-    logical = dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)
-    with _airflow_output_to(log_file):
-        run = dag.test(logical_date=logical, run_conf=conf)
-        return {
-            ti.task_id: (str(ti.state or "no_status"), ti.xcom_pull(ti.task_id))
-            for ti in run.get_task_instances()
-        }
+def _training_line(airflow, run: dict) -> str:
+    run_id = run["dag_run_id"]
+    states = airflow.task_states("continuous_training", run_id)
+    plan = airflow.xcom("continuous_training", run_id, "plan")
+    drift = plan["trigger"] == "drift"
+    head = f"continuous_training as of {plan['as_of']} "
+    head += "(churn_drift, started by the scheduler)" if drift else f"({run['run_type']})"
+    if states.get("promote_challenger") != "success":
+        failed = sorted(task for task, state in states.items() if state == "failed")
+        return f"{head}: failed at {', '.join(failed)}"
+    promoted = airflow.xcom("continuous_training", run_id, "promote_challenger")
+    outcome = f"v{promoted['version']}: {promoted['reason']}"
+    return f"{head}: {outcome}; deploy {states.get('deploy_champion')}"
 
 
 def _collect(settings: Settings, summary: DemoSummary) -> None:
@@ -193,10 +237,12 @@ def render_summary(summary: DemoSummary) -> str:
         f"  drift reports:   {lake.uri_of('reports/drift')}",
         f"  MLflow UI:       .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"
         " (model cards: each version's run, artifact model_card.md)",
-        f"  Airflow UI:      make airflow, then {settings.airflow_api_url}; reports at "
+        f"  Airflow UI:      make airflow (the demo's runs are in its DB), then "
+        f"{settings.airflow_api_url}; reports at "
         f"{report_url(settings, 'reports/data_docs/index.html')}",
         "  model server:    make serve (serves @champion)",
-        f"  Airflow output:  {summary.log_file}",
+        f"  Airflow logs:    {summary.log_dir} (components) and "
+        f"{settings.home / 'airflow' / 'logs'} (tasks)",
     ]
     return "\n".join(lines)
 
@@ -204,29 +250,21 @@ def render_summary(summary: DemoSummary) -> str:
 def _reset_state(settings: Settings, say: Callable[[str], None]) -> None:
     for name in STATE_DIRS:
         shutil.rmtree(settings.home / name, ignore_errors=True)
-    say(f"Demo state in {settings.home} (landing, lake, MLflow, Feast and GX state reset)")
-
-
-def _load_dag(settings: Settings, dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(settings.dags_dir / f"{dag_id}.py"))
-    if bag.import_errors:
-        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    return bag.dags[dag_id]
+    say(f"Demo state in {settings.home} (landing, lake, MLflow, Feast, GX and Airflow reset)")
 
 
 @contextmanager
 def _model_server() -> Iterator[str]:
-    """The demo's own model server on a free loopback port, stopped at the end.
+    """The demo's own model server (``churnloop serve``) on a free loopback port.
 
     Deploy tasks find it through the settings (port and admin token set here).
     """
-    from churnloop.serving import create_app, serve_in_background
+    from churnloop.airflow_stack import free_port
+    from churnloop.model_server_process import running_model_server
 
     os.environ.setdefault("CHURNLOOP_SERVING_ADMIN_TOKEN", secrets.token_urlsafe(24))
-    with serve_in_background(create_app(get_settings())) as url:
-        os.environ["CHURNLOOP_SERVING_PORT"] = url.rsplit(":", 1)[1]
+    os.environ["CHURNLOOP_SERVING_PORT"] = str(free_port())
+    with running_model_server(get_settings()) as url:
         yield url
 
 
@@ -234,23 +272,3 @@ def _served_version(url: str) -> int | None:
     import httpx
 
     return httpx.get(f"{url}/model", timeout=10).json().get("version")
-
-
-@contextmanager
-def _airflow_output_to(log_file: Path) -> Iterator[None]:
-    """Send everything written to fd 1 and 2 (Airflow logs a lot) to ``log_file``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with log_file.open("a") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])

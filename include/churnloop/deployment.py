@@ -27,9 +27,6 @@ the alias already points back, so a retry would only redeploy the old champion.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,7 +40,6 @@ from churnloop.settings import Settings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 POLL_SECONDS = 0.25
-SERVER_LOG = "logs/model-server.log"
 
 
 class DeploymentError(DataError):
@@ -94,7 +90,7 @@ def deploy(
             server.serve(version)
             rows, max_skew = _verify_predictions(settings, server, version)
         except (_Failure, httpx.HTTPError) as failure:
-            raise _rolled_back(settings, server, version, previous, failure) from failure
+            raise _rolled_back(settings, server, url, version, previous, failure) from failure
     return DeployResult(version, url, rows, max_skew, time.monotonic() - started, pid)
 
 
@@ -156,37 +152,20 @@ class _ModelServer:
 
 def _ensure_running(settings: Settings, server: _ModelServer, url: str) -> int | None:
     """Start ``churnloop serve`` for a silent loopback URL (embedded profile); its pid."""
+    from churnloop.model_server_process import ModelServerDidNotStart, start_model_server
+
     if server.alive():
         return None
     parsed = urlparse(url)
     if not settings.deploy_start_server or parsed.hostname not in LOOPBACK_HOSTS:
         raise _Failure(f"no model server answers at {url}")
-    log_path = settings.home / SERVER_LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    environment = {
-        **os.environ,
-        "CHURNLOOP_HOME": str(settings.home),
-        "CHURNLOOP_SERVING_HOST": parsed.hostname,
-        "CHURNLOOP_SERVING_PORT": str(parsed.port or 80),
-    }
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "churnloop.cli", "serve"],
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + server.timeout
-    while not server.alive():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise _Failure(
-                f"started `churnloop serve` for {url}, but it did not come up "
-                f"(exit code {process.poll()}; see {log_path})"
-            )
-        time.sleep(POLL_SECONDS)
-    return process.pid
+    local = settings.model_copy(
+        update={"serving_host": parsed.hostname, "serving_port": parsed.port or 80}
+    )
+    try:
+        return start_model_server(local, timeout=server.timeout).pid
+    except ModelServerDidNotStart as error:
+        raise _Failure(str(error)) from error
 
 
 def _verify_predictions(
@@ -234,12 +213,13 @@ def _verify_predictions(
 def _rolled_back(
     settings: Settings,
     server: _ModelServer,
+    url: str,
     version: int,
     previous: int | None,
     failure: Exception,
 ) -> DeploymentError:
     """Roll ``@champion`` back after ``failure`` and say where things stand."""
-    reason = f"deploy of v{version} failed: {failure}"
+    reason = f"deploy of v{version} failed: {_described(failure, url)}"
     if previous is None or previous == version:
         return DeploymentError(
             f"{reason}; there is no previous champion to roll back to, so @champion stays on "
@@ -251,11 +231,18 @@ def _rolled_back(
     except (_Failure, httpx.HTTPError) as again:
         return DeploymentError(
             f"{reason}; @champion rolled back to v{previous}, but the server does not serve "
-            f"it yet: {again}"
+            f"it yet: {_described(again, url)}"
         )
     return DeploymentError(
         f"{reason}; @champion rolled back to v{previous}, which the server serves again"
     )
+
+
+def _described(error: Exception, url: str) -> str:
+    """What failed, in words; an HTTP error names the server, which httpx's own does not."""
+    if isinstance(error, httpx.HTTPError):
+        return f"the model server at {url} did not answer ({type(error).__name__}: {error})"
+    return str(error)
 
 
 def _is_probability(value: Any) -> bool:

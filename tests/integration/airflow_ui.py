@@ -32,6 +32,7 @@ def dag_ids(page: Page, base_url: str) -> list[str]:
     """The DAG ids the DAG list links to."""
     page.goto(f"{base_url}/dags")
     expect(page.get_by_role("heading", name=DAG_COUNT)).to_be_visible()
+    expect(page.locator('a[href*="/dags/"]').first).to_be_visible()  # rows come after the count
     hrefs = page.get_by_role("link").evaluate_all("links => links.map(a => a.getAttribute('href'))")
     return sorted({match[1] for href in hrefs if href and (match := DAG_LINK.fullmatch(href))})
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from loop_story import StoryRuns, Timeline, model_server, run_story, story_environment
+from loop_story import StoryRuns, Timeline, run_story, story_environment
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from churnloop.airflow_stack import AirflowClient, airflow_stack, free_port
+from churnloop.model_server_process import running_model_server
 from churnloop.settings import get_settings
 
 CHROMIUM_ARGS = [
@@ -113,7 +114,7 @@ def airflow_loop(request, tmp_path_factory, s3_server, mlflow_server, redis_addr
         with pytest.MonkeyPatch.context() as patch:  # the processes started here keep it
             for name, value in environment.items():
                 patch.setenv(name, value)
-            server_url = stack.enter_context(model_server(workdir / "model-server.log"))
+            server_url = stack.enter_context(running_model_server(get_settings()))
             client = stack.enter_context(airflow_stack(get_settings(), workdir / "logs", say=print))
             stack.callback(_remove_online_rows, environment)
             runs = run_story(client, timeline)

@@ -6,9 +6,11 @@ are seeded straight into the lake (``loop_support.publish_days``), the last two 
 go through Airflow:
 
     day  0 .. 32   seeded: validated snapshots, features, matured labels
-    day 33 .. 46   landing drops; ``customer_data`` backfill (REST), day 36 broken
+    day 33 .. 46   landing drops; ``customer_data`` backfill (REST), day 36 broken; the
+                   scheduler is restarted while runs are in flight
     day 38 ..      ages drift (covariate drift, complete by day 41)
-    as of day 40   ``continuous_training`` by hand (REST, logical date): v1, deployed
+    as of day 40   ``continuous_training`` by hand (REST, logical date): promoted, deployed;
+                   triggered at the same moment as a dry run as of day 39
     day 43 .. 46   ``drift_report`` backfill; day 43 emits ``churn_drift``, the scheduler
                    starts ``continuous_training`` as of day 44; days 44-46 fall in the
                    3-day cooldown after it, so exactly one drift-triggered run follows
@@ -17,18 +19,13 @@ go through Airflow:
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 from loop_support import FAST_MODEL, publish_days
 
-from churnloop.airflow_stack import AirflowClient, stop_process_group
+from churnloop.airflow_stack import FINISHED, AirflowClient
 from churnloop.settings import get_settings
 from churnloop.simulation import Scenario, simulate
 
@@ -73,35 +70,12 @@ def story_environment(timeline: Timeline, serving_port: int) -> dict[str, str]:
     }
 
 
-@contextmanager
-def model_server(log_path: Path, timeout: float = 120) -> Iterator[str]:
-    """``churnloop serve`` as its own process (the production topology's model server)."""
-    url = get_settings().serving_url
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "churnloop.cli", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"model server did not start:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        stop_process_group(process, grace=10)
-
-
 @dataclass
 class StoryRuns:
     customer_data: list[dict] = field(default_factory=list)
     training: list[dict] = field(default_factory=list)
     drift: list[dict] = field(default_factory=list)
+    in_flight_at_restart: int = 0
 
 
 def run_story(
@@ -128,17 +102,32 @@ def run_story(
                     max_active_runs=4)  # fmt: skip
     client.unpause("customer_data")
     backfilled = timeline.days - timeline.first_backfilled
+    client.wait_for_runs("customer_data", 3, 1200, say)
+    runs.in_flight_at_restart = sum(
+        run["state"] not in FINISHED for run in client.runs("customer_data")
+    )
+    say(f"restarting the scheduler with {runs.in_flight_at_restart} runs in flight")
+    client.restart("scheduler")
     runs.customer_data = client.wait_for_runs("customer_data", backfilled, 1200, say)
 
     client.unpause("continuous_training")
-    as_of = dt.datetime.combine(day(timeline.training_as_of), dt.time(3), tzinfo=dt.UTC)
-    client.trigger("continuous_training", as_of)
-    client.wait_for_runs("continuous_training", 1, 900, say)
+    triggers = [  # at once: max_active_runs=1 must run them one after the other
+        (day(timeline.training_as_of), {}),
+        (day(timeline.training_as_of - 1), {"dry_run": True}),
+    ]
+    with ThreadPoolExecutor(len(triggers)) as pool:
+        list(pool.map(lambda trigger: client.trigger("continuous_training", _at_3(trigger[0]),
+                                                     trigger[1]), triggers))  # fmt: skip
+    client.wait_for_runs("continuous_training", len(triggers), 900, say)
 
     client.backfill("drift_report", day(timeline.first_drift_report), day(timeline.days - 1),
                     max_active_runs=1)  # fmt: skip
     client.unpause("drift_report")
     drift_reports = timeline.days - timeline.first_drift_report
     runs.drift = client.wait_for_runs("drift_report", drift_reports, 900, say)
-    runs.training = client.wait_for_runs("continuous_training", 2, 900, say)
+    runs.training = client.wait_for_runs("continuous_training", len(triggers) + 1, 900, say)
     return runs
+
+
+def _at_3(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(3), tzinfo=dt.UTC)

@@ -65,16 +65,35 @@ def test_features_of_the_last_day_are_online_in_redis(loop):
     assert online[FOUND].all()
 
 
-def test_manual_training_promoted_and_deployed_v1(loop):
-    manual = [run for run in loop.runs.training if run["run_type"] == "manual"]
-    assert len(manual) == 1 and manual[0]["state"] == "success", manual
-    states = loop.client.task_states("continuous_training", manual[0]["dag_run_id"])
+def test_backfill_survived_a_scheduler_restart(loop):
+    """The scheduler was restarted (SIGTERM, as a deploy would) with runs in flight, and
+    every run still finished as it should (the states are checked above)."""
+    assert loop.runs.in_flight_at_restart > 0
+    assert loop.client.components["scheduler"].log_path.read_text().count(
+        "Preloaded task libraries"
+    ) == 2  # fmt: skip
+
+
+def test_two_triggers_at_once_ran_one_at_a_time(loop):
+    manual = sorted(
+        (run for run in loop.runs.training if run["run_type"] == "manual"),
+        key=lambda run: run["start_date"],
+    )
+    assert [run["state"] for run in manual] == ["success", "success"], manual
+    first, second = manual
+    assert first["end_date"] <= second["start_date"], "continuous_training ran twice at once"
+
+
+def test_manual_training_promoted_and_deployed(loop):
+    (real,) = [run for run in loop.runs.training
+               if run["run_type"] == "manual" and not run["conf"].get("dry_run")]  # fmt: skip
+    states = loop.client.task_states("continuous_training", real["dag_run_id"])
     assert set(states.values()) == {"success"}, states
-    deployed = loop.client.xcom("continuous_training", manual[0]["dag_run_id"],
-                                        "deploy_champion")  # fmt: skip
-    assert deployed["version"] == 1
-    v1 = registry.model_version(get_settings(), 1)
-    assert v1.tags["airflow.logical_date"] == loop.timeline.day(40).isoformat()
+    trained = loop.client.xcom("continuous_training", real["dag_run_id"], "train_challenger")
+    deployed = loop.client.xcom("continuous_training", real["dag_run_id"], "deploy_champion")
+    assert deployed["version"] == trained["version"]
+    version = registry.model_version(get_settings(), trained["version"])
+    assert version.tags["airflow.logical_date"] == loop.timeline.day(40).isoformat()
 
 
 def test_drift_day_emitted_churn_drift_and_the_scheduler_started_training(loop):
@@ -92,15 +111,17 @@ def test_drift_day_emitted_churn_drift_and_the_scheduler_started_training(loop):
     later = loop.client.xcom("drift_report", reports[timeline.day(44)]["dag_run_id"], "check_drift")
     assert later["suppressed"], later
 
-    assert len(loop.client.runs("continuous_training")) == 2, "one manual, one drift run"
+    assert len(loop.client.runs("continuous_training")) == 3, "two manual runs, one drift run"
     triggered = [run for run in loop.runs.training if run["run_type"] == "asset_triggered"]
     assert len(triggered) == 1 and triggered[0]["state"] == "success", loop.runs.training
     plan = loop.client.xcom("continuous_training", triggered[0]["dag_run_id"], "plan")
     assert plan["trigger"] == "drift"
     assert plan["as_of"] == (first + dt.timedelta(days=1)).isoformat()
     assert [event["day"] for event in plan["drift_events"]] == [first.isoformat()]
-    v2 = registry.model_version(get_settings(), 2)
-    assert [event["day"] for event in json.loads(v2.tags["airflow.drift_events"])] == [
+    trained = loop.client.xcom("continuous_training", triggered[0]["dag_run_id"],
+                               "train_challenger")  # fmt: skip
+    version = registry.model_version(get_settings(), trained["version"])
+    assert [event["day"] for event in json.loads(version.tags["airflow.drift_events"])] == [
         first.isoformat()
     ]
 

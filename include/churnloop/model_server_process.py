@@ -1,0 +1,79 @@
+"""``churnloop serve`` as a process of its own: started, awaited, stopped.
+
+The deploy step starts one for a silent loopback URL in the embedded profile (and leaves
+it running); the demo and the integration tests start one for their run and stop it,
+with everything it started, at the end. Its output goes to a log file, not to the
+terminal of whoever started it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from churnloop.processes import stop_process_group
+from churnloop.settings import Settings
+
+LOG = "logs/model-server.log"
+"""Relative to the settings' home."""
+
+
+class ModelServerDidNotStart(RuntimeError):
+    pass
+
+
+def start_model_server(settings: Settings, timeout: float = 120) -> subprocess.Popen:
+    """Start ``churnloop serve`` on ``settings.serving_url`` and wait for ``/health``.
+
+    The process reads the settings from the environment, with this home, host and port.
+    """
+    log_path = settings.home / LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        "CHURNLOOP_HOME": str(settings.home),
+        "CHURNLOOP_SERVING_HOST": settings.serving_host,
+        "CHURNLOOP_SERVING_PORT": str(settings.serving_port),
+    }
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "churnloop.cli", "serve"],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while not answers(settings.serving_url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process_group(process, grace=5)
+            raise ModelServerDidNotStart(
+                f"`churnloop serve` for {settings.serving_url} did not come up "
+                f"(exit code {process.returncode}; see {log_path})"
+            )
+        time.sleep(0.25)
+    return process
+
+
+@contextmanager
+def running_model_server(settings: Settings) -> Iterator[str]:
+    """A model server for the duration of the block; yields its URL."""
+    process = start_model_server(settings)
+    try:
+        yield settings.serving_url
+    finally:
+        stop_process_group(process, grace=10)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -1,0 +1,33 @@
+"""Stopping the processes churnloop starts (model server, Airflow components) for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from contextlib import suppress
+
+
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process's group, SIGKILL whatever is left after ``grace`` seconds.
+
+    The process must have been started with ``start_new_session=True``, so its group
+    holds what it started (an executor's workers and their tasks, say). Raises if a
+    process of the group outlives SIGKILL: nothing started here may linger.
+    """
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # children the leader left behind
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"processes of group {process.pid} survived SIGKILL")
