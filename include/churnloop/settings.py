@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     project_root: Path = Field(default=PROJECT_ROOT, description="Checkout holding dags/ etc.")
 
     landing_uri: str = Field(default="", description="Where upstream drops daily files.")
-    lake_uri: str = Field(default="", description="Root of the lake: a folder or s3://bucket/prefix.")
+    lake_uri: str = Field(
+        default="", description="Root of the lake: a folder or s3://bucket/prefix."
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint (MinIO, SeaweedFS); None for AWS."
     )
@@ -88,7 +90,9 @@ class Settings(BaseSettings):
 
     # -- features --------------------------------------------------------------------------
     feast_pool_slots: int = Field(
-        default=1, ge=1, description="Slots of the Airflow pool for Feast writes (1 for a file "
+        default=1,
+        ge=1,
+        description="Slots of the Airflow pool for Feast writes (1 for a file "
         "registry; more with the SQL registry).",
     )
     feature_ttl_days: int = Field(
@@ -185,6 +189,12 @@ class Settings(BaseSettings):
     )
     serving_max_instances: int = Field(
         default=1_000, ge=1, description="Most instances one batch /predict request may hold."
+    )
+    serving_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the model server reads (413 beyond); a full batch "
+        "of serving_max_instances feature rows is about 2 MB.",
     )
     serving_workers: int = Field(
         default=1, ge=1, description="uvicorn worker processes of `churnloop serve`."
