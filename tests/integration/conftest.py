@@ -11,11 +11,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from loop_story import StoryRuns, Timeline, run_story, story_environment
 from playwright.sync_api import Browser, Page, sync_playwright
+from service_support import (
+    S3_ACCESS_KEY,
+    S3_BUCKET,
+    S3_SECRET_KEY,
+    ensure_bucket,
+    fresh_database,
+    service_missing,
+)
 
 from churnloop.airflow_stack import AirflowClient, airflow_stack, free_port
 from churnloop.model_server_process import running_model_server
@@ -30,22 +37,12 @@ CHROMIUM_ARGS = [
 PAGE_TIMEOUT_MS = 60_000
 """A first load of the UI's scripts on a busy 2-core machine can take several seconds."""
 
-ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-
-
-def _service_missing(config: pytest.Config, name: str, reason: str) -> None:
-    """tests/conftest.py's ``service_missing``. Every conftest.py here is a module named
-    ``conftest``, so it cannot be imported by name: pytest's plugin manager holds it."""
-    _root_conftest(config).service_missing(name, reason)
-
 
 @pytest.fixture(scope="session")
-def chromium_browser(pytestconfig: pytest.Config) -> Iterator[Browser]:
+def chromium_browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
-        _service_missing(
-            pytestconfig, "Chromium", "no `chromium` on PATH (`make test` installs Debian's)"
-        )
+        service_missing("Chromium", "no `chromium` on PATH (`make test` installs Debian's)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
@@ -63,10 +60,6 @@ def chromium_page(chromium_browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-def _root_conftest(config: pytest.Config):
-    return config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-
-
 @dataclass(frozen=True)
 class Loop:
     client: AirflowClient
@@ -78,19 +71,16 @@ class Loop:
 
 
 @pytest.fixture(scope="session")
-def airflow_loop(request, tmp_path_factory, s3_server, mlflow_server, redis_address):
+def airflow_loop(tmp_path_factory, s3_server, mlflow_server, redis_address):
     """The story of ``loop_story`` run once; the components stay up for the checks."""
-    services = _root_conftest(request.config)
     workdir = tmp_path_factory.mktemp("airflow-loop")
     timeline = Timeline.ending_yesterday()
     tracking_uri, artifact_root = mlflow_server
-    s3 = services.s3_client(s3_server)
-    if services.S3_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-        s3.create_bucket(Bucket=services.S3_BUCKET)
-    prefix = f"s3://{services.S3_BUCKET}/loop-{uuid.uuid4().hex[:8]}"
+    ensure_bucket(s3_server)
+    prefix = f"s3://{S3_BUCKET}/loop-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
-        airflow_db = stack.enter_context(services.fresh_database("churnloop_airflow"))
-        feast_registry = stack.enter_context(services.fresh_database("churnloop_feast"))
+        airflow_db = stack.enter_context(fresh_database("churnloop_airflow"))
+        feast_registry = stack.enter_context(fresh_database("churnloop_feast"))
         production = {  # the production profile, chosen by these variables alone
             "CHURNLOOP_HOME": str(workdir / "home"),
             "CHURNLOOP_LAKE_URI": f"{prefix}/lake",
@@ -104,8 +94,8 @@ def airflow_loop(request, tmp_path_factory, s3_server, mlflow_server, redis_addr
             "CHURNLOOP_FEAST_REGISTRY": feast_registry,
             "CHURNLOOP_FEAST_PROJECT": f"churnloop_loop_{uuid.uuid4().hex[:8]}",
             "MLFLOW_S3_ENDPOINT_URL": s3_server,
-            "AWS_ACCESS_KEY_ID": services.S3_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": services.S3_SECRET_KEY,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AIRFLOW_HOME": str(workdir / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from fault_support import CuttingProxy
 from mlflow.exceptions import MlflowException
+from service_support import mlflow_tracking_server
 from serving_support import isolated_settings
 from training_support import labelled_days, register_challenger
 
@@ -61,8 +62,8 @@ class TrackingServer:
 
 
 @pytest.fixture(scope="module")
-def server(mlflow_server_factory, tmp_path_factory) -> Iterator[TrackingServer]:
-    server = TrackingServer(mlflow_server_factory, tmp_path_factory.mktemp("mlflow-outage"))
+def server(tmp_path_factory) -> Iterator[TrackingServer]:
+    server = TrackingServer(mlflow_tracking_server, tmp_path_factory.mktemp("mlflow-outage"))
     server.start()
     yield server
     server.stop()

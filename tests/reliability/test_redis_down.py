@@ -11,6 +11,7 @@ import time
 import pandas as pd
 import pytest
 import redis
+from service_support import redis_server
 
 from churnloop import features, schema, storage
 from churnloop.errors import DataError
@@ -36,7 +37,7 @@ def wait_for_rows(address: str, timeout: float = 60) -> None:
 
 
 def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it(
-    settings, redis_server_factory, monkeypatch
+    settings, monkeypatch
 ):
     from churnloop.feature_store import (
         OnlineFeatureReader,
@@ -58,7 +59,7 @@ def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it
         except BaseException as error:  # handed to the test thread
             failures.append(error)
 
-    with redis_server_factory() as address:
+    with redis_server() as address:
         monkeypatch.setenv("CHURNLOOP_FEAST_REDIS", address)
         monkeypatch.setenv("CHURNLOOP_FEAST_ONLINE_WRITE_BATCH_ROWS", str(BATCH_ROWS))
         settings = get_settings()
@@ -73,7 +74,7 @@ def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it
     assert isinstance(error, redis.ConnectionError) and not isinstance(error, DataError)
     assert address in str(error), str(error)
 
-    with redis_server_factory(int(address.rsplit(":", 1)[1])):
+    with redis_server(int(address.rsplit(":", 1)[1])):
         stats = materialize_day(settings, DAY)  # the task's retry
         reader = OnlineFeatureReader(settings)
         offline = lake.read_table(features.DATASET, DAY).to_pandas()

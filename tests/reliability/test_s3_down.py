@@ -8,6 +8,7 @@ import datetime as dt
 
 import boto3
 import pytest
+from service_support import seaweed_s3
 
 from churnloop import schema, storage
 from churnloop.ingest import ingest_day
@@ -21,11 +22,11 @@ BUCKET = "churnloop-outage"
 
 
 def test_ingest_fails_while_s3_is_down_and_succeeds_once_it_is_back(
-    settings, s3_server_factory, s3_credentials, tmp_path, monkeypatch
+    settings, s3_credentials, tmp_path, monkeypatch
 ):
     workdir = tmp_path / "seaweedfs"
     workdir.mkdir()
-    with s3_server_factory(workdir) as endpoint:
+    with seaweed_s3(workdir) as endpoint:
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
         monkeypatch.setenv("CHURNLOOP_S3_ENDPOINT_URL", endpoint)
         monkeypatch.setenv("CHURNLOOP_LANDING_URI", f"s3://{BUCKET}/landing")
@@ -47,7 +48,7 @@ def test_ingest_fails_while_s3_is_down_and_succeeds_once_it_is_back(
         assert f"key '{key}customer_snapshots/" in message and f"bucket '{BUCKET}'" in message
         assert f"127.0.0.1 port {port}" in message, message
 
-    with s3_server_factory(workdir):
+    with seaweed_s3(workdir):
         result = ingest_day(settings, schema.SNAPSHOTS, DAY)  # the task's retry
         staged = lake.read_table(schema.raw_dataset(schema.SNAPSHOTS), DAY)
 
