@@ -48,8 +48,8 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "admin": (("docker-compose.yaml",), "compose: dev Airflow admin password"),
     "churnloop": (("docker-compose.yaml",), "compose: dev MinIO user (its access key id)"),
-    "churnloop-test": (("tests/conftest.py",), "the throwaway test S3 server's access key id"),
-    "churnloop-test-secret": (("tests/conftest.py",), "the throwaway test S3 server's key"),
+    "churnloop-test": (("tests/service_support.py",), "the throwaway test S3 server's access key id"),
+    "churnloop-test-secret": (("tests/service_support.py",), "the throwaway test S3 server's key"),
     "dev default": (("tests/test_docker_compose.py",), "a docstring's ${VAR:-dev default}"),
     "s3cret": (("tests/churnloop/test_feature_store.py",), "a made-up URL the config renders"),
     "test-admin-token": (("tests/*",), "admin token of a model server a test starts"),
@@ -118,7 +118,7 @@ def committable_files(root: Path) -> list[str]:
 
 def test_the_repository_holds_no_secret_beyond_the_documented_defaults():
     files = committable_files(REPO)
-    assert "docker-compose.yaml" in files and "tests/conftest.py" in files
+    assert "docker-compose.yaml" in files and "tests/service_support.py" in files
 
     found = scan(REPO, files)
 
