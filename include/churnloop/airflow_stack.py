@@ -38,6 +38,7 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor")
 """What runs DAGs end to end; the triggerer is not needed (no deferrable tasks)."""
 
 FINISHED = frozenset({"success", "failed"})
+UNAVAILABLE_SECONDS = 120
 PROGRESS_SECONDS = 15
 """How often waiting for runs reports progress (and always when they are all done)."""
 USERNAME = "admin"
@@ -228,8 +229,15 @@ class AirflowClient:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One REST call; a 503 (on SQLite: "Database is locked" while the scheduler
+        writes) did nothing and is tried again for up to ``UNAVAILABLE_SECONDS``."""
         headers = {"Authorization": f"Bearer {self.token()}"}
-        answer = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
+        deadline = time.monotonic() + UNAVAILABLE_SECONDS
+        while True:
+            answer = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
+            if answer.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         if answer.status_code >= 400:
             raise AirflowStackError(f"{method} {path}: {answer.status_code} {answer.text[:500]}")
         return answer.json() if answer.content else None

@@ -312,13 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; bad input ends with its message and exit code 2 (1: quarantined)."""
+    """Run a command; bad input ends with its message and exit code 2 (1: quarantined, or
+    the demo's Airflow failed: the message says where its logs are)."""
+    from churnloop.airflow_stack import AirflowStackError
     from churnloop.errors import DataError, DataValidationError
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except DataValidationError as error:
+    except (DataValidationError, AirflowStackError) as error:
         print(f"churnloop {args.command}: {error}", file=sys.stderr)
         return 1
     except (DataError, FileNotFoundError, ValueError) as error:
