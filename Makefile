@@ -12,7 +12,7 @@ SYNCED := $(VENV)/.synced
 CHROMIUM := /usr/bin/chromium
 AIRFLOW_ENV = export PATH="$(CURDIR)/$(BIN):$$PATH" && eval "$$(churnloop airflow-env)"
 
-.PHONY: help install test test-fast demo airflow serve lint clean
+.PHONY: help install test test-fast demo airflow serve lint clean bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ airflow: $(SYNCED)  ## Airflow UI and scheduler on the embedded default (http://
 
 serve: $(SYNCED)  ## Model server for @champion at http://127.0.0.1:8000 (docs at /docs)
 	$(BIN)/churnloop serve
+
+bench: $(SYNCED)  ## Run the benchmarks in bench/ (~30 min), write docs/benchmarks.md
+	$(BIN)/python bench/run_all.py --quick
 
 lint: $(SYNCED)  ## ruff
 	$(BIN)/ruff check .

@@ -17,7 +17,7 @@ the memory the peak RSS growth above the child's footprint after generating both
 samples, importing Evidently and a warm-up on 1,000 rows. Evidently at 1M rows is
 slow, so it runs once unless ``--runs-evidently-1m`` says more.
 
-Run: ``.venv/bin/python bench/bench_drift.py``.
+Run: ``.venv/bin/python bench/bench_drift.py`` (figures also to bench/results/drift.json).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from harness import write_results
 
 from churnloop.drift import compute_drift
 from churnloop.drift_report import build_report, save_report
@@ -110,6 +111,7 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     print("| what | rows per side x columns | median (s) | runs | peak RSS growth (MB) |")
     print("| --- | ---: | ---: | ---: | ---: |")
+    results = []
     for rows in SIZES:
         for case in CASES:
             runs = args.runs_evidently_1m if case == PEER and rows == SIZES[-1] else args.runs
@@ -118,6 +120,17 @@ def main() -> None:
             shape = f"{rows:,} x {NUMERIC + CATEGORICAL}"
             median = statistics.median(seconds)
             print(f"| {case} | {shape} | {median:.2f} | {runs} | {megabytes:.0f} |", flush=True)
+            results.append(
+                {
+                    "case": case,
+                    "rows": rows,
+                    "columns": NUMERIC + CATEGORICAL,
+                    "seconds": median,
+                    "runs": runs,
+                    "peak_rss_growth_mb": megabytes,
+                }
+            )
+    write_results("drift", {"rows": results})
 
 
 if __name__ == "__main__":

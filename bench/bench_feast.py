@@ -20,7 +20,7 @@ timed: ``build_feature_partition`` of a day with 90 days of history. Needs Redis
 (``--redis``, default 127.0.0.1:6379); uses a throwaway home and Feast project,
 removed at the end.
 
-Run: ``.venv/bin/python bench/bench_feast.py``.
+Run: ``.venv/bin/python bench/bench_feast.py`` (figures also to bench/results/feast.json).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+
+from harness import write_results
 
 DAY = dt.date(2026, 4, 1)
 
@@ -88,7 +90,9 @@ def _write_history(settings, customers: int, days: int) -> None:
         lake.write_table(schema.validated_dataset(schema.SNAPSHOTS), day, table)
 
 
-def bench_backend(name: str, customers: int, runs: int, lookups: int) -> list[str]:
+def bench_backend(
+    name: str, customers: int, runs: int, lookups: int
+) -> tuple[list[str], list[dict]]:
     from feast import FeatureStore, RepoConfig
 
     from churnloop import feature_store
@@ -97,6 +101,7 @@ def bench_backend(name: str, customers: int, runs: int, lookups: int) -> list[st
 
     settings = get_settings()
     rows: list[str] = []
+    figures: list[dict] = []
 
     def reset() -> None:
         feature_store.feature_store(settings).teardown()
@@ -125,6 +130,9 @@ def bench_backend(name: str, customers: int, runs: int, lookups: int) -> list[st
             f"| {name} | {case} | {customers:,} | {wall:.1f} | {cpu:.1f} "
             f"| {customers / wall:,.0f} |"
         )
+        figures.append(
+            {"store": name, "case": case, "rows": customers, "seconds": wall, "cpu_seconds": cpu}
+        )
 
     reader = feature_store.OnlineFeatureReader(settings)
     ids = list(range(1, customers + 1))
@@ -132,8 +140,11 @@ def bench_backend(name: str, customers: int, runs: int, lookups: int) -> list[st
         for case, action in _lookups(reader, ids, batch).items():
             p50, p99 = _latency_ms(action, lookups)
             rows.append(f"| {name} | {case} | {batch} | {p50:.2f} | {p99:.2f} |")
+            figures.append(
+                {"store": name, "case": case, "customers": batch, "p50_ms": p50, "p99_ms": p99}
+            )
     feature_store.feature_store(settings).teardown()
-    return rows
+    return rows, figures
 
 
 def main() -> None:
@@ -165,11 +176,12 @@ def main() -> None:
             feature_store.build_feature_partition(settings, DAY)
             build_times.append(time.perf_counter() - started)
 
-        materialize_rows, lookup_rows = [], []
+        materialize_rows, lookup_rows, figures = [], [], []
         for name, redis in (("SQLite", None), ("Redis", args.redis)):
             if redis:
                 os.environ["CHURNLOOP_FEAST_REDIS"] = redis
-            rows = bench_backend(name, args.customers, args.runs, args.lookups)
+            rows, measured = bench_backend(name, args.customers, args.runs, args.lookups)
+            figures += measured
             materialize_rows += [row for row in rows if "materialize" in row]
             lookup_rows += [row for row in rows if "materialize" not in row]
 
@@ -184,6 +196,17 @@ def main() -> None:
     print(f"\n| online store | lookup ({args.lookups} calls) | customers | p50 (ms) | p99 (ms) |")
     print("| --- | --- | ---: | ---: | ---: |")
     print("\n".join(lookup_rows))
+    write_results(
+        "feast",
+        {
+            "customers": args.customers,
+            "feature_days": args.feature_days,
+            "runs": args.runs,
+            "lookups": args.lookups,
+            "build_feature_partition_seconds": statistics.median(build_times),
+            "rows": figures,
+        },
+    )
 
 
 if __name__ == "__main__":

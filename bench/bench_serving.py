@@ -18,7 +18,8 @@ in flight over keep-alive connections (aiohttp if installed, else httpx), ``--re
 single-instance requests after a warm-up, capped at ``--max-seconds``. A row of the
 table is the median of ``--runs`` runs of p50, p99 and requests per second.
 
-Run: ``.venv/bin/python bench/bench_serving.py`` (needs Redis on 127.0.0.1:6379).
+Run: ``.venv/bin/python bench/bench_serving.py`` (needs Redis on 127.0.0.1:6379; figures
+also to bench/results/serving.json).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from harness import write_results
 
 REDIS = "127.0.0.1:6379"
 FIRST_DAY = dt.date(2026, 3, 1)
@@ -349,6 +352,7 @@ def bench_main(args: argparse.Namespace) -> None:
     ]
     print("\n| " + " | ".join(header) + " |")
     print("| --- |" + " ---: |" * (len(header) - 1))
+    figures = []
     for name, runs in results.items():
         median = {
             key: statistics.median(run[key] for run in runs)
@@ -366,6 +370,18 @@ def bench_main(args: argparse.Namespace) -> None:
             str(errors),
         ]
         print("| " + " | ".join(cells) + " |")
+        figures.append({"case": name, **median, "errors": errors})
+    write_results(
+        "serving",
+        {
+            "customers": args.customers,
+            "concurrency": args.concurrency,
+            "requests": args.requests,
+            "max_seconds": args.max_seconds,
+            "runs": args.runs,
+            "rows": figures,
+        },
+    )
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ at 100k and 1M customers, beside two peers measured in the same run:
 Each case runs in a fresh child process, so its peak RSS (``ru_maxrss``, above the
 child's footprint after imports and a warm-up call) is its own.
 
-Run: ``.venv/bin/python bench/bench_simulation.py``.
+Run: ``.venv/bin/python bench/bench_simulation.py`` (figures also to bench/results/simulation.json).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+from harness import write_results
 
 from churnloop import schema
 from churnloop.settings import Settings
@@ -117,6 +118,7 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     print("| what | customers | median of 3 (s) | peak RSS growth (MB) |")
     print("| --- | ---: | ---: | ---: |")
+    rows = []
     for customers in (100_000, 1_000_000):
         for case in CASES:
             measured = min(customers, NAIVE_SAMPLE) if case == NAIVE else customers
@@ -126,7 +128,18 @@ def main() -> None:
             if measured < customers:
                 seconds *= customers / measured
                 what, memory = f"{case} (timed at {measured:,}, extrapolated)", "n/a"
+                megabytes = None
             print(f"| {what} | {customers:,} | {seconds:.2f} | {memory} |", flush=True)
+            rows.append(
+                {
+                    "case": case,
+                    "what": what,
+                    "customers": customers,
+                    "seconds": seconds,
+                    "peak_rss_growth_mb": megabytes,
+                }
+            )
+    write_results("simulation", {"runs": RUNS, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 from matplotlib.figure import Figure
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.calibration import calibration_curve
@@ -47,6 +48,8 @@ REFERENCE_ARTIFACT = "reference/reference.parquet"
 PREDICTION = "prediction"
 """Column of the reference holding the model's churn probability for the row."""
 LINEAGE_TAG_PREFIX = "airflow."
+SCHEMA_SAMPLE_ROWS = 1_000
+"""Rows the logged training dataset's schema is inferred from (see `_dataset_record`)."""
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "lightgbm", "skops", "pandas", "numpy", "scipy")
 """Pinned to the installed versions; inferring them costs MLflow 15-20 s per model."""
 
@@ -163,9 +166,7 @@ def train_challenger(
 
     window_start = _snapshot_days(train, "training split").min().date()
     window_end = _snapshot_days(holdout, "holdout").max().date()
-    dataset = mlflow.data.from_pandas(
-        train, name=f"{feature_service} {window_start}..{window_end}", targets=LABEL
-    )
+    dataset = _dataset_record(train, f"{feature_service} {window_start}..{window_end}")
     tags = {
         "git_sha": git_sha(settings.project_root),
         "feature_service": feature_service,
@@ -191,10 +192,7 @@ def train_challenger(
         )
         mlflow.log_metrics({f"holdout_{key}": value for key, value in metrics.items()})
         mlflow.log_metrics({f"train_{key}": value for key, value in train_metrics.items()})
-        with warnings.catch_warnings():
-            # MLflow's hint about integer columns concerns serving schemas, not dataset records.
-            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
-            mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")
         labels = holdout[LABEL].to_numpy()
         for name, figure in _plots(model, labels, holdout_scores).items():
             mlflow.log_figure(figure, f"plots/{name}.png")
@@ -290,6 +288,25 @@ def _experiment_id(settings: Settings) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def _dataset_record(train: pd.DataFrame, name: str) -> PandasDataset:
+    """MLflow's record of the training split, with its schema inferred from a sample.
+
+    MLflow infers a logged dataset's schema value by value in Python: ~35 s of CPU for
+    500k rows, as long as the fit itself (docs/benchmarks.md). A schema holds each
+    column's type and whether it may be missing, so the first rows plus, for each column
+    with a missing value, one row where it is missing give the same schema.
+    """
+    dataset = mlflow.data.from_pandas(train, name=name, targets=LABEL)
+    missing = train.isna()
+    gaps = {int(missing[column].to_numpy().argmax()) for column in train.columns[missing.any()]}
+    rows = sorted({*range(min(len(train), SCHEMA_SAMPLE_ROWS)), *gaps})
+    with warnings.catch_warnings():
+        # MLflow's hint about integer columns concerns serving schemas, not dataset records.
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
+        dataset.schema = infer_signature(train.iloc[rows]).inputs  # a cached_property
+    return dataset
 
 
 def _as_schema_example(rows: pd.DataFrame) -> pd.DataFrame:

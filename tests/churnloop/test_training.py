@@ -10,6 +10,7 @@ from training_support import (
     FAST_PARAMS,
     FEATURE_SERVICE,
     FEATURES,
+    HOLDOUT_DAYS,
     LINEAGE,
     labelled_days,
     register_challenger,
@@ -21,6 +22,7 @@ from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, TIMESTAMP
 from churnloop.training import (
     PREDICTION,
+    SCHEMA_SAMPLE_ROWS,
     fit_pipeline,
     reference_data,
     split_by_time,
@@ -82,6 +84,24 @@ def test_missing_feature_or_label_problems_are_data_errors(frame):
         fit_pipeline(frame.drop(columns=["tenure_months"]), FEATURES, FAST_PARAMS, seed=1)
     with pytest.raises(DataError, match="must be 0/1"):
         fit_pipeline(frame.assign(**{LABEL: 2}), FEATURES, FAST_PARAMS, seed=1)
+
+
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+def test_logged_dataset_schema_is_mlflows_own_though_inferred_from_a_sample(settings, frame):
+    """A missing value far past the sampled rows still makes its column optional."""
+    train, _ = split_by_time(frame, HOLDOUT_DAYS)
+    late = frame.copy()
+    late.loc[len(train) - 1, "monthly_charges"] = np.nan
+    late.loc[len(train) - 2, "plan"] = None
+    assert len(train) - 2 > SCHEMA_SAMPLE_ROWS
+
+    trained, _ = register_challenger(with_empty_mlflow(settings), late)
+
+    (logged,) = mlflow.get_run(trained.run_id).inputs.dataset_inputs
+    expected = mlflow.data.from_pandas(split_by_time(late, HOLDOUT_DAYS)[0], targets=LABEL)
+    assert json.loads(logged.dataset.schema)["mlflow_colspec"] == expected.schema.to_dict()
+    optional = {column["name"] for column in expected.schema.to_dict() if not column["required"]}
+    assert optional == {"monthly_charges", "plan"}
 
 
 def test_challenger_is_logged_registered_and_reloads_identically(settings, frame):

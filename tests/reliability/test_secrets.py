@@ -48,7 +48,7 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "admin": (("docker-compose.yaml",), "compose: dev Airflow admin password"),
     "churnloop": (("docker-compose.yaml",), "compose: dev MinIO user (its access key id)"),
-    "churnloop-test": (("tests/service_support.py",), "the throwaway test S3 server's access key id"),
+    "churnloop-test": (("tests/service_support.py",), "the test S3 server's access key id"),
     "churnloop-test-secret": (("tests/service_support.py",), "the throwaway test S3 server's key"),
     "dev default": (("tests/test_docker_compose.py",), "a docstring's ${VAR:-dev default}"),
     "s3cret": (("tests/churnloop/test_feature_store.py",), "a made-up URL the config renders"),
