@@ -10,14 +10,16 @@ from contextlib import suppress
 
 
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process's group, SIGKILL whatever is left after ``grace`` seconds.
+    """SIGTERM the process, SIGKILL whatever is left of its group after ``grace`` seconds.
 
     The process must have been started with ``start_new_session=True``, so its group
-    holds what it started (an executor's workers and their tasks, say). Raises if a
-    process of the group outlives SIGKILL: nothing started here may linger.
+    holds what it started (an executor's workers and their tasks, say). Only the leader
+    gets SIGTERM: a scheduler then lets its running tasks finish, where a SIGTERM to the
+    whole group would kill them mid-task. Raises if a process of the group outlives
+    SIGKILL: nothing started here may linger.
     """
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
     with suppress(ProcessLookupError):
