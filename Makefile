@@ -31,8 +31,9 @@ install: $(SYNCED)  ## Create .venv from uv.lock
 # Package lists may be missing or stale on a fresh machine: refresh them before installing.
 $(CHROMIUM):
 	@echo "Installing Debian's chromium (browser check of the Airflow UI)"
-	@export DEBIAN_FRONTEND=noninteractive && apt-get update -qq \
-	  && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	@export DEBIAN_FRONTEND=noninteractive && { apt-get update -qq \
+	  && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || echo "chromium not installed (apt-get needs root): the browser check skips (fails under CI=true)"
 
 test: $(SYNCED) $(CHROMIUM)  ## Run the whole test suite (starts what it needs)
 	$(BIN)/pytest

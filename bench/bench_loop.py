@@ -246,6 +246,7 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
     from sklearn.preprocessing import OrdinalEncoder
 
     from churnloop import features, schema
+    from churnloop.settings import Settings
 
     def partition(dataset: str, day: dt.date) -> Path:
         return prepared / "lake" / dataset / f"dt={day.isoformat()}" / "data.parquet"
@@ -286,7 +287,15 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
                     ColumnTransformer(
                         [
                             ("numeric", "passthrough", [n for n in names if n not in categorical]),
-                            ("categorical", OrdinalEncoder(), categorical),
+                            (
+                                "categorical",
+                                OrdinalEncoder(  # as churnloop.training.build_pipeline
+                                    handle_unknown="use_encoded_value",
+                                    unknown_value=-1,
+                                    encoded_missing_value=-1,
+                                ),
+                                categorical,
+                            ),
                         ],
                         verbose_feature_names_out=False,
                     ).set_output(transform="pandas"),
@@ -295,7 +304,7 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
                     "classifier",
                     LGBMClassifier(
                         **params,
-                        random_state=42,
+                        random_state=Settings().training_seed,
                         deterministic=True,
                         force_col_wise=True,
                         verbose=-1,

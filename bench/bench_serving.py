@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import write_results
+
+from churnloop.airflow_stack import free_port
+from churnloop.processes import stop_process_group
 
 REDIS = "127.0.0.1:6379"
 FIRST_DAY = dt.date(2026, 3, 1)
@@ -123,12 +125,6 @@ def load_main(args: argparse.Namespace) -> None:
 # -- set-up ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_until_ready(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
     import httpx
 
@@ -151,6 +147,7 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
     import pyarrow as pa
 
     from churnloop import feature_store, features, registry, storage
+    from churnloop.deployment import json_rows
     from churnloop.schema import ENTITY, TIMESTAMP
     from churnloop.settings import Settings
     from churnloop.simulation import generate_labels, generate_snapshots
@@ -190,11 +187,11 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
     feature_store.apply_definitions(settings)
     feature_store.materialize_day(settings, days[-1], overlap_days=0)
     last = frames[-1]
-    rows = last[names].astype(object).where(last[names].notna(), None).to_dict("records")
+    rows = json_rows(last, names)
     return environment, last[ENTITY].tolist(), rows
 
 
-def remove_feast_project(home: Path, environment: dict[str, str]) -> None:
+def remove_feast_project(environment: dict[str, str]) -> None:
     from churnloop.feature_store import feature_store
     from churnloop.settings import Settings
 
@@ -255,16 +252,6 @@ def start(command: list[str], environment: dict[str, str], log: Path) -> subproc
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
 
 
 def bench_main(args: argparse.Namespace) -> None:
@@ -337,9 +324,9 @@ def bench_main(args: argparse.Namespace) -> None:
                 for name, url, payloads, pid in cases:
                     results[name].append(run_load(url, payloads, args, Path(folder), pid))
         finally:
-            stop(ours)
-            stop(peer)
-            remove_feast_project(home, environment)
+            stop_process_group(ours, grace=20)
+            stop_process_group(peer, grace=20)
+            remove_feast_project(environment)
     header = [
         "what",
         "concurrency",

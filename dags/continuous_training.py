@@ -43,6 +43,7 @@ from airflow.sdk import (
     task,
 )
 
+from churnloop.airflow_env import FEAST_POOL
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
@@ -122,7 +123,7 @@ def continuous_training():
         return planned.to_dict()
 
     @task(doc_md="Point-in-time training set from Feast, saved to the lake.",
-          pool="feast", pool_slots=1)  # fmt: skip
+          pool=FEAST_POOL, pool_slots=1)  # fmt: skip
     def build_training_set(planned: dict) -> str:
         from churnloop.continuous_training import save_training_set
 

@@ -95,7 +95,7 @@ def customer_data():
             stats = materialize_day(settings, dt.date.fromisoformat(ds))
         print(f"materialized {stats.rows_written:,} rows of {stats.days} "
               f"({stats.rows_per_second:,.0f} rows/s)")  # fmt: skip
-        return {"days": [d.isoformat() for d in stats.days], "rows": stats.rows_written}
+        return stats.as_dict()
 
     features = build_features(validate_snapshots(ingest_snapshots()))
     features >> materialize_features()

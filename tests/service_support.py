@@ -90,11 +90,7 @@ def redis_server(port: int | None = None) -> Iterator[str]:
         command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 30
-        while not port_open("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
+        _wait_for_port(process, port, 30, f"redis-server did not start on port {port}")
         yield f"127.0.0.1:{port}"
     finally:
         stop_process_group(process, grace=10)
@@ -203,14 +199,22 @@ def mlflow_tracking_server(
             command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        _wait_for_port(process, port, 120, "mlflow server did not start", log_path)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process_group(process, grace=10)
+
+
+def _wait_for_port(
+    process: subprocess.Popen, port: int, timeout: float, failure: str, log: Path | None = None
+) -> None:
+    """Until a server the tests started listens on ``port``; raise if it exits or is late."""
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = f":\n{log.read_text()[-3000:]}" if log else ""
+            raise RuntimeError(failure + tail)
+        time.sleep(0.1)
 
 
 def ensure_bucket(endpoint: str) -> None:

@@ -291,14 +291,13 @@ class AirflowClient:
         count: int,
         timeout: float,
         progress: Callable[[str], None] = lambda line: None,
-        run_type: str | None = None,
     ) -> list[dict]:
-        """Until ``count`` runs of ``dag_id`` (of ``run_type``, if given) have finished."""
+        """Until ``count`` runs of ``dag_id`` have finished."""
         deadline = time.monotonic() + timeout
         reported, reported_at = None, 0.0
         while True:
             self.check_alive()
-            runs = [r for r in self.runs(dag_id) if run_type in (None, r["run_type"])]
+            runs = self.runs(dag_id)
             done = [r for r in runs if r["state"] in FINISHED]
             failed = sum(r["state"] == "failed" for r in done)
             line = (f"{dag_id}: {len(done)}/{count} runs finished ({failed} failed), "
@@ -316,6 +315,10 @@ class AirflowClient:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         answer = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+        states = self.task_states(dag_id, run_id)
+        return sorted(task for task, state in states.items() if state == "failed")
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"

@@ -240,20 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drift.set_defaults(handler=_drift_report)
 
-    ingest = commands.add_parser(
-        "ingest",
-        help="stage a day's landing drop in raw/ (fails on a missing, empty or corrupt drop)",
-    )
-    ingest.add_argument("dataset", help="customer_snapshots or churn_labels")
-    ingest.add_argument("day", type=_day, help="partition day (YYYY-MM-DD)")
-    ingest.set_defaults(handler=_ingest)
-    check = commands.add_parser(
-        "validate",
-        help="validate a day's raw partition (pass: to validated/, fail: to quarantine/)",
-    )
-    check.add_argument("dataset", help="customer_snapshots or churn_labels")
-    check.add_argument("day", type=_day, help="partition day (YYYY-MM-DD)")
-    check.set_defaults(handler=_validate)
+    day_steps = (
+        ("ingest", "stage a day's landing drop in raw/ (fails on a missing, empty or corrupt "
+         "drop)", _ingest),
+        ("validate", "validate a day's raw partition (pass: to validated/, fail: to "
+         "quarantine/)", _validate),
+    )  # fmt: skip
+    for name, help_text, handler in day_steps:
+        step = commands.add_parser(name, help=help_text)
+        step.add_argument("dataset", help="customer_snapshots or churn_labels")
+        step.add_argument("day", type=_day, help="partition day (YYYY-MM-DD)")
+        step.set_defaults(handler=handler)
     gx_setup = commands.add_parser(
         "validation-setup",
         help="add the GX asset, validation definition and checkpoint of any new suite",

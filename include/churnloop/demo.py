@@ -138,8 +138,7 @@ def _run_story(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
     airflow.unpause("customer_data")
     for run in airflow.wait_for_runs("customer_data", plan.days, 3600, _progress(say)):
         if run["state"] == "failed":
-            states = airflow.task_states("customer_data", run["dag_run_id"])
-            failed = sorted(task for task, state in states.items() if state == "failed")
+            failed = airflow.failed_tasks("customer_data", run["dag_run_id"])
             summary.failed_runs[_logical_day(run)] = ", ".join(failed)
 
     as_of = plan.day(plan.training_day)
@@ -194,8 +193,7 @@ def _training_line(airflow, run: dict) -> str:
     head = f"continuous_training as of {plan['as_of']} "
     head += "(churn_drift, started by the scheduler)" if drift else f"({run['run_type']})"
     if states.get("promote_challenger") != "success":
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        return f"{head}: failed at {', '.join(failed)}"
+        return f"{head}: failed at {', '.join(airflow.failed_tasks('continuous_training', run_id))}"
     promoted = airflow.xcom("continuous_training", run_id, "promote_challenger")
     outcome = f"v{promoted['version']}: {promoted['reason']}"
     return f"{head}: {outcome}; deploy {states.get('deploy_champion')}"

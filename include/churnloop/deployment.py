@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import pandas as pd
 
 from churnloop import registry
 from churnloop.errors import DataError
@@ -103,10 +104,9 @@ class _ModelServer:
         self.timeout = timeout
 
     def alive(self) -> bool:
-        try:
-            return self.client.get("/health", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
+        from churnloop.model_server_process import answers
+
+        return answers(str(self.client.base_url).rstrip("/"))
 
     def serve(self, version: int) -> None:
         """Have the server load ``version`` and wait until ``/model`` reports it."""
@@ -168,6 +168,11 @@ def _ensure_running(settings: Settings, server: _ModelServer, url: str) -> int |
         raise _Failure(str(error)) from error
 
 
+def json_rows(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
+    """``frame``'s ``names`` as JSON-ready rows for ``/predict``, missing values as null."""
+    return frame[names].astype(object).where(frame[names].notna(), None).to_dict("records")
+
+
 def _verify_predictions(
     settings: Settings, server: _ModelServer, version: int
 ) -> tuple[int, float]:
@@ -178,7 +183,7 @@ def _verify_predictions(
     model = registry.load_model(settings, version)
     names = list(model.feature_names_in_)
     frame = reference_data(settings, version).head(settings.deploy_smoke_rows)
-    rows = frame[names].astype(object).where(frame[names].notna(), None).to_dict("records")
+    rows = json_rows(frame, names)
     answers = server.predict(rows)
 
     if len(answers) != len(rows):

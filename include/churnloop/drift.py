@@ -34,8 +34,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
 from churnloop.errors import DataError
-from churnloop.prediction_log import PREDICTION
-from churnloop.schema import ENTITY, LABEL, TIMESTAMP
+from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings, get_settings
 
 Kind = Literal["numeric", "categorical"]

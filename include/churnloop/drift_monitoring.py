@@ -26,7 +26,8 @@ from churnloop.drift_report import build_report, save_report
 from churnloop.drift_verdict import decide, performance_drift, staleness
 from churnloop.evaluation import score
 from churnloop.links import report_url
-from churnloop.prediction_log import PREDICTION, read_predictions
+from churnloop.prediction_log import read_predictions
+from churnloop.schema import PREDICTION
 from churnloop.settings import Settings
 from churnloop.training import reference_data
 

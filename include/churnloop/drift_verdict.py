@@ -27,8 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnloop.drift import DriftResult
 from churnloop.errors import DataError
-from churnloop.prediction_log import PREDICTION
-from churnloop.schema import LABEL
+from churnloop.schema import LABEL, PREDICTION
 from churnloop.settings import get_settings
 
 

@@ -30,14 +30,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnloop import storage
-from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DATASET = "predictions"
-PREDICTION = "prediction"
-"""The champion's churn probability; named as the drift reference names its scores."""
 
 RECORD_SCHEMA = pa.schema(
     [

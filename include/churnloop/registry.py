@@ -267,9 +267,7 @@ def _resume_promotion(
         client.set_model_version_tag(name, number, PROMOTION_TAG, last.reason)
         return PromotionResult(True, version, version, current.get(PREVIOUS_CHAMPION), last.reason)
     replaced = last.version if last is not None else None
-    if replaced is not None and current.get(PREVIOUS_CHAMPION) != replaced:
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(replaced))
-    _record_move(settings, version, replaced, kind, reason, logical_date)
+    _move_champion(settings, version, replaced, kind, reason, logical_date)  # idempotent writes
     client.set_model_version_tag(name, number, PROMOTION_TAG, reason)
     return PromotionResult(True, version, version, replaced, reason)
 
@@ -364,18 +362,6 @@ def _move_champion(
     if replaced is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(replaced))
     client.set_registered_model_alias(name, CHAMPION, str(version))
-    return _record_move(settings, version, replaced, kind, reason, logical_date)
-
-
-def _record_move(
-    settings: Settings,
-    version: int,
-    replaced: int | None,
-    kind: str,
-    reason: str,
-    logical_date: dt.date | None,
-) -> HistoryEntry:
-    """Add the champion history's entry for a move of ``@champion`` to ``version``."""
     since = dt.datetime.now(dt.UTC)
     event = {
         "version": version,
@@ -386,7 +372,7 @@ def _record_move(
         "logical_date": logical_date.isoformat() if logical_date else None,
     }
     key = f"{HISTORY_TAG_PREFIX}{since:%Y%m%dT%H%M%S%fZ}"
-    connect(settings).set_registered_model_tag(settings.model_name, key, json.dumps(event))
+    client.set_registered_model_tag(name, key, json.dumps(event))
     return HistoryEntry(version, since, None, kind, reason, replaced, event["logical_date"])
 
 

@@ -12,6 +12,8 @@ import pyarrow as pa
 ENTITY = "customer_id"
 TIMESTAMP = "event_timestamp"
 LABEL = "churned"
+PREDICTION = "prediction"
+"""A model's churn probability for a row: in the drift reference and in the prediction log."""
 LABEL_DELAY_DAYS = 30
 
 SNAPSHOTS = "customer_snapshots"

@@ -59,9 +59,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from churnloop.model_follower import ModelFollower
-from churnloop.prediction_log import FEATURES_KEY, PREDICTION, PredictionLog
+from churnloop.prediction_log import FEATURES_KEY, PredictionLog
 from churnloop.registry import CHALLENGER, CHAMPION
-from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving_limits import BodySizeLimit
 from churnloop.serving_metrics import NO_MODEL, MetricsMiddleware, ServingMetrics
 from churnloop.serving_model import FeatureProblem, InvalidFeatures, ServedModel
@@ -349,7 +349,9 @@ class ModelServer:
             self.metrics.errors.labels("shadow").inc()
             log.exception("shadow scoring by v%s failed", challenger.version)
             return None, []
-        self.metrics.scores.labels(str(challenger.version), "shadow").observe(scores[0])
+        shadow_scores = self.metrics.scores.labels(str(challenger.version), "shadow")
+        for value in scores:
+            shadow_scores.observe(value)
         return challenger, scores
 
     def model_state(self) -> dict[str, Any]:

@@ -40,13 +40,11 @@ from sklearn.preprocessing import OrdinalEncoder
 from churnloop import registry
 from churnloop.errors import DataError
 from churnloop.evaluation import binary_labels, classification_metrics, score
-from churnloop.schema import ENTITY, LABEL, TIMESTAMP
+from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings
 
 MODEL_ARTIFACT = "model"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
-PREDICTION = "prediction"
-"""Column of the reference holding the model's churn probability for the row."""
 LINEAGE_TAG_PREFIX = "airflow."
 SCHEMA_SAMPLE_ROWS = 1_000
 """Rows the logged training dataset's schema is inferred from (see `_dataset_record`)."""

@@ -157,13 +157,9 @@ def land(settings: Settings, dataset: str, drop: Drop) -> str:
 
 
 def run_day(settings: Settings, dataset: str) -> None:
-    """The day's tasks in DAG order: ingest, validate, then (snapshots) build features."""
-    from churnloop.feature_store import build_feature_partition
-
+    """The day's tasks in DAG order up to validation; building features is checked after."""
     ingest_day(settings, dataset, DAY)
     validate_partition(settings, dataset, DAY)
-    if dataset == SNAPSHOTS:
-        build_feature_partition(settings, DAY)
 
 
 def rows_of(store: storage.Store, dataset: str) -> int:

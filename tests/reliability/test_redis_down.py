@@ -40,6 +40,7 @@ def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it
     settings, monkeypatch
 ):
     from churnloop.feature_store import (
+        FOUND,
         OnlineFeatureReader,
         apply_definitions,
         build_feature_partition,
@@ -81,7 +82,7 @@ def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it
         online = reader.read(offline[ENTITY].tolist())
 
     assert stats.rows_written == CUSTOMERS
-    assert online["found"].all()
+    assert online[FOUND].all()
     pd.testing.assert_frame_equal(
         online[reader.names], offline[reader.names], check_dtype=False, check_exact=False
     )

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import boto3
 import pytest
-from service_support import seaweed_s3
+from service_support import s3_client, seaweed_s3
 
 from churnloop import schema, storage
 from churnloop.ingest import ingest_day
@@ -27,7 +26,7 @@ def test_ingest_fails_while_s3_is_down_and_succeeds_once_it_is_back(
     workdir = tmp_path / "seaweedfs"
     workdir.mkdir()
     with seaweed_s3(workdir) as endpoint:
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        s3_client(endpoint).create_bucket(Bucket=BUCKET)
         monkeypatch.setenv("CHURNLOOP_S3_ENDPOINT_URL", endpoint)
         monkeypatch.setenv("CHURNLOOP_LANDING_URI", f"s3://{BUCKET}/landing")
         monkeypatch.setenv("CHURNLOOP_LAKE_URI", f"s3://{BUCKET}/lake")

@@ -28,6 +28,7 @@ from serving_support import (
 )
 
 from churnloop import features, registry, storage
+from churnloop.deployment import json_rows
 from churnloop.serving import create_app, serve_in_background
 from churnloop.serving_limits import SETTING
 from churnloop.settings import Settings
@@ -76,7 +77,7 @@ def test_every_route_is_public_by_design_or_needs_the_admin_token(world):
 
 def feature_rows(settings: Settings) -> list[dict]:
     frame = storage.lake(settings).read_table(features.DATASET, LAST_DAY).to_pandas()
-    return frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None).to_dict("records")
+    return json_rows(frame, FEATURES)
 
 
 def test_a_full_batch_fits_the_default_body_limit(world):
