@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from churnloop import features, storage
 from churnloop.errors import DataError
@@ -59,6 +60,7 @@ __all__ = [
     "feast_config",
     "feature_names",
     "feature_store",
+    "holds_current_value",
     "materialize_day",
     "online_features",
     "training_set",
@@ -419,6 +421,18 @@ def materialize_day(
     return stats
 
 
+def holds_current_value(vector: Any, index: int) -> bool:
+    """Whether row ``index`` of a Feast online response's feature vector is a current value.
+
+    The stores say "no value" differently: SQLite answers a customer it never stored with
+    status NOT_FOUND, Redis with status PRESENT, no value and event timestamp 0; a value
+    past the feature view's TTL is OUTSIDE_MAX_AGE. Present and stamped covers them all.
+    """
+    return (
+        vector.statuses[index] == FieldStatus.PRESENT and vector.event_timestamps[index].seconds > 0
+    )
+
+
 class OnlineFeatureReader:
     """Online features of the FeatureService for the model server's hot path.
 
@@ -427,7 +441,8 @@ class OnlineFeatureReader:
     ``service`` and ``names`` are public for callers that read Feast's response
     themselves (the model server's per-request rows, ``churnloop.serving_features``).
 
-    Unknown customers (never materialized) are not an error: ``read`` gives them a row
+    Unknown customers (never materialized, or every value past the TTL; see
+    ``holds_current_value``) are not an error: ``read`` gives them a row
     with ``found == False`` and every feature missing (None, or NaN in numeric
     columns). The caller decides what to serve for them; predicting from missing
     values is not meaningful. Rows follow the order asked, duplicates included.
@@ -450,8 +465,12 @@ class OnlineFeatureReader:
         columns: dict[str, list[Any]] = {ENTITY: [int(customer) for customer in customer_ids]}
         if columns[ENTITY]:
             response = self.store.get_online_features(features=self.service, entity_rows=columns)
-            values = response.to_dict(include_event_timestamps=True)
-            columns[FOUND] = [stamp > 0 for stamp in values[f"{self.names[0]}__ts"]]
+            values = response.to_dict()
+            vectors = dict(zip(response.proto.metadata.feature_names.val, response.proto.results))
+            columns[FOUND] = [
+                any(holds_current_value(vectors[name], index) for name in self.names)
+                for index in range(len(columns[ENTITY]))
+            ]
             columns.update((name, values[name]) for name in self.names)
         else:
             columns.update((name, []) for name in [FOUND, *self.names])

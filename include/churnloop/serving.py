@@ -240,10 +240,10 @@ class ModelServer:
         finally:
             self.online_tried.set()
 
-    def online_rows(self, customer_ids: list[int]) -> list[dict[str, Any] | None]:
+    async def online_rows(self, customer_ids: list[int]) -> list[dict[str, Any] | None]:
         """Each customer's features from the online store, or None if it has none."""
         try:
-            return self.online().rows(customer_ids)
+            return await self.online().rows(customer_ids)
         except Exception as error:
             self.metrics.errors.labels("online_store").inc()
             log.exception("online store read failed")
@@ -251,12 +251,12 @@ class ModelServer:
 
     # -- scoring --------------------------------------------------------------------------
 
-    def score(
+    async def score(
         self, model: ServedModel, instances: Sequence[Instance], batch: bool
     ) -> list[dict[str, Any]]:
         """Score every instance; unknown customers become per-instance errors in a batch."""
         wanted = [item.customer_id for item in instances if item.customer_id is not None]
-        online = iter(self.online_rows(wanted) if wanted else [])
+        online = iter(await self.online_rows(wanted) if wanted else [])
         results: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         scored: list[tuple[int, Instance]] = []
@@ -465,7 +465,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         if request.instances is None:
             single = Instance(customer_id=request.customer_id, features=request.features)
-            return {**reference, **server.score(model, [single], batch=False)[0]}
+            return {**reference, **(await server.score(model, [single], batch=False))[0]}
         if len(request.instances) > settings.serving_max_instances:
             raise RequestValidationError(
                 [
@@ -478,7 +478,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     }
                 ]
             )
-        return {**reference, "predictions": server.score(model, request.instances, batch=True)}
+        return {**reference, "predictions": await server.score(model, request.instances, batch=True)}
 
     @app.post("/explain", response_model=ExplainResponse, responses={404: {}, 503: {}})
     async def explain(instance: Instance) -> dict[str, Any]:
@@ -487,7 +487,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if instance.customer_id is None:
             row = instance.features
         else:
-            row = server.online_rows([instance.customer_id])[0]
+            row = (await server.online_rows([instance.customer_id]))[0]
             if row is None:
                 raise HTTPException(404, str(UnknownCustomer(instance.customer_id)))
         explanation = model.explain(server.encode(model, [row], [(0, instance)], batch=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -122,6 +123,34 @@ def test_customer_and_feature_predictions_match_the_registered_model(world, serv
     assert single["label"] == int(expected[0] >= world.serving_threshold)
     assert by_features["probability"] == pytest.approx(expected[1], abs=1e-12)
     assert by_features["customer_id"] is None
+
+
+def test_customer_predictions_read_the_redis_online_store(world, serve, redis_address):
+    """The production online store: Feast's async Redis read, inside the server's event loop."""
+    from churnloop import feature_store
+
+    on_redis = world.model_copy(
+        update={"feast_redis": redis_address, "feast_project": f"serving_{uuid.uuid4().hex[:8]}"}
+    )
+    feature_store.apply_definitions(on_redis)
+    try:
+        feature_store.materialize_day(on_redis, LAST_DAY, overlap_days=0)
+        url, _ = serve(feast_redis=on_redis.feast_redis, feast_project=on_redis.feast_project)
+        online = last_day_features(world)
+        customers = online.index[:4].tolist()
+        expected = offline(world, GOOD, online.loc[customers])
+
+        single = httpx.post(f"{url}/predict", json={"customer_id": customers[0]}).json()
+        batch = httpx.post(
+            f"{url}/predict",
+            json={"instances": [{"customer_id": c} for c in [*customers, UNKNOWN_CUSTOMER]]},
+        ).json()["predictions"]
+
+        assert single["probability"] == pytest.approx(expected[0], abs=1e-12)
+        assert [p["probability"] for p in batch[:-1]] == pytest.approx(expected, abs=1e-12)
+        assert batch[-1]["error"]["status"] == 404
+    finally:
+        feature_store.feature_store(on_redis).teardown()
 
 
 def test_batch_scores_each_instance_and_reports_an_unknown_customer_in_place(world, serve):
