@@ -26,6 +26,7 @@ Run: ``.venv/bin/python bench/bench_feast.py`` (figures also to bench/results/fe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import os
 import random
@@ -38,6 +39,7 @@ from collections.abc import Callable
 from harness import write_results
 
 DAY = dt.date(2026, 4, 1)
+SERVER_LOOKUP = "OnlineRows.rows (the model server's read)"
 
 
 def _median_seconds(
@@ -66,7 +68,12 @@ def _latency_ms(action: Callable[[], object], calls: int) -> tuple[float, float]
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
-def _lookups(reader, ids: list[int], batch: int) -> dict[str, Callable[[], object]]:
+def _lookups(
+    reader, server_rows, loop, ids: list[int], batch: int
+) -> dict[str, Callable[[], object]]:
+    def served() -> object:
+        return loop.run_until_complete(server_rows.rows(random.sample(ids, batch)))
+
     def read() -> object:
         return reader.read(random.sample(ids, batch))
 
@@ -75,6 +82,7 @@ def _lookups(reader, ids: list[int], batch: int) -> dict[str, Callable[[], objec
         return reader.store.get_online_features(features=reader.service, entity_rows=rows).to_dict()
 
     return {
+        SERVER_LOOKUP: served,
         "OnlineFeatureReader.read (DataFrame)": read,
         "peer: bare get_online_features + to_dict": bare,
     }
@@ -97,6 +105,7 @@ def bench_backend(
 
     from churnloop import feature_store
     from churnloop.features import FEATURE_VIEW
+    from churnloop.serving_features import OnlineRows
     from churnloop.settings import get_settings
 
     settings = get_settings()
@@ -135,14 +144,17 @@ def bench_backend(
         )
 
     reader = feature_store.OnlineFeatureReader(settings)
+    server_rows = OnlineRows(settings)
+    loop = asyncio.new_event_loop()
     ids = list(range(1, customers + 1))
     for batch in (1, 100):
-        for case, action in _lookups(reader, ids, batch).items():
+        for case, action in _lookups(reader, server_rows, loop, ids, batch).items():
             p50, p99 = _latency_ms(action, lookups)
             rows.append(f"| {name} | {case} | {batch} | {p50:.2f} | {p99:.2f} |")
             figures.append(
                 {"store": name, "case": case, "customers": batch, "p50_ms": p50, "p99_ms": p99}
             )
+    loop.close()
     feature_store.feature_store(settings).teardown()
     return rows, figures
 

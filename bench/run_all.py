@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_feast import SERVER_LOOKUP
 from harness import RESULTS_DIR, machine, write_results
 
 BENCH = Path(__file__).resolve().parent
@@ -242,16 +243,18 @@ def feast_rows(result: dict) -> list[Row]:
                 "",
             ]
         )
-    lookup = rows[("Redis", "OnlineFeatureReader.read (DataFrame)", 1)]
+    lookup = rows[("Redis", SERVER_LOOKUP, 1)]
+    frame = rows[("Redis", "OnlineFeatureReader.read (DataFrame)", 1)]
     bare = rows[("Redis", "peer: bare get_online_features + to_dict", 1)]
     lines.append(
         [
             "features",
-            "online lookup, 1 customer, Redis",
+            "online lookup, 1 customer, Redis, the model server's read",
             f"{result['lookups']:,} calls",
             f"p99 {lookup['p99_ms']:.2f} ms (1 run)",
             "n/a",
-            f"bare Feast call: p99 {bare['p99_ms']:.2f} ms",
+            f"as a DataFrame: p99 {frame['p99_ms']:.2f} ms; bare Feast call + to_dict: "
+            f"p99 {bare['p99_ms']:.2f} ms",
             "p99 < 5 ms",
             _met(lookup["p99_ms"] < 5),
         ]
