@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -322,13 +323,19 @@ def training_set(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFra
     service = _registered_service(store, settings)
     names = _names_of(service)
     chunk = max(1, settings.training_join_max_rows // feature_days)
-    parts = [
-        store.get_historical_features(
-            entity_df=labels.iloc[first : first + chunk], features=service
+    # The file offline store is Dask's; its default threaded scheduler works on several
+    # source partitions at once, each merged with the whole chunk of labels. One at a
+    # time holds less and, on 2 cores, is no slower (docs/benchmarks.md).
+    with dask.config.set(scheduler="synchronous"):
+        joined = pd.concat(
+            [
+                store.get_historical_features(
+                    entity_df=labels.iloc[first : first + chunk], features=service
+                ).to_df()
+                for first in range(0, len(labels), chunk)
+            ],
+            ignore_index=True,
         )
-        for first in range(0, len(labels), chunk)
-    ]
-    joined = pd.concat([part.to_df() for part in parts], ignore_index=True)
     joined[TIMESTAMP] = _utc_ns(joined[TIMESTAMP])
     _require_every_label_joined(labels, joined, names, settings.feature_ttl_days)
     columns = [ENTITY, TIMESTAMP, *names, LABEL]
