@@ -3,12 +3,12 @@
 Built on `churnloop.feature_store.OnlineFeatureReader` (one FeatureStore, its registry
 cached, connections reused) and Feast's ``get_online_features_async`` with the
 FeatureService, so TTLs and the service's feature list are Feast's. The async read lets
-the server's event loop answer other requests while Redis replies (with the blocking
-read, p99 at 8 requests in flight went from ~10 to ~15 ms, bench/bench_serving.py). Only the response is read
-differently: ``OnlineFeatureReader.read`` builds a DataFrame (~6 ms for one customer on
-this machine) and ``OnlineResponse.to_dict`` converts every value through Feast's type
-map (~0.3 ms); here the response proto's values are read directly into one dict per
-customer, ready for `churnloop.serving_model.ServedModel.encode`.
+the server's event loop answer other requests while Redis replies (p99 at 8 requests in
+flight: 10.4 ms with the blocking read, 7.5 ms with this one; docs/benchmarks.md).
+Only the response is read differently: ``OnlineFeatureReader.read`` builds a DataFrame
+(~0.5-1 ms more for one customer) and ``OnlineResponse.to_dict`` converts every value
+through Feast's type map (~0.3 ms); here the response proto's values are read directly
+into one dict per customer, ready for `churnloop.serving_model.ServedModel.encode`.
 """
 
 from __future__ import annotations
