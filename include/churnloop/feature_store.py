@@ -473,7 +473,8 @@ class OnlineFeatureReader:
         if columns[ENTITY]:
             response = self.store.get_online_features(features=self.service, entity_rows=columns)
             values = response.to_dict()
-            vectors = dict(zip(response.proto.metadata.feature_names.val, response.proto.results))
+            proto = response.proto
+            vectors = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
             columns[FOUND] = [
                 any(holds_current_value(vectors[name], index) for name in self.names)
                 for index in range(len(columns[ENTITY]))

@@ -478,7 +478,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     }
                 ]
             )
-        return {**reference, "predictions": await server.score(model, request.instances, batch=True)}
+        return {
+            **reference,
+            "predictions": await server.score(model, request.instances, batch=True),
+        }
 
     @app.post("/explain", response_model=ExplainResponse, responses={404: {}, 503: {}})
     async def explain(instance: Instance) -> dict[str, Any]:

@@ -39,8 +39,14 @@ def test_missing_report_names_where_it_looked(client, settings):
     assert "reports/drift/dt=1999-01-01/report.html" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("path", ["../validated/customer_snapshots/dt=2026-03-04/data.parquet",
-                                  "drift/../../validated", ".hidden"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../validated/customer_snapshots/dt=2026-03-04/data.parquet",
+        "drift/../../validated",
+        ".hidden",
+    ],
+)
 def test_nothing_outside_reports_is_served(client, path):
     response = client.get(f"/reports/{path}")
     assert response.status_code in (400, 404)

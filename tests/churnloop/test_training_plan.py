@@ -29,15 +29,23 @@ def test_forcing_needs_a_reason(settings):
     with pytest.raises(DataError, match="force_promote is set but reason is empty"):
         plan_training_run(settings, as_of=AS_OF, params={"force_promote": True, "reason": " "},
                           trigger="manual")  # fmt: skip
-    plan = plan_training_run(settings, as_of=AS_OF, trigger="manual",
-                             params={"force_promote": True, "reason": "hotfix for region east"})
+    plan = plan_training_run(
+        settings,
+        as_of=AS_OF,
+        trigger="manual",
+        params={"force_promote": True, "reason": "hotfix for region east"},
+    )
     assert plan.force_reason == "hotfix for region east"
 
 
 def test_holdout_must_leave_days_to_train_on(settings):
     with pytest.raises(DataError, match="holdout_days .7. must be smaller"):
-        plan_training_run(settings, as_of=AS_OF, trigger="manual",
-                          params={"training_window_days": 7, "holdout_days": 7})
+        plan_training_run(
+            settings,
+            as_of=AS_OF,
+            trigger="manual",
+            params={"training_window_days": 7, "holdout_days": 7},
+        )
 
 
 def test_plan_survives_xcom_with_its_drift_events(settings):
