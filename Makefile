@@ -35,7 +35,8 @@ $(CHROMIUM):
 	  && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || echo "chromium not installed (apt-get needs root): the browser check skips (fails under CI=true)"
 
-test: $(SYNCED) $(CHROMIUM)  ## Run the whole test suite (starts what it needs)
+test: $(SYNCED) $(CHROMIUM)  ## Lint, then the whole test suite (starts what it needs)
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 test-fast: $(SYNCED)  ## Unit tests only: no Airflow runs, no services
