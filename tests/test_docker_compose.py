@@ -9,6 +9,7 @@ fails), and ports, hostnames, databases and the bucket must match what the setti
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from pathlib import Path
@@ -224,6 +225,9 @@ def test_airflow_runs_celery_on_postgres_and_redis(compose: dict[str, Any]) -> N
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
     assert urlparse(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
+    module, _, name = env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
+    assert module == "churnloop.celery_config" and name == "CELERY_CONFIG"
+    assert isinstance(getattr(importlib.import_module(module), name), dict)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         "http://airflow-apiserver:8080/execution/"
     )

@@ -7,8 +7,9 @@ workers fork, they cost the tasks nothing (copy-on-write pages). Nothing is *run
 import, so no connection or thread is shared across the fork.
 
 Select it with ``AIRFLOW__CORE__EXECUTOR=churnloop.airflow_executor.PreloadingLocalExecutor``
-(the embedded Airflow of ``make airflow``, the demo and the integration tests do). With
-the CeleryExecutor of the compose topology each worker pays the imports per task.
+(the embedded Airflow of ``make airflow``, the demo and the integration tests do). The
+CeleryExecutor of the compose topology preloads the same list through
+`churnloop.celery_config`.
 """
 
 from __future__ import annotations
