@@ -43,7 +43,7 @@ from typing import Any
 from harness import write_results
 
 from churnloop.airflow_stack import free_port
-from churnloop.processes import stop_process_group
+from churnloop.processes import process_stats, stop_process_group
 
 REDIS = "127.0.0.1:6379"
 FIRST_DAY = dt.date(2026, 3, 1)
@@ -204,15 +204,12 @@ def remove_feast_project(environment: dict[str, str]) -> None:
 
 def cpu_seconds(session: int) -> float:
     """CPU time (user + system) of every process in ``session`` (a server and its workers)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    ticks = sum(
+        int(fields[11]) + int(fields[12])
+        for _, fields in process_stats()
+        if int(fields[3]) == session
+    )
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_load(

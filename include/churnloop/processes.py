@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import suppress
+from pathlib import Path
 
 
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
@@ -33,3 +35,15 @@ def stop_process_group(process: subprocess.Popen, grace: float) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"processes of group {process.pid} survived SIGKILL")
+
+
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Each live process's id and the fields of its ``/proc/<pid>/stat`` after the command
+    name (``fields[1]`` is the parent's id, ``fields[3]`` the session, ``fields[11]`` and
+    ``fields[12]`` the user and system clock ticks). Processes that exit while being read
+    are skipped."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            yield int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue

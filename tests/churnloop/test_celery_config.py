@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from churnloop.processes import stop_process_group
+from churnloop.processes import process_stats, stop_process_group
 
 pytestmark = pytest.mark.services
 
@@ -22,15 +22,7 @@ LIGHTGBM_LIBRARY = "lib_lightgbm.so"
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [child for child, fields in process_stats() if int(fields[1]) == pid]
 
 
 def _maps(pid: int) -> str:
