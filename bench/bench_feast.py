@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from harness import write_results
+from harness import percentile, write_results
 
 DAY = dt.date(2026, 4, 1)
 SERVER_LOOKUP = "OnlineRows.rows (the model server's read)"
@@ -64,8 +64,7 @@ def _latency_ms(action: Callable[[], object], calls: int) -> tuple[float, float]
         started = time.perf_counter()
         action()
         times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+    return percentile(times, 0.50), percentile(times, 0.99)
 
 
 def _lookups(

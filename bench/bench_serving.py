@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from harness import write_results
+from harness import percentile, write_results
 
 from churnloop.airflow_stack import free_port
 from churnloop.processes import process_stats, stop_process_group
@@ -104,12 +104,11 @@ async def _load(
     await asyncio.gather(*(worker(started + max_seconds) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     await close()
-    latencies.sort()
     return {
         "requests": len(latencies),
         "errors": errors,
-        "p50_ms": latencies[len(latencies) // 2],
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
         "rps": len(latencies) / elapsed,
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -90,6 +91,13 @@ def summarize(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``values`` (p99: the value 99% of them do not
+    exceed), the one definition the latency tables use."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def machine() -> dict[str, Any]:

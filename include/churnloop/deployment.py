@@ -37,6 +37,7 @@ import pandas as pd
 
 from churnloop import registry
 from churnloop.errors import DataError
+from churnloop.model_server_process import ModelServerDidNotStart, answers, start_model_server
 from churnloop.settings import Settings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -104,8 +105,6 @@ class _ModelServer:
         self.timeout = timeout
 
     def alive(self) -> bool:
-        from churnloop.model_server_process import answers
-
         return answers(str(self.client.base_url).rstrip("/"))
 
     def serve(self, version: int) -> None:
@@ -152,8 +151,6 @@ class _ModelServer:
 
 def _ensure_running(settings: Settings, server: _ModelServer, url: str) -> int | None:
     """Start ``churnloop serve`` for a silent loopback URL (embedded profile); its pid."""
-    from churnloop.model_server_process import ModelServerDidNotStart, start_model_server
-
     if server.alive():
         return None
     parsed = urlparse(url)

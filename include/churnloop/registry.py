@@ -236,8 +236,7 @@ def promote(
     if not decision.blessed:
         client.set_model_version_tag(name, number, FORCED_REASON_TAG, force_reason)
     _move_champion(settings, version, champion, kind, reason, day)
-    client.set_model_version_tag(name, number, PROMOTION_TAG, reason)
-    return PromotionResult(True, version, version, champion, reason)
+    return _promoted(settings, version, champion, reason)
 
 
 def _resume_promotion(
@@ -259,16 +258,22 @@ def _resume_promotion(
     """
     history = champion_history(settings)
     last = history[-1] if history else None
-    client = connect(settings)
-    name, number = settings.model_name, str(version)
     if last is not None and last.version == version:
         if last.kind == "rollback":
             return None
-        client.set_model_version_tag(name, number, PROMOTION_TAG, last.reason)
-        return PromotionResult(True, version, version, current.get(PREVIOUS_CHAMPION), last.reason)
+        return _promoted(settings, version, current.get(PREVIOUS_CHAMPION), last.reason)
     replaced = last.version if last is not None else None
     _move_champion(settings, version, replaced, kind, reason, logical_date)  # idempotent writes
-    client.set_model_version_tag(name, number, PROMOTION_TAG, reason)
+    return _promoted(settings, version, replaced, reason)
+
+
+def _promoted(
+    settings: Settings, version: int, replaced: int | None, reason: str
+) -> PromotionResult:
+    """Tag ``version``'s outcome, the last write of a promotion; what `promote` reports."""
+    connect(settings).set_model_version_tag(
+        settings.model_name, str(version), PROMOTION_TAG, reason
+    )
     return PromotionResult(True, version, version, replaced, reason)
 
 
