@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import pyarrow as pa
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
 from feast.types import Float64, Int32, Int64, PrimitiveFeastType, String
 
 from churnloop import features
@@ -46,7 +47,8 @@ def definitions(settings: Settings) -> tuple[Entity, FileSource, FeatureView, Fe
     )
     source = FileSource(
         name="customer_features_source",
-        path=lake(settings).uri_of(DATASET),
+        path=lake(settings).partition_files(DATASET),
+        file_format=ParquetFormat(),
         timestamp_field=TIMESTAMP,
         s3_endpoint_override=settings.s3_endpoint_url,
         description="Daily partitions written by churnloop.feature_store.build_feature_partition.",

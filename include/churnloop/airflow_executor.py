@@ -26,7 +26,7 @@ PRELOADED_MODULES = (
     "great_expectations",
     "feast",
     "feast.repo_operations",
-    "dask.dataframe",
+    "feast.infra.offline_stores.duckdb",
     "mlflow",
     "lightgbm",
     "sklearn.pipeline",

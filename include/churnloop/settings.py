@@ -115,12 +115,6 @@ class Settings(BaseSettings):
         description="How long a process trusts its cached Feast registry; a new apply is seen "
         "by long-running readers (the model server) after at most this.",
     )
-    training_join_max_rows: int = Field(
-        default=5_000_000,
-        gt=0,
-        description="Most rows (labels x feature days) one point-in-time join of the file "
-        "offline store may hold in memory; a training set is joined in chunks under it.",
-    )
 
     # -- training and evaluation -----------------------------------------------------------
     training_window_days: int = Field(

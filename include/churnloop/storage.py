@@ -85,6 +85,13 @@ class Store:
     def partition(dataset: str, day: dt.date) -> str:
         return f"{dataset.strip('/')}/{partition_name(day)}"
 
+    def partition_files(self, dataset: str) -> str:
+        """A glob of the data file of every partition of ``dataset``, for a query engine.
+
+        It names only the files written in place, never a write's hidden temporary file.
+        """
+        return f"{self.uri_of(dataset)}/dt=*/{DATA_FILE}"
+
     def partitions(self, dataset: str) -> list[dt.date]:
         """The days a dataset holds data for, oldest first (empty partitions excluded)."""
         selector = pafs.FileSelector(self._path(dataset), allow_not_found=True)

@@ -73,7 +73,7 @@ def test_feast_config_follows_the_profile(settings, monkeypatch, tmp_path):
     assert embedded["online_store"] == {"type": "sqlite", "path": settings.feast_sqlite_path}
     assert embedded["registry"]["registry_type"] == "file"
     assert embedded["registry"]["cache_ttl_seconds"] == settings.feast_registry_cache_ttl_seconds
-    assert embedded["offline_store"] == {"type": "file"}
+    assert embedded["offline_store"] == {"type": "duckdb"}
 
     registry_url = "postgresql+psycopg2://feast:s3cret@db:5432/feast"
     monkeypatch.setenv("CHURNLOOP_FEAST_REGISTRY", registry_url)
@@ -89,7 +89,7 @@ def test_feast_config_follows_the_profile(settings, monkeypatch, tmp_path):
     assert config["online_store"]["type"] == "redis"
     assert config["online_store"]["connection_string"] == "redis:6379"
     source = feature_store._definitions(production)[1]
-    assert source.path == "s3://bucket/lake/features/customer_features"
+    assert source.path == "s3://bucket/lake/features/customer_features/dt=*/data.parquet"
     assert source.s3_endpoint_override == "http://minio:9000"
 
     text = feature_store.write_feature_store_yaml(production).read_text()
@@ -102,7 +102,7 @@ def test_definitions_declare_typed_fields_and_apply_is_idempotent(settings):
     from feast.types import Int32, String
 
     customer, source, view, service = feature_store._definitions(settings)
-    assert source.path == lake(settings).uri_of(features.DATASET)
+    assert source.path == lake(settings).partition_files(features.DATASET)
     types = {field.name: field.dtype for field in view.schema}
     assert {types[name] for name in ("plan", "region", "contract")} == {String}
     assert types["tenure_bucket"] == Int32
@@ -154,8 +154,6 @@ def test_training_set_is_point_in_time_and_labels_never_reach_features(two_days)
     assert (by_key.loc[(1, D1), "plan"], by_key.loc[(1, D1), "logins_7d"]) == ("basic", 1)
     assert (by_key.loc[(1, D2), "plan"], by_key.loc[(1, D2), "logins_7d"]) == ("premium", 51)
     assert by_key[LABEL].to_dict() == {(1, D1): 1, (2, D1): 0, (1, D2): 0, (3, D2): 1}
-    one_label_a_join = settings.model_copy(update={"training_join_max_rows": 2})
-    pd.testing.assert_frame_equal(feature_store.training_set(one_label_a_join, D1, D2), rows)
 
     write_labels(settings, D1, {1: 0, 2: 1})
     write_labels(settings, D2, {1: 1, 3: 0})
@@ -248,7 +246,7 @@ def test_production_profile_on_redis_postgres_and_s3(production_settings, monkey
         assert not feature_store.online_features(settings, [999])[feature_store.FOUND].any()
         write_labels(settings, D1, {1: 1, 2: 0})
         write_labels(settings, D2, {1: 0, 3: 1})
-        rows = feature_store.training_set(settings, D1, D2)  # Feast reads S3 through s3fs
+        rows = feature_store.training_set(settings, D1, D2)  # DuckDB reads S3 (httpfs)
         by_key = rows.set_index([ENTITY, rows[TIMESTAMP].dt.date])
         assert by_key["plan"].to_dict() == {
             (1, D1): "basic", (2, D1): "basic", (1, D2): "premium", (3, D2): "basic"

@@ -1,0 +1,102 @@
+"""DuckDB, the engine of Feast's offline store here, made able to read the lake on S3.
+
+Feast's DuckDB offline store reads Parquet through ibis's default DuckDB connection, one
+per process. A local lake needs nothing more. An S3 lake needs two things DuckDB
+would otherwise fetch or guess:
+
+- the ``httpfs`` extension. DuckDB downloads extensions from its own site on first use,
+  which a locked-down worker (and this project's CI) cannot reach; the extension comes
+  instead from its PyPI package ``duckdb-extension-httpfs`` (locked in ``uv.lock``, built
+  for the locked DuckDB) and is installed from that file. DuckDB checks the file's
+  signature when it loads it (unsigned extensions stay refused), so a file that is not
+  DuckDB's own build fails here rather than runs.
+- the lake's S3 endpoint and credentials. They are resolved as boto3 resolves them
+  (environment, profile, instance role) and handed to DuckDB as a secret scoped to the
+  lake's bucket, on every call, so rotated credentials are picked up.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlparse
+
+import boto3
+import duckdb
+import duckdb_extension_httpfs
+import ibis
+
+from churnloop import storage
+from churnloop.settings import Settings
+
+__all__ = ["HTTPFS_FILE", "SECRET_NAME", "prepare_for_lake"]
+
+log = logging.getLogger(__name__)
+
+SECRET_NAME = "churnloop_lake"
+HTTPFS_FILE = (
+    Path(duckdb_extension_httpfs.__file__).parent
+    / "extensions"
+    / f"v{duckdb.__version__}"
+    / "httpfs.duckdb_extension"
+)
+"""The httpfs build of the PyPI package, for the DuckDB version installed beside it."""
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _load_httpfs(connection: duckdb.DuckDBPyConnection) -> None:
+    """Install httpfs from the package file and load it, unless the connection has it."""
+    loaded = connection.execute(
+        "SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
+    ).fetchone()
+    if loaded and loaded[0]:
+        return
+    if not HTTPFS_FILE.is_file():
+        raise RuntimeError(
+            f"DuckDB {duckdb.__version__} has no httpfs extension at {HTTPFS_FILE}: "
+            "duckdb and duckdb-extension-httpfs must have the same version (see pyproject.toml)"
+        )
+    connection.execute(f"INSTALL {_sql_string(str(HTTPFS_FILE))}")
+    connection.execute("LOAD httpfs")
+    log.info("DuckDB httpfs loaded from %s", HTTPFS_FILE)
+
+
+def _secret_sql(settings: Settings, bucket: str) -> str:
+    """``CREATE OR REPLACE SECRET`` for the lake's bucket with boto3's credentials."""
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        raise RuntimeError(
+            f"no AWS credentials for the lake s3://{bucket}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, a profile or an instance role, as for boto3"
+        )
+    frozen = credentials.get_frozen_credentials()
+    options = {
+        "TYPE": "s3",
+        "SCOPE": _sql_string(f"s3://{bucket}"),
+        "KEY_ID": _sql_string(frozen.access_key),
+        "SECRET": _sql_string(frozen.secret_key),
+        "REGION": _sql_string(settings.s3_region),
+    }
+    if frozen.token:
+        options["SESSION_TOKEN"] = _sql_string(frozen.token)
+    if settings.s3_endpoint_url:
+        endpoint = urlparse(settings.s3_endpoint_url)
+        options["ENDPOINT"] = _sql_string(endpoint.netloc)
+        options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
+        options["URL_STYLE"] = "'path'"
+    body = ", ".join(f"{key} {value}" for key, value in options.items())
+    return f"CREATE OR REPLACE SECRET {SECRET_NAME} ({body})"
+
+
+def prepare_for_lake(settings: Settings) -> None:
+    """Make ibis's default DuckDB connection, the one Feast reads through, reach the lake."""
+    lake = storage.lake(settings)
+    if not lake.is_s3:
+        return
+    connection = ibis.get_backend().con
+    _load_httpfs(connection)
+    bucket = lake.uri.removeprefix("s3://").split("/", 1)[0]
+    connection.execute(_secret_sql(settings, bucket))

@@ -1,0 +1,56 @@
+import datetime as dt
+
+import ibis
+import pyarrow as pa
+import pytest
+
+from churnloop import duckdb_lake, storage
+from churnloop.settings import get_settings
+
+DAY = dt.date(2026, 3, 4)
+
+
+@pytest.mark.services
+def test_the_s3_lake_is_read_with_the_packaged_httpfs_and_boto3s_credentials(
+    production_settings, monkeypatch
+):
+    lake = storage.lake(production_settings)
+    for offset, ids in enumerate(([1, 2, 3], [4, 5])):
+        lake.write_table("ds", DAY + dt.timedelta(days=offset), pa.table({"customer_id": ids}))
+
+    duckdb_lake.prepare_for_lake(production_settings)
+    files = lake.partition_files("ds")
+    assert sorted(ibis.read_parquet(files).to_pyarrow()["customer_id"].to_pylist()) == [
+        1, 2, 3, 4, 5
+    ]  # fmt: skip
+    connection = ibis.get_backend().con
+    loaded = connection.execute(
+        "SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
+    ).fetchone()
+    assert loaded == (True,)
+
+    # The secret is replaced on every call: rotated credentials replace the old ones.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rotated-but-wrong")
+    duckdb_lake.prepare_for_lake(production_settings)
+    with pytest.raises(Exception, match="403|Forbidden|denied|SignatureDoesNotMatch"):
+        ibis.read_parquet(files).count().execute()
+
+
+def test_missing_credentials_name_the_bucket_and_where_they_are_looked_for(
+    settings, monkeypatch, tmp_path
+):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("CHURNLOOP_LAKE_URI", "s3://churn-lake/prod")
+    with pytest.raises(RuntimeError, match=r"no AWS credentials for the lake s3://churn-lake"):
+        duckdb_lake.prepare_for_lake(get_settings())
+
+
+def test_a_local_lake_needs_no_extension(settings):
+    duckdb_lake.prepare_for_lake(settings)  # no credentials, no httpfs: nothing to do
+    lake = storage.lake(settings)
+    lake.write_table("ds", DAY, pa.table({"customer_id": [7]}))
+    assert ibis.read_parquet(lake.partition_files("ds")).count().execute() == 1
