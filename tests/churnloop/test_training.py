@@ -23,6 +23,7 @@ from churnloop.schema import ENTITY, LABEL, TIMESTAMP
 from churnloop.training import (
     PREDICTION,
     SCHEMA_SAMPLE_ROWS,
+    _dataset_record,
     fit_pipeline,
     reference_data,
     split_by_time,
@@ -84,6 +85,20 @@ def test_missing_feature_or_label_problems_are_data_errors(frame):
         fit_pipeline(frame.drop(columns=["tenure_months"]), FEATURES, FAST_PARAMS, seed=1)
     with pytest.raises(DataError, match="must be 0/1"):
         fit_pipeline(frame.assign(**{LABEL: 2}), FEATURES, FAST_PARAMS, seed=1)
+
+
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+def test_dataset_digest_covers_every_row():
+    """MLflow's own digest reads the first 10,000 rows; a change past them must show."""
+    split = labelled_days(FIRST_DAY, days=40, customers=300)
+    assert len(split) > 10_000
+    changed = split.copy()
+    changed.loc[len(split) - 1, "monthly_charges"] += 1.0
+
+    digest = _dataset_record(split, "split").digest
+    assert _dataset_record(split.copy(), "split").digest == digest
+    assert _dataset_record(changed, "split").digest != digest
+    assert mlflow.data.from_pandas(changed).digest == mlflow.data.from_pandas(split).digest
 
 
 @pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
