@@ -29,11 +29,12 @@ import ibis
 from churnloop import storage
 from churnloop.settings import Settings
 
-__all__ = ["HTTPFS_FILE", "SECRET_NAME", "prepare_for_lake"]
+__all__ = ["HTTPFS_FILE", "LAKE_S3_SETTINGS", "prepare_for_lake"]
 
 log = logging.getLogger(__name__)
 
-SECRET_NAME = "churnloop_lake"
+LAKE_S3_SETTINGS = "churnloop_lake"
+"""Name of the DuckDB secret (endpoint, region, keys) scoped to the lake's bucket."""
 HTTPFS_FILE = (
     Path(duckdb_extension_httpfs.__file__).parent
     / "extensions"
@@ -88,7 +89,7 @@ def _secret_sql(settings: Settings, bucket: str) -> str:
         options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
         options["URL_STYLE"] = "'path'"
     body = ", ".join(f"{key} {value}" for key, value in options.items())
-    return f"CREATE OR REPLACE SECRET {SECRET_NAME} ({body})"
+    return f"CREATE OR REPLACE SECRET {LAKE_S3_SETTINGS} ({body})"
 
 
 def prepare_for_lake(settings: Settings) -> None:
