@@ -1,8 +1,13 @@
-"""DuckDB, the engine of Feast's offline store here, made able to read the lake on S3.
+"""DuckDB, the engine of Feast's offline store here: one connection per process, and the lake on S3.
 
-Feast's DuckDB offline store reads Parquet through ibis's default DuckDB connection, one
-per process. A local lake needs nothing more. An S3 lake needs two things DuckDB
-would otherwise fetch or guess:
+Feast's DuckDB offline store reads Parquet through ibis's default DuckDB connection, made
+on first use and kept for the process. A forked child must not use its parent's: DuckDB's
+worker threads do not survive a fork, and Airflow's preloading executor, Celery's pool
+and the benchmarks all fork. Importing this module makes every forked child start
+without one, so its first query opens its own.
+
+A local lake needs nothing more. An S3 lake needs two things DuckDB would otherwise
+fetch or guess:
 
 - the ``httpfs`` extension. DuckDB downloads extensions from its own site on first use,
   which a locked-down worker (and this project's CI) cannot reach; the extension comes
@@ -18,6 +23,7 @@ would otherwise fetch or guess:
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -42,6 +48,13 @@ HTTPFS_FILE = (
     / "httpfs.duckdb_extension"
 )
 """The httpfs build of the PyPI package, for the DuckDB version installed beside it."""
+
+
+def _forget_the_parents_connection() -> None:
+    ibis.options.default_backend = None
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_connection)
 
 
 def _sql_string(value: str) -> str:

@@ -1,4 +1,5 @@
 import datetime as dt
+import multiprocessing
 
 import ibis
 import pyarrow as pa
@@ -54,3 +55,20 @@ def test_a_local_lake_needs_no_extension(settings):
     lake = storage.lake(settings)
     lake.write_table("ds", DAY, pa.table({"customer_id": [7]}))
     assert ibis.read_parquet(lake.partition_files("ds")).count().execute() == 1
+
+
+def _child_has_no_connection_until_it_queries(files: str) -> tuple[bool, int]:
+    inherited = ibis.options.default_backend is not None
+    return inherited, ibis.read_parquet(files).count().execute()
+
+
+def test_a_forked_child_opens_its_own_connection(settings):
+    lake = storage.lake(settings)
+    lake.write_table("ds", DAY, pa.table({"customer_id": [1, 2]}))
+    files = lake.partition_files("ds")
+    assert ibis.read_parquet(files).count().execute() == 2  # the parent's connection exists
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        inherited, rows = pool.apply(_child_has_no_connection_until_it_queries, (files,))
+    assert (inherited, rows) == (False, 2)
+    assert ibis.options.default_backend is not None  # the parent keeps its own
