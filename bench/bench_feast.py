@@ -3,7 +3,7 @@
 At ``--customers`` (default 100k) customers x the 34 features of ``churn_model_v1``:
 
 - before: ``FeatureStore.materialize`` of one day with Feast's default online store
-  settings (the file offline store reads, sorts and deduplicates the whole source, here
+  settings (the offline store, DuckDB, reads and deduplicates the whole source, here
   ``--feature-days`` daily partitions, then writes the online store and the registry);
 - after: ``feature_store.materialize_day`` of the same day (the built partition
   straight to ``write_to_online_store``), with no overlap and with the default overlap
