@@ -3,6 +3,11 @@
 Reports may live in a local folder or in S3; a browser can open neither directly from
 the Airflow UI. The Airflow plugin mounts this app on the API server, so an extra link
 on a failed task opens the page that explains it, in both profiles.
+
+Airflow authenticates its own API, not the apps plugins mount beside it, and reports
+hold data (Data Docs show failing values). So every request needs what the Airflow UI
+needs: a signed-in user whom the auth manager lets see the UI, identified by the UI's
+session cookie (the extra link opens in the same browser) or a bearer token.
 """
 
 from __future__ import annotations
@@ -11,16 +16,27 @@ import mimetypes
 from html import escape
 from pathlib import PurePosixPath
 
-from fastapi import FastAPI, HTTPException
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 from churnloop import storage
 from churnloop.links import PLUGIN_MOUNT, REPORTS_PREFIX
 from churnloop.settings import get_settings
 
+may_see_airflow = requires_access_view(AccessView.WEBSITE)
+"""The dependency every report request passes: Airflow's own check for its UI."""
+
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="churnloop reports", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="churnloop reports",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(may_see_airflow)],
+    )
 
     @app.get("/reports/{relpath:path}")
     def report(relpath: str) -> Response:

@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churnloop import storage
-from churnloop.report_server import create_app
+from churnloop.report_server import create_app, may_see_airflow
 
 
 @pytest.fixture
@@ -12,7 +12,9 @@ def client(settings):
     lake.write_bytes("reports/drift/dt=2026-03-04/report.html", b"<html>drift</html>")
     lake.write_bytes("reports/drift/dt=2026-03-04/report.json", b'{"drift": true}')
     lake.write_bytes("validated/customer_snapshots/dt=2026-03-04/data.parquet", b"PAR1")
-    return TestClient(create_app())
+    app = create_app()
+    app.dependency_overrides[may_see_airflow] = lambda: None  # signed in: see test_airflow_loop
+    return TestClient(app)
 
 
 def test_serves_a_report_with_its_media_type(client):
@@ -51,3 +53,10 @@ def test_nothing_outside_reports_is_served(client, path):
     response = client.get(f"/reports/{path}")
     assert response.status_code in (400, 404)
     assert b"PAR1" not in response.content
+
+
+def test_without_airflow_sign_in_nothing_is_served(settings):
+    storage.lake(settings).write_bytes("reports/data_docs/index.html", b"<html>docs</html>")
+    response = TestClient(create_app()).get("/reports/data_docs/index.html")
+    assert response.status_code == 401
+    assert b"docs" not in response.content

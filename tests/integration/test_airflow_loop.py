@@ -145,3 +145,19 @@ def test_tasks_forked_from_workers_that_preloaded_the_task_libraries(loop):
     scheduler_log = (loop.client.log_dir / "scheduler.log").read_text()
     assert "Loaded executor: ::churnloop.airflow_executor.PreloadingLocalExecutor" in scheduler_log
     assert "Preloaded task libraries" in scheduler_log
+
+
+def test_reports_are_served_to_signed_in_users_only(loop):
+    """The plugin's report pages hold data (Data Docs show failing values)."""
+    page = f"{loop.client.login.base_url}/churnloop/reports/data_docs/index.html"
+    anonymous = httpx.get(page, timeout=30)
+    assert anonymous.status_code == 401 and "Data Docs" not in anonymous.text
+    forged = httpx.get(page, cookies={"_token": "not-a-token"}, timeout=30)
+    assert forged.status_code == 403
+    for credentials in (
+        {"headers": {"Authorization": f"Bearer {loop.client.token()}"}},
+        {"cookies": {"_token": loop.client.token()}},  # what the UI's extra link sends
+    ):
+        signed_in = httpx.get(page, timeout=30, **credentials)
+        assert signed_in.status_code == 200, signed_in.text[:300]
+        assert "customer_snapshots" in signed_in.text
