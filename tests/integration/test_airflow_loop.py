@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 import httpx
 import pytest
+from airflow.api_fastapi.auth.managers.base_auth_manager import (
+    COOKIE_NAME_JWT_TOKEN as SESSION_COOKIE,
+)
 from loop_story import ADMIN_TOKEN
 
 from churnloop import features, registry, schema, storage
@@ -152,11 +156,11 @@ def test_reports_are_served_to_signed_in_users_only(loop):
     page = f"{loop.client.login.base_url}/churnloop/reports/data_docs/index.html"
     anonymous = httpx.get(page, timeout=30)
     assert anonymous.status_code == 401 and "Data Docs" not in anonymous.text
-    forged = httpx.get(page, cookies={"_token": "not-a-token"}, timeout=30)
+    forged = httpx.get(page, cookies={SESSION_COOKIE: uuid.uuid4().hex}, timeout=30)
     assert forged.status_code == 403
     for credentials in (
         {"headers": {"Authorization": f"Bearer {loop.client.token()}"}},
-        {"cookies": {"_token": loop.client.token()}},  # what the UI's extra link sends
+        {"cookies": {SESSION_COOKIE: loop.client.token()}},  # what the UI's extra link sends
     ):
         signed_in = httpx.get(page, timeout=30, **credentials)
         assert signed_in.status_code == 200, signed_in.text[:300]
