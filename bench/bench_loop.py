@@ -31,6 +31,11 @@ libraries (not timed). Loop and bare runs alternate, so load changes hit both al
 stage: median wall and CPU seconds of ``--runs`` runs and the largest peak RSS (the
 process's high-water mark over that stage, model server and libraries included).
 
+Online store: Feast's SQLite store (the embedded profile) by default; with ``--redis
+HOST:PORT``, the production profile's Redis store, in database ``BENCH_REDIS_DB`` (emptied
+before each run); the rest stays embedded (lake on disk, file registry, MLflow on SQLite).
+Written to ``--result loop_redis`` by ``make bench``.
+
 Sizes: ``--customers 10000 100000`` by default. At 1M customers (``--customers
 1000000``) the training window is sampled in days rather than in customers (the package
 trains on every labelled snapshot of its window): ``--window-days-1m`` (default 2, one
@@ -62,10 +67,16 @@ DAY = dt.date(2026, 4, 1)
 """The day whose drops land; the training run is as of the next day."""
 ADMIN_TOKEN = "bench-admin-token"
 MILLION = 1_000_000
+BENCH_REDIS_DB = 13
+"""The Redis database the loop's online store uses with ``--redis``; emptied before each run."""
 
 
-def _environment(home: Path, window_days: int, holdout_days: int) -> dict[str, str]:
+def _environment(
+    home: Path, window_days: int, holdout_days: int, redis: str | None
+) -> dict[str, str]:
+    online = {"CHURNLOOP_FEAST_REDIS": f"{redis},db={BENCH_REDIS_DB}"} if redis else {}
     return {
+        **online,
         "CHURNLOOP_HOME": str(home),
         "CHURNLOOP_TRAINING_WINDOW_DAYS": str(window_days),
         "CHURNLOOP_HOLDOUT_DAYS": str(holdout_days),
@@ -87,9 +98,11 @@ def window(window_days: int) -> tuple[dt.date, dt.date]:
 # -- the state earlier days left ----------------------------------------------------------
 
 
-def prepare(home: Path, customers: int, window_days: int, holdout_days: int) -> None:
+def prepare(
+    home: Path, customers: int, window_days: int, holdout_days: int, redis: str | None
+) -> None:
     """Write what the days before ``DAY`` left in the lake, registry and Feast (not timed)."""
-    os.environ.update(_environment(home, window_days, holdout_days))
+    os.environ.update(_environment(home, window_days, holdout_days, redis))
     from churnloop import continuous_training, registry, schema, storage
     from churnloop.feature_store import apply_definitions, build_feature_partition
     from churnloop.settings import get_settings
@@ -158,6 +171,11 @@ def model_server(settings, version: int) -> Iterator[str]:
         yield url
 
 
+def materialize_stage(settings) -> str:
+    """The materialization stage's name, which says the online store."""
+    return f"materialize (Feast, {'Redis' if settings.feast_redis else 'SQLite'})"
+
+
 def daily_stages(settings, clock: StageClock, day: dt.date) -> None:
     """customer_data's work for ``day``'s drops, each step timed."""
     from churnloop import schema
@@ -174,7 +192,7 @@ def daily_stages(settings, clock: StageClock, day: dt.date) -> None:
             validate_partition(settings, dataset, day)
     with clock.stage("build features"):
         build_feature_partition(settings, day)
-    with clock.stage("materialize (Feast, SQLite)"):
+    with clock.stage(materialize_stage(settings)):
         apply_definitions(settings)
         materialize_day(settings, day)
 
@@ -208,9 +226,16 @@ def training_stages(settings, clock: StageClock, plan, *, force_reason: str) -> 
 FORCE_REASON = "bench: time the deployment whatever the gate says"
 
 
-def loop_run(prepared: Path, home: Path, window_days: int, holdout_days: int) -> dict:
+def loop_run(
+    prepared: Path, home: Path, window_days: int, holdout_days: int, redis: str | None
+) -> dict:
     """One timed run of the loop on a fresh copy of ``prepared`` (in a child process)."""
-    os.environ.update(_environment(home, window_days, holdout_days))
+    os.environ.update(_environment(home, window_days, holdout_days, redis))
+    if redis:
+        import redis as redis_client
+
+        host, port = redis.rsplit(":", 1)
+        redis_client.Redis(host, int(port), db=BENCH_REDIS_DB).flushdb()
     import_task_libraries()
     from churnloop import registry
     from churnloop.settings import get_settings
@@ -328,18 +353,25 @@ def _in_child(function: Callable[..., Any], *args: Any, method: str = "fork") ->
         return pool.apply(function, args)
 
 
-def bench_size(root: Path, customers: int, runs: int, window_days: int, holdout_days: int) -> dict:
+def bench_size(
+    root: Path,
+    customers: int,
+    runs: int,
+    window_days: int,
+    holdout_days: int,
+    redis: str | None,
+) -> dict:
     from churnloop.settings import Settings
 
     params = Settings().model_params
     prepared, home = root / f"prepared-{customers}", root / "home"
     print(f"{customers:,} customers: preparing {window_days}-day window ...", flush=True)
-    _in_child(prepare, home, customers, window_days, holdout_days)
+    _in_child(prepare, home, customers, window_days, holdout_days, redis)
     shutil.rmtree(prepared, ignore_errors=True)
     home.rename(prepared)
     loop_runs, bare_runs, blessed = [], [], []
     for index in range(runs):
-        loop = _in_child(loop_run, prepared, home, window_days, holdout_days)
+        loop = _in_child(loop_run, prepared, home, window_days, holdout_days, redis)
         loop_runs.append(loop["stages"])
         blessed.append(loop["blessed"])
         bare = _in_child(bare_run, prepared, window_days, holdout_days, params, method="spawn")
@@ -351,6 +383,7 @@ def bench_size(root: Path, customers: int, runs: int, window_days: int, holdout_
     shutil.rmtree(home, ignore_errors=True)
     return {
         "customers": customers,
+        "online_store": "redis" if redis else "sqlite",
         "window_days": window_days,
         "holdout_days": holdout_days,
         "training_rows": customers * window_days,
@@ -396,6 +429,7 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, default=7)
     parser.add_argument("--holdout-days", type=int, default=2)
     parser.add_argument("--window-days-1m", type=int, default=2)
+    parser.add_argument("--redis", help="HOST:PORT: Feast's Redis online store, not SQLite")
     parser.add_argument("--result", default="loop", help="name of the results file")
     args = parser.parse_args()
     import_task_libraries()  # once: the loop's runs fork from here, as Airflow's tasks would
@@ -405,7 +439,7 @@ def main() -> None:
             days, held = args.window_days, args.holdout_days
             if customers >= MILLION:
                 days, held = args.window_days_1m, 1
-            size = bench_size(Path(folder), customers, args.runs, days, held)
+            size = bench_size(Path(folder), customers, args.runs, days, held, args.redis)
             print_table(size)
             sizes.append(size)
     write_results(args.result, {"sizes": sizes})

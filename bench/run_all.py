@@ -13,7 +13,8 @@ load at 2,000 requests a run (30 s cap); every figure is still a median of 3 run
 loop at 1M customers is not part of it (one run takes about half an hour): run
 ``bench_loop.py --customers 1000000 --runs 1 --result loop_1m`` for it, and the summary
 shows its stored result with its date, as it does for any benchmark not re-run
-(``--only NAME ...`` runs some). The serving and Feast benchmarks need Redis on
+(``--only NAME ...`` runs some). The serving and Feast benchmarks and the loop on
+Feast's Redis online store (``loop_redis``, 100k customers) need Redis on
 127.0.0.1:6379 and are skipped, with a note, when it does not answer.
 
 Run: ``.venv/bin/python bench/run_all.py [--quick] [--only loop retrain]``.
@@ -40,6 +41,7 @@ from harness import RESULTS_DIR, machine, write_results
 BENCH = Path(__file__).resolve().parent
 DOC = BENCH.parent / "docs" / "benchmarks.md"
 
+REDIS = ("127.0.0.1", 6379)
 FULL: dict[str, list[str]] = {
     "dag_parse": ["bench_dag_parse.py"],
     "simulation": ["bench_simulation.py"],
@@ -47,16 +49,25 @@ FULL: dict[str, list[str]] = {
     "serving": ["bench_serving.py"],
     "feast": ["bench_feast.py"],
     "loop": ["bench_loop.py"],
+    "loop_redis": [
+        "bench_loop.py",
+        "--redis",
+        f"{REDIS[0]}:{REDIS[1]}",
+        "--customers",
+        "100000",
+        "--result",
+        "loop_redis",
+    ],
     "retrain": ["bench_retrain.py"],
 }
+"""Each benchmark's script and its arguments."""
 QUICK_ARGUMENTS: dict[str, list[str]] = {
     "feast": ["--customers", "20000", "--feature-days", "10", "--lookups", "500"],
     "serving": ["--requests", "2000", "--max-seconds", "30"],
 }
 
 
-NEEDS_REDIS = ("serving", "feast")
-REDIS = ("127.0.0.1", 6379)
+NEEDS_REDIS = ("serving", "feast", "loop_redis")
 
 
 def _redis_answers() -> bool:
@@ -75,7 +86,8 @@ def run_benchmarks(names: list[str], quick: bool) -> dict[str, float]:
         print(f"no Redis at {REDIS[0]}:{REDIS[1]}: skipping {', '.join(skipped)}", flush=True)
         names = [name for name in names if name not in NEEDS_REDIS]
     for name in names:
-        command = [sys.executable, str(BENCH / FULL[name][0])]
+        script, *arguments = FULL[name]
+        command = [sys.executable, str(BENCH / script), *arguments]
         command += QUICK_ARGUMENTS.get(name, []) if quick else []
         print(f"\n== {name}: {' '.join(command[1:])}", flush=True)
         started = time.monotonic()
@@ -275,7 +287,8 @@ def loop_rows(result: dict) -> list[Row]:
         rows.append(
             [
                 "loop",
-                "ingest to deploy, all stages",
+                "ingest to deploy, all stages"
+                + (", Redis online store" if size.get("online_store") == "redis" else ""),
                 f"{customers:,} customers, "
                 f"{size['window_days']}-day window ({size['training_rows']:,} rows)",
                 f"{_s(size['loop_total_seconds'])} ({size['runs']})",
@@ -371,6 +384,7 @@ SUMMARY: dict[str, Callable[[dict], list[Row]]] = {
     "dag_parse": dag_parse_rows,
     "loop": loop_rows,
     "loop_1m": loop_rows,
+    "loop_redis": loop_rows,
     "retrain": retrain_rows,
     "drift": drift_rows,
     "serving": serving_rows,
@@ -561,6 +575,7 @@ BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "dag_parse": ("dag_parse", dag_parse_block),
     "loop": ("loop", loop_block),
     "loop_1m": ("loop_1m", loop_block),
+    "loop_redis": ("loop_redis", loop_block),
     "retrain": ("retrain", retrain_block),
 }
 
