@@ -362,6 +362,20 @@ class MaterializeStats:
         return values
 
 
+def _in_online_key_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows in the order the online store's keys sort, for writing.
+
+    Feast keys a customer's online rows by its serialized entity key, in which the
+    integer id is 8 little-endian bytes, so ids ordered by those bytes (the id with its
+    bytes reversed) fill SQLite's B-tree in key order instead of at random places. At
+    1M customers this writes 30% faster and in linear time (docs/benchmarks.md); Redis,
+    a hash table, does not care. Only the speed depends on Feast's key layout, not what
+    is written; a test checks the order against Feast's own serialization.
+    """
+    key = frame[ENTITY].to_numpy().astype("<u8").byteswap()
+    return frame.iloc[np.argsort(key, kind="stable")]
+
+
 def _customers_in(lake: storage.Store, days: Sequence[dt.date]) -> np.ndarray:
     """The distinct customers of the feature partitions of ``days``."""
     ids = [lake.read_table(features.DATASET, day, [ENTITY]).column(0).to_numpy() for day in days]
@@ -403,7 +417,7 @@ def materialize_day(
     for partition_day in reversed(days):
         frame = lake.read_table(features.DATASET, partition_day).to_pandas()
         rows_read += len(frame)
-        current = frame[~frame[ENTITY].isin(later)]
+        current = _in_online_key_order(frame[~frame[ENTITY].isin(later)])
         for first in range(0, len(current), batch):
             store.write_to_online_store(FEATURE_VIEW, current.iloc[first : first + batch])
         rows_written += len(current)

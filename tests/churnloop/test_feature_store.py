@@ -193,6 +193,27 @@ def test_materializing_twice_or_out_of_order_keeps_each_customers_latest_row(two
     assert feature_store.online_features(settings, [1]).plan.item() == "standard"
 
 
+def test_rows_go_online_in_the_order_of_feasts_serialized_keys(settings):
+    """Only the write speed depends on it (docs/benchmarks.md), so the test pins the order."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    ids = [1, 2, 255, 256, 257, 65_535, 65_536, 999_999, 1_000_000, 2**40 + 3, 7]
+    frame = pd.DataFrame({ENTITY: ids, "row": range(len(ids))})
+
+    def serialized(customer: int) -> bytes:
+        key = EntityKey(join_keys=[ENTITY], entity_values=[Value(int64_val=customer)])
+        return serialize_entity_key(key, entity_key_serialization_version=version)
+
+    version = feature_store.feast_config(settings)["entity_key_serialization_version"]
+
+    ordered = feature_store._in_online_key_order(frame)
+    assert ordered[ENTITY].tolist() == sorted(ids, key=serialized)
+    assert ordered[ENTITY].tolist() != sorted(ids)
+    assert sorted(ordered["row"]) == list(range(len(ids)))  # every row, once
+
+
 def test_online_features_equal_offline_and_unknown_customers_are_flagged(two_days):
     settings = two_days
     feature_store.materialize_day(settings, D1)
