@@ -78,26 +78,26 @@ def _load_httpfs(connection: duckdb.DuckDBPyConnection) -> None:
     log.info("DuckDB httpfs loaded from %s", HTTPFS_FILE)
 
 
-def _secret_sql(settings: Settings, bucket: str) -> str:
+def _secret_sql(lake: storage.Store) -> str:
     """``CREATE OR REPLACE SECRET`` for the lake's bucket with boto3's credentials."""
     credentials = boto3.Session().get_credentials()
     if credentials is None:
         raise RuntimeError(
-            f"no AWS credentials for the lake s3://{bucket}: set AWS_ACCESS_KEY_ID and "
+            f"no AWS credentials for the lake s3://{lake.bucket}: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, a profile or an instance role, as for boto3"
         )
     frozen = credentials.get_frozen_credentials()
     options = {
         "TYPE": "s3",
-        "SCOPE": _sql_string(f"s3://{bucket}"),
+        "SCOPE": _sql_string(f"s3://{lake.bucket}"),
         "KEY_ID": _sql_string(frozen.access_key),
         "SECRET": _sql_string(frozen.secret_key),
-        "REGION": _sql_string(settings.s3_region),
+        "REGION": _sql_string(lake.s3_region),
     }
     if frozen.token:
         options["SESSION_TOKEN"] = _sql_string(frozen.token)
-    if settings.s3_endpoint_url:
-        endpoint = urlparse(settings.s3_endpoint_url)
+    if lake.s3_endpoint_url:
+        endpoint = urlparse(lake.s3_endpoint_url)
         options["ENDPOINT"] = _sql_string(endpoint.netloc)
         options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
         options["URL_STYLE"] = "'path'"
@@ -112,5 +112,4 @@ def prepare_for_lake(settings: Settings) -> None:
         return
     connection = ibis.get_backend().con
     _load_httpfs(connection)
-    bucket = lake.uri.removeprefix("s3://").split("/", 1)[0]
-    connection.execute(_secret_sql(settings, bucket))
+    connection.execute(_secret_sql(lake))

@@ -52,6 +52,13 @@ class Store:
         return self.uri.startswith("s3://")
 
     @property
+    def bucket(self) -> str:
+        """The S3 bucket of an ``s3://`` root."""
+        if not self.is_s3:
+            raise ValueError(f"{self.uri} is not on S3")
+        return self._root.split("/", 1)[0]
+
+    @property
     def fs(self) -> pafs.FileSystem:
         if not self.is_s3:
             return pafs.LocalFileSystem()

@@ -37,21 +37,26 @@ def test_the_s3_lake_is_read_with_the_packaged_httpfs_and_boto3s_credentials(
         ibis.read_parquet(files).count().execute()
 
 
-def test_missing_credentials_name_the_bucket_and_where_they_are_looked_for(
-    settings, monkeypatch, tmp_path
-):
+@pytest.fixture
+def no_aws_credentials(monkeypatch, tmp_path):
+    """Nowhere for boto3 to find credentials: no variables, files or instance role."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_missing_credentials_name_the_bucket_and_where_they_are_looked_for(
+    settings, no_aws_credentials, monkeypatch
+):
     monkeypatch.setenv("CHURNLOOP_LAKE_URI", "s3://churn-lake/prod")
     with pytest.raises(RuntimeError, match=r"no AWS credentials for the lake s3://churn-lake"):
         duckdb_lake.prepare_for_lake(get_settings())
 
 
-def test_a_local_lake_needs_no_extension(settings):
-    duckdb_lake.prepare_for_lake(settings)  # no credentials, no httpfs: nothing to do
+def test_a_local_lake_needs_no_extension_and_no_credentials(settings, no_aws_credentials):
+    duckdb_lake.prepare_for_lake(settings)  # would raise if it set up S3
     lake = storage.lake(settings)
     lake.write_table("ds", DAY, pa.table({"customer_id": [7]}))
     assert ibis.read_parquet(lake.partition_files("ds")).count().execute() == 1

@@ -69,3 +69,9 @@ def test_writer_killed_mid_write_leaves_old_partition_or_nothing(tmp_path):
         rows = store.read_table("ds", DAY).num_rows
         assert rows in (1, 3_000_000), f"partial partition with {rows} rows"
         assert list(store.list_files("ds")) == ["ds/dt=2026-03-04/data.parquet"]
+
+
+def test_bucket_is_the_first_part_of_an_s3_root(tmp_path):
+    assert Store("s3://churn-lake/prod/lake").bucket == "churn-lake"
+    with pytest.raises(ValueError, match="is not on S3"):
+        _ = Store(str(tmp_path)).bucket
