@@ -2,11 +2,14 @@
 
 At ``--customers`` (default 100k) customers x the 34 features of ``churn_model_v1``:
 
-- before: ``FeatureStore.materialize`` of one day with Feast's default online store
-  settings (the offline store, DuckDB, reads and deduplicates the whole source, here
-  ``--feature-days`` daily partitions, then writes the online store and the registry);
+- before: ``FeatureStore.materialize`` of one day with Feast's own online stores and
+  their default settings (the offline store, DuckDB, reads and deduplicates the whole
+  source, here ``--feature-days`` daily partitions, then writes the online store and the
+  registry); for SQLite, Feast's ``SqliteOnlineStore`` (a row per value), not the
+  embedded profile's row-per-customer store (``churnloop.online_store``);
 - after: ``feature_store.materialize_day`` of the same day (the built partition
-  straight to ``write_to_online_store``), with no overlap and with the default overlap
+  straight to the online store: ``write_arrow`` into SQLite, ``write_to_online_store``
+  into Redis), with no overlap and with the default overlap
   of one day (the day before is re-sent; its customers are all superseded);
 - online lookups through ``OnlineFeatureReader.read`` (a typed DataFrame) and, as the
   peer, Feast's bare ``get_online_features`` + ``to_dict`` on the reader's store, for 1
@@ -35,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from harness import percentile, write_results
 
@@ -111,13 +115,19 @@ def bench_backend(
     rows: list[str] = []
     figures: list[dict] = []
 
+    feasts_sqlite = Path(settings.feast_sqlite_path).with_suffix(".feast-sqlite.db")
+
     def reset() -> None:
         feature_store.feature_store(settings).teardown()
+        feasts_sqlite.unlink(missing_ok=True)
         feature_store.apply_definitions(settings)
 
     def plain() -> None:
         config = feature_store.feast_config(settings)
-        config["online_store"].pop("skip_dedup", None)  # Feast's default Redis writes
+        if settings.feast_redis:
+            config["online_store"].pop("skip_dedup", None)  # Feast's default Redis writes
+        else:  # Feast's own SQLite store (a row per value), not the row-per-customer one
+            config["online_store"] = {"type": "sqlite", "path": str(feasts_sqlite)}
         repo = settings.feature_repo_dir
         store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
         start = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)

@@ -25,7 +25,7 @@ import functools
 import importlib.util
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,7 +37,7 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-from churnloop import duckdb_lake, features, storage
+from churnloop import duckdb_lake, features, online_store, storage
 from churnloop.errors import DataError
 from churnloop.features import FEATURE_SERVICE, FEATURE_VIEW
 from churnloop.schema import (
@@ -103,7 +103,7 @@ def feast_config(settings: Settings, *, env_references: bool = False) -> dict[st
         # would not replace its values; materialize_day decides what is newer itself.
         online: dict[str, Any] = {"type": "redis", "connection_string": redis, "skip_dedup": True}
     else:
-        online = {"type": "sqlite", "path": settings.feast_sqlite_path}
+        online = {"type": online_store.STORE_TYPE, "path": settings.feast_sqlite_path}
     return {
         "project": settings.feast_project,
         "provider": "local",
@@ -382,6 +382,21 @@ def _customers_in(lake: storage.Store, days: Sequence[dt.date]) -> np.ndarray:
     return np.unique(np.concatenate(ids)) if ids else np.array([], dtype=np.int64)
 
 
+def _online_writer(store: FeatureStore) -> Callable[[pd.DataFrame], None]:
+    """How ``materialize_day`` writes rows of the feature view online: straight from Arrow
+    into the embedded profile's row-per-customer store (``churnloop.online_store``),
+    through Feast's ``write_to_online_store`` into any other (Redis)."""
+    if not isinstance(store.config.online_store, online_store.WideSqliteOnlineStoreConfig):
+        return functools.partial(store.write_to_online_store, FEATURE_VIEW)
+    wide = online_store.WideSqliteOnlineStore()
+    view = store.get_feature_view(FEATURE_VIEW)
+
+    def write(rows: pd.DataFrame) -> None:
+        wide.write_arrow(store.config, view, pa.Table.from_pandas(rows, preserve_index=False))
+
+    return write
+
+
 def materialize_day(
     settings: Settings, day: dt.date, overlap_days: int | None = None
 ) -> MaterializeStats:
@@ -410,7 +425,7 @@ def materialize_day(
         )
     wanted = [day - dt.timedelta(days=offset) for offset in range(overlap, -1, -1)]
     days = [d for d in wanted if d in held]
-    store = feature_store(settings)
+    write = _online_writer(feature_store(settings))
     batch = settings.feast_online_write_batch_rows
     later = _customers_in(lake, sorted(d for d in held if d > day))
     rows_read = rows_written = 0
@@ -419,7 +434,7 @@ def materialize_day(
         rows_read += len(frame)
         current = _in_online_key_order(frame[~frame[ENTITY].isin(later)])
         for first in range(0, len(current), batch):
-            store.write_to_online_store(FEATURE_VIEW, current.iloc[first : first + batch])
+            write(current.iloc[first : first + batch])
         rows_written += len(current)
         later = np.union1d(later, frame[ENTITY].to_numpy())
     stats = MaterializeStats(

@@ -11,7 +11,7 @@ import redis
 import yaml
 from test_features import snapshot_rows
 
-from churnloop import feature_store, features
+from churnloop import feature_store, features, online_store
 from churnloop.errors import DataError
 from churnloop.schema import (
     ENTITY,
@@ -70,7 +70,12 @@ def assert_online_holds(settings, expected: dict[int, dt.date]) -> None:
 
 def test_feast_config_follows_the_profile(settings, monkeypatch, tmp_path):
     embedded = feature_store.feast_config(settings)
-    assert embedded["online_store"] == {"type": "sqlite", "path": settings.feast_sqlite_path}
+    assert embedded["online_store"] == {
+        "type": online_store.STORE_TYPE,
+        "path": settings.feast_sqlite_path,
+    }
+    loaded = feature_store.feature_store(settings).config.online_store  # as Feast resolves it
+    assert isinstance(loaded, online_store.WideSqliteOnlineStoreConfig)
     assert embedded["registry"]["registry_type"] == "file"
     assert embedded["registry"]["cache_ttl_seconds"] == settings.feast_registry_cache_ttl_seconds
     assert embedded["offline_store"] == {"type": "duckdb"}
