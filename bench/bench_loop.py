@@ -141,17 +141,12 @@ def prepare(
 
 
 def import_task_libraries() -> None:
-    """What a preloaded Airflow worker holds before it forks a task (not timed)."""
-    import churnloop.continuous_training
-    import churnloop.deployment
-    import churnloop.drift_monitoring
-    import churnloop.evaluation
-    import churnloop.feature_store
-    import churnloop.ingest
-    import churnloop.model_card
-    import churnloop.serving
-    import churnloop.training
-    import churnloop.validation  # noqa: F401
+    """What a preloaded Airflow worker holds before it forks a task (not timed): the
+    preloading executor's list, and the model server the loop runs beside."""
+    from churnloop.airflow_executor import preload
+
+    preload()
+    import churnloop.serving  # noqa: F401
 
 
 @contextlib.contextmanager

@@ -286,11 +286,14 @@ def _require_every_label_joined(
 ) -> None:
     """Fail, naming them, when labelled snapshots found no feature row.
 
-    Feast keeps such a row with empty features (its file offline store even dropped some
-    of them): either way, no features for that label, which must not pass silently.
+    Feast keeps such a row with every feature empty (an offline store could also drop
+    it): either way, no features for that label, which must not pass silently. The
+    emptiness test goes column by column, not through a copy of the 34 feature columns
+    (0.5 s at 700k rows).
     """
     keys = [ENTITY, TIMESTAMP]
-    with_features = joined.loc[joined[names].notna().any(axis=1), keys]
+    featureless = np.logical_and.reduce([joined[name].isna().to_numpy() for name in names])
+    with_features = joined.loc[~featureless, keys]
     check = labels[keys].merge(with_features, on=keys, how="left", indicator=True)
     missing = check[check["_merge"] == "left_only"]
     if missing.empty:

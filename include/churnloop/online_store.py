@@ -41,6 +41,7 @@ _SCALAR_TYPES = (Bool, Bytes, Float32, Float64, Int32, Int64, String)
 _KEYS_PER_QUERY = 10_000
 """Entity keys per SELECT, under SQLite's limit on bound parameters (32,766)."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_TABLE_SUFFIX = "__by_entity"
 
 
 class WideSqliteOnlineStoreConfig(FeastConfigBaseModel):
@@ -101,8 +102,10 @@ class WideSqliteOnlineStore(OnlineStore):
 
     @staticmethod
     def _table(config: RepoConfig, view: FeatureView) -> str:
+        """Feast's table name with a suffix, so that a file Feast's own SQLite store wrote
+        (same name, a row per value) is never read or written as this layout."""
         versioned = config.registry.enable_online_feature_view_versioning
-        return _quoted(compute_table_id(config.project, view, versioned))
+        return _quoted(f"{compute_table_id(config.project, view, versioned)}{_TABLE_SUFFIX}")
 
     def _create(
         self, connection: sqlite3.Connection, config: RepoConfig, view: FeatureView

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     reference_max_rows: int = Field(
         default=20_000, ge=100, description="Rows of the holdout kept as the drift reference."
     )
+    train_metrics_max_rows: int = Field(
+        default=100_000,
+        ge=100,
+        description="Rows of the training split scored for the train_* metrics (a sample "
+        "above it).",
+    )
     gate_min_roc_auc: float = Field(
         default=0.65, description="Value threshold: the challenger's holdout ROC AUC at least."
     )

@@ -161,7 +161,10 @@ def train_challenger(
     model = fit_pipeline(train, feature_names, params, seed)
     holdout_scores = score(model, holdout, "challenger")
     metrics = classification_metrics(binary_labels(holdout, "holdout"), holdout_scores)
-    train_metrics = classification_metrics(train[LABEL], score(model, train, "challenger"))
+    # Scoring the whole split took as long as the rest of logging (2.9 s at 500k rows);
+    # a sample's AUC is within a few thousandths, enough to see overfitting.
+    scored = _at_most(train, settings.train_metrics_max_rows, seed)
+    train_metrics = classification_metrics(scored[LABEL], score(model, scored, "challenger"))
 
     window_start = _snapshot_days(train, "training split").min().date()
     window_end = _snapshot_days(holdout, "holdout").max().date()
@@ -323,15 +326,19 @@ def _as_schema_example(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.astype({column: "float64" for column in integers})
 
 
+def _at_most(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """``frame``, or a seeded sample of ``rows`` of its rows in their original order."""
+    if len(frame) <= rows:
+        return frame
+    return frame.sample(n=rows, random_state=seed).sort_index()
+
+
 def _log_reference(
     holdout: pd.DataFrame, scores: np.ndarray, feature_names: list[str], settings: Settings
 ) -> None:
     columns = [c for c in (ENTITY, TIMESTAMP) if c in holdout.columns] + [*feature_names, LABEL]
     reference = holdout[columns].assign(**{PREDICTION: scores})
-    if len(reference) > settings.reference_max_rows:
-        reference = reference.sample(
-            n=settings.reference_max_rows, random_state=settings.training_seed
-        ).sort_index()
+    reference = _at_most(reference, settings.reference_max_rows, settings.training_seed)
     with tempfile.TemporaryDirectory(prefix="churnloop-reference-") as folder:
         path = Path(folder) / Path(REFERENCE_ARTIFACT).name
         reference.reset_index(drop=True).to_parquet(path, index=False)

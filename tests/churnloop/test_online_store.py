@@ -65,7 +65,7 @@ def make_store(tmp_path, online: dict) -> tuple[FeatureStore, FeatureView]:
         project="test",
         provider="local",
         registry=str(repo / "registry.db"),
-        online_store={**online, "path": str(repo / "online.db")},
+        online_store={"path": str(repo / "online.db"), **online},
         offline_store={"type": "duckdb"},
         entity_key_serialization_version=3,
         repo_path=repo,
@@ -134,6 +134,16 @@ def test_feasts_write_path_stores_what_write_arrow_stores(feast_sqlite, wide):
     values, statuses, stamps = answer(store)
     assert same(values, expected_values)
     assert (statuses, stamps) == (expected_statuses, expected_stamps)
+
+
+def test_a_file_feasts_own_store_wrote_is_left_alone(feast_sqlite, tmp_path):
+    path = feast_sqlite.config.online_store.path  # Feast's layout: a row per value
+    store, feature_view = make_store(tmp_path, {"type": STORE_TYPE, "path": path})
+    assert same(
+        answer(store)[0], {**answer(feast_sqlite)[0], **{f.name: [None] * 5 for f in FIELDS}}
+    )
+    WideSqliteOnlineStore().write_arrow(store.config, feature_view, pa.Table.from_pandas(rows()))
+    assert same(answer(store)[0], answer(feast_sqlite)[0])  # and Feast's rows still read
 
 
 def test_a_written_row_replaces_the_customers_row(wide):

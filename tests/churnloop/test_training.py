@@ -120,7 +120,8 @@ def test_logged_dataset_schema_is_mlflows_own_though_inferred_from_a_sample(sett
 
 
 def test_challenger_is_logged_registered_and_reloads_identically(settings, frame):
-    settings = with_empty_mlflow(settings.model_copy(update={"reference_max_rows": 200}))
+    sampled = {"reference_max_rows": 200, "train_metrics_max_rows": 1_000}
+    settings = with_empty_mlflow(settings.model_copy(update=sampled))
 
     trained, holdout = register_challenger(settings, frame)
 
@@ -139,6 +140,9 @@ def test_challenger_is_logged_registered_and_reloads_identically(settings, frame
         run.data.metrics
     )
     assert run.data.params["seed"] == str(settings.training_seed)
+    # Fit on every row of the split, train_* metrics from a sample of it.
+    assert run.data.params["train_rows"] == str(len(frame) - len(holdout)) == "1500"
+    assert run.data.metrics["train_rows"] == 1_000
     assert run.data.tags["airflow.logical_date"] == LINEAGE["logical_date"]
     assert run.data.tags["dataset_digest"] == trained.dataset_digest
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [trained.dataset_digest]
