@@ -240,7 +240,8 @@ def feast_rows(result: dict) -> list[Row]:
     runs = result["runs"]
     size = f"{result['customers']:,} customers x 34 features"
     lines = []
-    for store in ("SQLite", "Redis"):
+    peers = {"SQLite": "Feast's SqliteOnlineStore, store.materialize", "Redis": "store.materialize"}
+    for store, peer in peers.items():
         after = rows[(store, "after: materialize_day, overlap 1 day", None)]
         before = rows[(store, "before: store.materialize (1 day)", None)]
         lines.append(
@@ -250,7 +251,7 @@ def feast_rows(result: dict) -> list[Row]:
                 size,
                 f"{_s(after['seconds'])} ({runs})",
                 "n/a",
-                f"store.materialize: {_s(before['seconds'])}",
+                f"{peer}: {_s(before['seconds'])}",
                 "",
                 "",
             ]

@@ -4,17 +4,19 @@ sets and online lookups.
 The Feast configuration is built here from the settings (never from a checked-in
 ``feature_store.yaml``): in both profiles Feast's DuckDB offline store over the lake's
 feature partitions (a folder, or S3 in production: see ``churnloop.duckdb_lake``);
-embedded, a SQLite online store and a file registry; production, a Redis online store
-and a SQL registry in PostgreSQL. ``churnloop feast-yaml`` renders the same
-configuration for the ``feast`` CLI and UI.
+embedded, a SQLite online store with a row per customer (``churnloop.online_store``)
+and a file registry; production, Feast's Redis online store and a SQL registry in
+PostgreSQL. ``churnloop feast-yaml`` renders the same configuration for the ``feast``
+CLI and UI.
 
-Materialization writes the day's already-built partition with
-``FeatureStore.write_to_online_store`` instead of ``FeatureStore.materialize``: it skips
-the offline store's read-sort-deduplicate pass over the whole source and does not write
-the registry, so it neither needs the file registry's single writer nor races it
-(``docs/benchmarks.md`` has the figures). Per customer, the online store ends up with
-the row of the latest feature partition, whatever the order in which days are
-materialized (see ``materialize_day``).
+Materialization writes the day's already-built partition straight to the online store
+(``WideSqliteOnlineStore.write_arrow`` embedded, ``FeatureStore.write_to_online_store``
+on Redis) instead of ``FeatureStore.materialize``: it skips the offline store's
+read-sort-deduplicate pass over the whole source and does not write the registry, so
+it neither needs the file registry's single writer nor races it (``docs/benchmarks.md``
+has the figures). Per customer, the online store ends up with the row of the latest
+feature partition, whatever the order in which days are materialized (see
+``materialize_day``).
 """
 
 from __future__ import annotations
