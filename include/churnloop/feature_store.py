@@ -290,8 +290,8 @@ def _require_every_label_joined(
 
     Feast keeps such a row with every feature empty (an offline store could also drop
     it): either way, no features for that label, which must not pass silently. The
-    emptiness test goes column by column, not through a copy of the 34 feature columns
-    (0.5 s at 700k rows).
+    emptiness test goes column by column, not through a copy of the feature columns
+    (190 MB at 700k rows x 34 features).
     """
     keys = [ENTITY, TIMESTAMP]
     featureless = np.logical_and.reduce([joined[name].isna().to_numpy() for name in names])

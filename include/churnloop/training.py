@@ -161,8 +161,8 @@ def train_challenger(
     model = fit_pipeline(train, feature_names, params, seed)
     holdout_scores = score(model, holdout, "challenger")
     metrics = classification_metrics(binary_labels(holdout, "holdout"), holdout_scores)
-    # Scoring the whole split took as long as the rest of logging (2.9 s at 500k rows);
-    # a sample's AUC is within a few thousandths, enough to see overfitting.
+    # Scoring all of a large split takes seconds (2.9 s at 500k rows); a 100k-row
+    # sample's AUC is within a few thousandths, enough to see overfitting.
     scored = _at_most(train, settings.train_metrics_max_rows, seed)
     train_metrics = classification_metrics(scored[LABEL], score(model, scored, "challenger"))
 
