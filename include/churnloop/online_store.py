@@ -188,7 +188,9 @@ class WideSqliteOnlineStore(OnlineStore):
             for values in zip(*key_values, strict=True)
         ]
         stamps = data.column(view.batch_source.timestamp_field)
-        micros = pc.cast(pc.cast(stamps, pa.timestamp("us", "UTC")), pa.int64()).to_pylist()
+        # Feast's own stores keep seconds; nanoseconds past the microsecond are dropped.
+        in_micros = pc.cast(stamps, pa.timestamp("us", "UTC"), safe=False)
+        micros = pc.cast(in_micros, pa.int64()).to_pylist()
         features = [data.column(name).to_pylist() for name in _feature_names(view)]
         self._write_rows(config, view, zip(keys, micros, *features, strict=True))
 

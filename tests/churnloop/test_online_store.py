@@ -156,6 +156,15 @@ def test_a_written_row_replaces_the_customers_row(wide):
     assert values["plan"] == ["basic", None] and values["count"] == [3, None]
 
 
+def test_a_timestamp_finer_than_a_microsecond_is_kept_to_the_microsecond(wide):
+    store, feature_view = wide
+    stamp = pd.Timestamp(NOW) + pd.Timedelta(microseconds=7, nanoseconds=999)
+    frame = rows().iloc[[0]].assign(event_timestamp=stamp)
+    WideSqliteOnlineStore().write_arrow(store.config, feature_view, pa.Table.from_pandas(frame))
+    _, _, stamps = answer(store, [1])
+    assert stamps["plan"] == [(NOW + dt.timedelta(microseconds=7)).replace(tzinfo=None)]
+
+
 def test_applying_a_view_with_a_new_feature_keeps_the_rows(wide):
     store, feature_view = wide
     WideSqliteOnlineStore().write_arrow(store.config, feature_view, pa.Table.from_pandas(rows()))
