@@ -1,4 +1,4 @@
-"""Feast's embedded online store with one SQLite row per entity, not one per value.
+"""A Feast online store for the embedded profile: one SQLite row per entity, not one per value.
 
 Feast's own SQLite store keeps a row per (entity, feature): materializing 100k customers
 x 34 features is 3.4M upserts, each value first turned into a protobuf in Python; at
