@@ -122,22 +122,19 @@ def bench_backend(
     else:  # Feast's own SQLite store (a row per value), not the row-per-customer one
         config["online_store"] = {"type": "sqlite", "path": str(feasts_sqlite)}
     repo = settings.feature_repo_dir
-    plain_stores: list[FeatureStore] = []
+    plain_store: FeatureStore | None = None
 
     def reset() -> None:
+        nonlocal plain_store
         feature_store.feature_store(settings).teardown()
         feature_store.apply_definitions(settings)
         feasts_sqlite.unlink(missing_ok=True)
-        plain_stores[:] = [
-            FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
-        ]
-        plain_stores[0].apply(list(feature_store._definitions(settings)))  # its online tables
+        plain_store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
+        plain_store.apply(list(feature_store._definitions(settings)))  # its online tables
 
     def plain() -> None:
         start = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
-        plain_stores[0].materialize(
-            start, start + dt.timedelta(hours=1), feature_views=[FEATURE_VIEW]
-        )
+        plain_store.materialize(start, start + dt.timedelta(hours=1), feature_views=[FEATURE_VIEW])
 
     cases = {
         "before: store.materialize (1 day)": plain,

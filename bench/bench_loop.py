@@ -31,8 +31,9 @@ libraries (not timed). Loop and bare runs alternate, so load changes hit both al
 stage: median wall and CPU seconds of ``--runs`` runs and the largest peak RSS (the
 process's high-water mark over that stage, model server and libraries included).
 
-Online store: Feast's SQLite store (the embedded profile) by default; with ``--redis
-HOST:PORT``, the production profile's Redis store, in database ``BENCH_REDIS_DB`` (emptied
+Online store: the embedded profile's SQLite store (a row per customer,
+``churnloop.online_store``) by default; with ``--redis HOST:PORT``, the production
+profile's Redis store (Feast's), in database ``BENCH_REDIS_DB`` (emptied
 before each run); the rest stays embedded (lake on disk, file registry, MLflow on SQLite).
 Written to ``--result loop_redis`` by ``make bench``.
 

@@ -235,7 +235,7 @@ class WideSqliteOnlineStore(OnlineStore):
         ]
         selected = ", ".join(["entity_key", "event_ts", *map(_quoted, names)])
         connection = self._connect(config)
-        found: dict[bytes, tuple[Any, ...]] = {}
+        rows: list[tuple[Any, ...]] = []  # one per stored key asked for (the key is unique)
         for first in range(0, len(keys), _KEYS_PER_QUERY):
             chunk = keys[first : first + _KEYS_PER_QUERY]
             query = (
@@ -243,13 +243,12 @@ class WideSqliteOnlineStore(OnlineStore):
                 f"WHERE entity_key IN ({', '.join('?' * len(chunk))})"
             )
             try:
-                found.update((row[0], row) for row in connection.execute(query, chunk))
+                rows += connection.execute(query, chunk).fetchall()
             except sqlite3.OperationalError as error:
                 # `feast apply` from the CLI creates no table here (only the SDK's apply
                 # calls update); until the first write, every entity is unknown.
                 if "no such table" not in str(error):
                     raise
-        rows = list(found.values())
         values = {
             name: python_values_to_proto_values([row[2 + i] for row in rows], types[name])
             for i, name in enumerate(names)
