@@ -40,7 +40,7 @@ def ingest_day(settings: Settings, dataset: str, day: dt.date) -> IngestResult:
     """Stage ``dataset`` for ``day`` from the landing zone into ``raw/``; idempotent."""
     contract = _contract(dataset)
     landing = storage.landing(settings)
-    relpath = f"{landing.partition(dataset, day)}/{storage.DATA_FILE}"
+    relpath = landing.data_file(dataset, day)
     if not landing.exists(relpath):
         raise DataError(
             f"no landing drop for {dataset} dt={day}: expected {landing.uri_of(relpath)}. "

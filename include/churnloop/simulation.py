@@ -410,7 +410,7 @@ def _write_snapshot_drop(landing: storage.Store, day: dt.date, drop: Drop) -> in
         landing.delete_partition(dataset, day)
         return 0
     if isinstance(drop, bytes):
-        landing.write_bytes(f"{landing.partition(dataset, day)}/{storage.DATA_FILE}", drop)
+        landing.write_data_file(dataset, day, drop)
         return 0
     landing.write_table(dataset, day, drop)
     return drop.num_rows

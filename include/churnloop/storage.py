@@ -107,20 +107,22 @@ class Store:
             match = PARTITION_RE.match(info.base_name)
             if match and info.type == pafs.FileType.Directory:
                 day = dt.date.fromisoformat(match.group(1))
-                if self.exists(f"{self.partition(dataset, day)}/{DATA_FILE}"):
+                if self.exists(self.data_file(dataset, day)):
                     days.append(day)
         return sorted(days)
+
+    def data_file(self, dataset: str, day: dt.date) -> str:
+        """The relative path of the day's Parquet file of ``dataset``."""
+        return f"{self.partition(dataset, day)}/{DATA_FILE}"
 
     def write_table(self, dataset: str, day: dt.date, table: pa.Table) -> str:
         """Replace the day's partition of ``dataset`` with ``table``; returns its URI."""
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
-        relpath = f"{self.partition(dataset, day)}/{DATA_FILE}"
-        self.write_bytes(relpath, sink.getvalue())
-        return self.uri_of(relpath)
+        return self.write_data_file(dataset, day, sink.getvalue())
 
     def read_table(self, dataset: str, day: dt.date, columns: list[str] | None = None) -> pa.Table:
-        relpath = f"{self.partition(dataset, day)}/{DATA_FILE}"
+        relpath = self.data_file(dataset, day)
         if not self.exists(relpath):
             raise PartitionNotFound(f"no partition {self.uri_of(relpath)}")
         return self.read_parquet(relpath, columns=columns)
@@ -130,8 +132,26 @@ class Store:
             with self.fs.open_input_file(self._path(relpath)) as handle:
                 return pq.read_table(handle, columns=columns)
         except pa.ArrowInvalid as error:
-            message = f"{self.uri_of(relpath)} is not a readable Parquet file: {error}"
-            raise CorruptFile(message) from error
+            raise _corrupt(self.uri_of(relpath), error) from error
+
+    def read_data_file(self, dataset: str, day: dt.date) -> tuple[bytes, pa.Table]:
+        """The day's Parquet file as stored, and the table it holds.
+
+        For a step that publishes a partition it has checked: `write_data_file` with
+        these bytes writes exactly what was checked, with no encoding again.
+        """
+        relpath = self.data_file(dataset, day)
+        if not self.exists(relpath):
+            raise PartitionNotFound(f"no partition {self.uri_of(relpath)}")
+        data = self.read_bytes(relpath)
+        try:
+            return data, pq.read_table(pa.BufferReader(data))
+        except pa.ArrowInvalid as error:
+            raise _corrupt(self.uri_of(relpath), error) from error
+
+    def write_data_file(self, dataset: str, day: dt.date, data: bytes) -> str:
+        """Replace the day's partition of ``dataset`` with a Parquet file's bytes; its URI."""
+        return self.write_bytes(self.data_file(dataset, day), data)
 
     def read_days(
         self, dataset: str, days: list[dt.date], columns: list[str] | None = None
@@ -188,6 +208,10 @@ class Store:
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.File and not info.base_name.startswith("."):
                 yield info.path.removeprefix(root)
+
+
+def _corrupt(uri: str, error: pa.ArrowInvalid) -> CorruptFile:
+    return CorruptFile(f"{uri} is not a readable Parquet file: {error}")
 
 
 def lake(settings: Settings) -> Store:

@@ -96,17 +96,18 @@ def validate_partition(
     """
     parameters = {**suite_parameters(settings, dataset, day), **(parameters or {})}
     store = lake(settings)
-    table = store.read_table(schema.raw_dataset(dataset), day)
+    raw = store.read_data_file(schema.raw_dataset(dataset), day)
+    data, table = raw
     try:
         suite = run_suite(
             settings, dataset, _to_pandas(table), parameters, run_name=partition_name(day)
         )
     except SuiteNotEvaluated as error:
-        raise _quarantine(settings, store, dataset, day, table, error) from error
+        raise _quarantine(settings, store, dataset, day, raw, error) from error
     if not suite.passed:
-        raise _quarantine(settings, store, dataset, day, table, suite)
+        raise _quarantine(settings, store, dataset, day, raw, suite)
     _supersede_quarantine(store, dataset, day)
-    uri = store.write_table(schema.validated_dataset(dataset), day, table)
+    uri = store.write_data_file(schema.validated_dataset(dataset), day, data)
     return ValidationOutcome(
         dataset=dataset,
         day=day,
@@ -152,14 +153,16 @@ def _quarantine(
     store: Store,
     dataset: str,
     day: dt.date,
-    table: pa.Table,
+    raw: tuple[bytes, pa.Table],
     verdict: SuiteResult | SuiteNotEvaluated,
 ) -> PartitionQuarantined:
     """Move the day out of reach of features, keep GX's result with it, and build the error.
 
     The validated partition goes first, so that no step below can leave it in place; the
     result is written before the data, so quarantined data is never without its reason.
+    ``raw`` is the raw file's bytes and table, as `Store.read_data_file` gives them.
     """
+    data, table = raw
     if isinstance(verdict, SuiteNotEvaluated):
         result = {"success": False, "suite_name": dataset, "exception_message": str(verdict)}
         problems, failures, docs_relpath = str(verdict), (), None
@@ -170,7 +173,7 @@ def _quarantine(
     _supersede_quarantine(store, dataset, day)
     quarantine = store.partition(schema.quarantine_dataset(dataset), day)
     result_uri = store.write_bytes(f"{quarantine}/{RESULT_FILE}", _json_bytes(result))
-    uri = store.write_table(schema.quarantine_dataset(dataset), day, table)
+    uri = store.write_data_file(schema.quarantine_dataset(dataset), day, data)
     outcome = ValidationOutcome(
         dataset=dataset,
         day=day,

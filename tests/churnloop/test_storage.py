@@ -36,15 +36,28 @@ def test_rewriting_a_day_replaces_it(store):
     assert list(store.list_files("ds")) == ["ds/dt=2026-03-04/data.parquet"]
 
 
-def test_missing_partition_names_its_path(store):
+def test_a_data_file_is_published_as_read(store):
+    table = pa.table({"customer_id": [1, 2, 3]})
+    store.write_table("raw/ds", DAY, table)
+    data, read = store.read_data_file("raw/ds", DAY)
+    assert read.equals(table)
+    uri = store.write_data_file("validated/ds", DAY, data)
+    assert uri == store.uri_of("validated/ds/dt=2026-03-04/data.parquet")
+    assert store.read_bytes(store.data_file("validated/ds", DAY)) == data
+    assert store.partitions("validated/ds") == [DAY]
+
+
+@pytest.mark.parametrize("read", ["read_table", "read_data_file"])
+def test_missing_partition_names_its_path(store, read):
     with pytest.raises(PartitionNotFound, match="ds/dt=2026-03-04/data.parquet"):
-        store.read_table("ds", DAY)
+        getattr(store, read)("ds", DAY)
 
 
-def test_corrupt_file_is_reported_as_such(store):
+@pytest.mark.parametrize("read", ["read_table", "read_data_file"])
+def test_corrupt_file_is_reported_as_such(store, read):
     store.write_bytes("ds/dt=2026-03-04/data.parquet", b"not parquet at all")
-    with pytest.raises(CorruptFile, match="not a readable Parquet file"):
-        store.read_table("ds", DAY)
+    with pytest.raises(CorruptFile, match="ds/dt=2026-03-04/data.parquet is not a readable"):
+        getattr(store, read)("ds", DAY)
 
 
 def test_writer_killed_mid_write_leaves_old_partition_or_nothing(tmp_path):

@@ -82,6 +82,8 @@ def assert_quarantined(settings: Settings, dataset: str, raw: pa.Table) -> dict:
     quarantine = schema.quarantine_dataset(dataset)
     assert store.partitions(schema.validated_dataset(dataset)) == []
     assert store.read_table(quarantine, DAY).equals(raw)
+    raw_file = store.read_bytes(store.data_file(schema.raw_dataset(dataset), DAY))
+    assert store.read_bytes(store.data_file(quarantine, DAY)) == raw_file
     assert rows_in(store, schema.raw_dataset(dataset)) == (
         rows_in(store, schema.validated_dataset(dataset)) + rows_in(store, quarantine)
     )
@@ -99,6 +101,11 @@ def test_a_clean_day_is_published_with_its_data_docs(settings):
     store = lake(settings)
     assert outcome.passed and outcome.rows == ROWS
     assert store.read_table(schema.validated_dataset(schema.SNAPSHOTS), DAY).equals(raw)
+    published, staged = (
+        store.read_bytes(store.data_file(dataset(schema.SNAPSHOTS), DAY))
+        for dataset in (schema.validated_dataset, schema.raw_dataset)
+    )
+    assert published == staged  # the file validated, byte for byte
     assert outcome.uri == store.uri_of(f"validated/{schema.SNAPSHOTS}/dt=2026-03-04/data.parquet")
     assert store.partitions(schema.quarantine_dataset(schema.SNAPSHOTS)) == []
     assert outcome.data_docs_relpath.startswith(f"{DATA_DOCS_PREFIX}/validations/")
