@@ -19,11 +19,14 @@ from great_expectations.data_context.types.resource_identifiers import (
     ValidationResultIdentifier,
 )
 from great_expectations.exceptions import DataContextError
+from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 
 __all__ = [
     "AbstractDataContext",
     "Checkpoint",
     "DataContextError",
+    "DefaultJinjaIndexPageView",
+    "DefaultJinjaPageView",
     "ExpectationSuiteIdentifier",
     "ExpectationValidationResult",
     "FileDataContext",
