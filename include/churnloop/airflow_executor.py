@@ -3,8 +3,9 @@
 Every task process is forked from a LocalExecutor worker, which is forked from the
 scheduler. Importing Great Expectations, Feast, MLflow, LightGBM and Evidently costs
 each task 5-13 s of CPU (docs/benchmarks.md); imported once in the scheduler before its
-workers fork, they cost the tasks nothing (copy-on-write pages). Nothing is *run* at
-import, so no connection or thread is shared across the fork.
+workers fork, they cost the tasks nothing (copy-on-write pages). A few caches the
+libraries fill on first use are filled then too (`CACHE_WARMERS`). Nothing else is run:
+no connection or thread is shared across the fork.
 
 Select it with ``AIRFLOW__CORE__EXECUTOR=churnloop.airflow_executor.PreloadingLocalExecutor``
 (the embedded Airflow of ``make airflow``, the demo and the integration tests do). The
@@ -15,6 +16,7 @@ CeleryExecutor of the compose topology preloads the same list through
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import time
 
 import structlog
@@ -47,14 +49,29 @@ PRELOADED_MODULES = (
 """What the churnloop tasks import (churnloop's modules run nothing at import); a task
 imports them again for free."""
 
+CACHE_WARMERS = (
+    "churnloop.data_docs_views:warm",  # GX's page templates, compiled (0.2 s a validation)
+    "churnloop.training:warm_requirement_checks",  # MLflow's module map (1.2 s a log_model)
+)
+"""In-memory caches a task would fill on first use: ``module:function``, run after the imports."""
+
 log = structlog.get_logger(__name__)
 
 
-def preload(modules: tuple[str, ...] = PRELOADED_MODULES) -> None:
+def preload(
+    modules: tuple[str, ...] = PRELOADED_MODULES, warmers: tuple[str, ...] = CACHE_WARMERS
+) -> None:
     started = time.monotonic()
     for name in modules:
         importlib.import_module(name)
-    log.info("Preloaded task libraries", modules=modules, seconds=time.monotonic() - started)
+    for warmer in warmers:
+        pkgutil.resolve_name(warmer)()
+    log.info(
+        "Preloaded task libraries",
+        modules=modules,
+        warmers=warmers,
+        seconds=time.monotonic() - started,
+    )
 
 
 class PreloadingLocalExecutor(LocalExecutor):

@@ -240,6 +240,20 @@ def reference_data(settings: Settings, version: int) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
+def warm_requirement_checks() -> None:
+    """Build MLflow's map of installed modules to distributions, once, before a fork.
+
+    `log_model` checks the pinned `MODEL_REQUIREMENTS` against the environment, which
+    makes MLflow map every installed distribution's files to its modules (~1.2 s, once
+    per process). The preloading executor calls this before its workers fork
+    (`churnloop.airflow_executor.CACHE_WARMERS`), so no training task pays it. The map
+    is MLflow's own cache and no public call fills it.
+    """
+    from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+
+    _init_modules_to_packages_map()
+
+
 def git_sha(root: Path) -> str:
     """The checkout's commit, or ``"unknown"`` outside a git repository."""
     try:
