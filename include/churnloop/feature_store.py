@@ -2,8 +2,9 @@
 sets and online lookups.
 
 The Feast configuration is built here from the settings (never from a checked-in
-``feature_store.yaml``): in both profiles Feast's DuckDB offline store over the lake's
-feature partitions (a folder, or S3 in production: see ``churnloop.duckdb_lake``);
+``feature_store.yaml``): in both profiles Feast's DuckDB offline store, reading only the
+training window's rows (``churnloop.offline_store``), over the lake's feature
+partitions (a folder, or S3 in production: see ``churnloop.duckdb_lake``);
 embedded, a SQLite online store with a row per customer (``churnloop.online_store``)
 and a file registry; production, Feast's Redis online store and a SQL registry in
 PostgreSQL. ``churnloop feast-yaml`` renders the same configuration for the ``feast``
@@ -39,7 +40,7 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-from churnloop import duckdb_lake, features, online_store, storage
+from churnloop import duckdb_lake, features, offline_store, online_store, storage
 from churnloop.errors import DataError
 from churnloop.features import FEATURE_SERVICE, FEATURE_VIEW
 from churnloop.schema import (
@@ -112,8 +113,9 @@ def feast_config(settings: Settings, *, env_references: bool = False) -> dict[st
         "registry": registry,
         "online_store": online,
         # DuckDB joins in SQL: at 100k customers 7.7x faster than the file (Dask)
-        # store's pandas merges, for the same rows (docs/benchmarks.md).
-        "offline_store": {"type": "duckdb"},
+        # store's pandas merges, for the same rows (docs/benchmarks.md); this one reads
+        # only the feature rows the window can join (churnloop.offline_store).
+        "offline_store": {"type": offline_store.STORE_TYPE},
         "entity_key_serialization_version": 3,
     }
 

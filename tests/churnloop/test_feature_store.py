@@ -11,7 +11,7 @@ import redis
 import yaml
 from test_features import snapshot_rows
 
-from churnloop import feature_store, features, online_store
+from churnloop import feature_store, features, offline_store, online_store
 from churnloop.errors import DataError
 from churnloop.schema import (
     ENTITY,
@@ -78,7 +78,7 @@ def test_feast_config_follows_the_profile(settings, monkeypatch, tmp_path):
     assert isinstance(loaded, online_store.WideSqliteOnlineStoreConfig)
     assert embedded["registry"]["registry_type"] == "file"
     assert embedded["registry"]["cache_ttl_seconds"] == settings.feast_registry_cache_ttl_seconds
-    assert embedded["offline_store"] == {"type": "duckdb"}
+    assert embedded["offline_store"] == {"type": offline_store.STORE_TYPE}
 
     registry_url = "postgresql+psycopg2://feast:s3cret@db:5432/feast"
     monkeypatch.setenv("CHURNLOOP_FEAST_REGISTRY", registry_url)
