@@ -19,7 +19,10 @@ Every materialization starts from an empty online store (teardown, then apply), 
 Redis's own duplicate check cannot skip rows on a second run. Times are the median of
 ``--runs`` runs, wall clock and this process's CPU time (the machine is shared, so
 wall time also measures the neighbours; CPU time is the steadier comparison). Also
-timed: ``build_feature_partition`` of a day with 90 days of history. Needs Redis
+timed: ``build_feature_partition`` of a day with 90 days of history, and historical
+retrieval (a training set's ``get_historical_features``) of ``--window-days`` days of
+every customer over the ``--feature-days`` partitions: Feast's DuckDB offline store
+(before) against the windowed one (``churnloop.offline_store``, after). Needs Redis
 (``--redis``, default 127.0.0.1:6379); uses a throwaway home and Feast project,
 removed at the end.
 
@@ -101,6 +104,41 @@ def _write_history(settings, customers: int, days: int) -> None:
         lake.write_table(schema.validated_dataset(schema.SNAPSHOTS), day, table)
 
 
+def bench_retrieval(customers: int, window_days: int, runs: int) -> list[dict]:
+    """Median seconds of one training set's retrieval, with each offline store."""
+    import pandas as pd
+    from feast import FeatureStore, RepoConfig
+
+    from churnloop import feature_store
+    from churnloop.schema import ENTITY, TIMESTAMP
+    from churnloop.settings import get_settings
+
+    settings = get_settings()
+    repo = settings.feature_repo_dir
+    days = pd.date_range(end=str(DAY), periods=window_days, tz="UTC")
+    labels = pd.DataFrame(
+        {
+            ENTITY: list(range(1, customers + 1)) * window_days,
+            TIMESTAMP: days.repeat(customers),
+        }
+    )
+    figures = []
+    for case, offline in (
+        ("before: Feast's DuckDB store", {"type": "duckdb"}),
+        ("after: windowed DuckDB store", feature_store.feast_config(settings)["offline_store"]),
+    ):
+        config = {**feature_store.feast_config(settings), "offline_store": offline}
+        store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
+        service = store.get_feature_service(feature_store.FEATURE_SERVICE)
+
+        def retrieve(store=store, service=service) -> None:
+            store.get_historical_features(entity_df=labels, features=service).to_df()
+
+        wall, cpu = _median_seconds(retrieve, lambda: None, runs)
+        figures.append({"case": case, "rows": len(labels), "seconds": wall, "cpu_seconds": cpu})
+    return figures
+
+
 def bench_backend(
     name: str, customers: int, runs: int, lookups: int
 ) -> tuple[list[str], list[dict]]:
@@ -178,6 +216,9 @@ def main() -> None:
     parser.add_argument(
         "--feature-days", type=int, default=30, help="feature partitions in the offline source"
     )
+    parser.add_argument(
+        "--window-days", type=int, default=7, help="labelled days of the retrieval case"
+    )
     parser.add_argument("--lookups", type=int, default=1_000)
     parser.add_argument("--redis", default="127.0.0.1:6379")
     args = parser.parse_args()
@@ -199,6 +240,7 @@ def main() -> None:
             started = time.perf_counter()
             feature_store.build_feature_partition(settings, DAY)
             build_times.append(time.perf_counter() - started)
+        retrieval = bench_retrieval(args.customers, args.window_days, args.runs)
 
         materialize_rows, lookup_rows, figures = [], [], []
         for name, redis in (("SQLite", None), ("Redis", args.redis)):
@@ -214,6 +256,12 @@ def main() -> None:
         f"history: median {statistics.median(build_times):.1f} s of {args.runs}"
     )
     print(f"offline source: {args.feature_days} daily feature partitions\n")
+    print(f"| historical retrieval ({args.window_days} days) | rows | wall (s) | CPU (s) |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in retrieval:
+        figures = f"{row['seconds']:.2f} | {row['cpu_seconds']:.2f}"
+        print(f"| {row['case']} | {row['rows']:,} | {figures} |")
+    print()
     print(f"| online store | path | rows | wall, median of {args.runs} (s) | CPU (s) | rows/s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     print("\n".join(materialize_rows))
@@ -228,6 +276,8 @@ def main() -> None:
             "runs": args.runs,
             "lookups": args.lookups,
             "build_feature_partition_seconds": statistics.median(build_times),
+            "window_days": args.window_days,
+            "retrieval": retrieval,
             "rows": figures,
         },
     )

@@ -62,7 +62,7 @@ FULL: dict[str, list[str]] = {
 }
 """Each benchmark's script and its arguments."""
 QUICK_ARGUMENTS: dict[str, list[str]] = {
-    "feast": ["--customers", "20000", "--feature-days", "10", "--lookups", "500"],
+    "feast": ["--customers", "20000", "--feature-days", "40", "--lookups", "500"],
     "serving": ["--requests", "2000", "--max-seconds", "30"],
 }
 
@@ -256,6 +256,22 @@ def feast_rows(result: dict) -> list[Row]:
                 "",
             ]
         )
+    retrieval = {row["case"]: row for row in result["retrieval"]}
+    before = retrieval["before: Feast's DuckDB store"]
+    after = retrieval["after: windowed DuckDB store"]
+    lines.append(
+        [
+            "features",
+            f"historical retrieval: {result['window_days']}-day training set over "
+            f"{result['feature_days']} daily feature partitions",
+            f"{after['rows']:,} labelled rows",
+            f"{_s(after['seconds'])} ({runs})",
+            "n/a",
+            f"Feast's DuckDB store: {_s(before['seconds'])}",
+            "",
+            "",
+        ]
+    )
     lookup = rows[("Redis", SERVER_LOOKUP, 1)]
     frame = rows[("Redis", "OnlineFeatureReader.read (DataFrame)", 1)]
     bare = rows[("Redis", "peer: bare get_online_features + to_dict", 1)]
