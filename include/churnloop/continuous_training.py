@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from churnloop import schema, storage
 from churnloop.settings import Settings
@@ -26,12 +25,11 @@ def save_training_set(settings: Settings, plan: TrainingPlan) -> str:
     """Build the window's point-in-time training set (Feast) and stage it for validation."""
     from churnloop.feature_store import training_set
 
-    frame = training_set(settings, plan.window_start, plan.window_end)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = training_set(settings, plan.window_start, plan.window_end)
     dataset = schema.raw_dataset(schema.TRAINING_SETS)
     uri = storage.lake(settings).write_table(dataset, plan.as_of, table)
-    print(f"training set: {len(frame):,} labelled snapshots {plan.window_start}..{plan.window_end}"
-          f" -> {uri}")  # fmt: skip
+    window = f"{plan.window_start}..{plan.window_end}"
+    print(f"training set: {table.num_rows:,} labelled snapshots {window} -> {uri}")
     return uri
 
 

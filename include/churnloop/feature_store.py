@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
@@ -77,6 +78,7 @@ DEFINITIONS_FILE = "churn_features.py"
 FOUND = "found"
 """Column of ``online_features`` telling whether the online store knows the customer."""
 _SQL_REGISTRY_SCHEMES = ("postgresql", "mysql", "sqlite:")
+_UTC_NS = pa.timestamp("ns", tz="UTC")
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -286,22 +288,22 @@ def _labels(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 
 def _require_every_label_joined(
-    labels: pd.DataFrame, joined: pd.DataFrame, names: list[str], ttl_days: int
+    labels: pa.Table, joined: pa.Table, names: list[str], ttl_days: int
 ) -> None:
     """Fail, naming them, when labelled snapshots found no feature row.
 
     Feast keeps such a row with every feature empty (an offline store could also drop
-    it): either way, no features for that label, which must not pass silently. The
-    emptiness test goes column by column, not through a copy of the feature columns
-    (190 MB at 700k rows x 34 features).
+    it): either way, no features for that label, which must not pass silently.
     """
     keys = [ENTITY, TIMESTAMP]
-    featureless = np.logical_and.reduce([joined[name].isna().to_numpy() for name in names])
-    with_features = joined.loc[~featureless, keys]
-    check = labels[keys].merge(with_features, on=keys, how="left", indicator=True)
-    missing = check[check["_merge"] == "left_only"]
+    featureless = functools.reduce(
+        pc.and_, [pc.is_null(joined[name], nan_is_null=True) for name in names]
+    )
+    with_features = joined.filter(pc.invert(featureless)).select(keys)
+    missing = labels.select(keys).join(with_features, keys, join_type="left anti").to_pandas()
     if missing.empty:
         return
+    missing = missing.sort_values([TIMESTAMP, ENTITY])
     per_day = missing[TIMESTAMP].dt.date.value_counts().sort_index()
     days = ", ".join(f"{day}: {count}" for day, count in per_day.items())
     examples = missing[ENTITY].head(5).tolist()
@@ -312,7 +314,13 @@ def _require_every_label_joined(
     )
 
 
-def training_set(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFrame:
+def _with_utc_ns(table: pa.Table) -> pa.Table:
+    """``table`` with its snapshot timestamps as UTC nanoseconds, as the labels hold them."""
+    index = table.schema.get_field_index(TIMESTAMP)
+    return table.set_column(index, TIMESTAMP, table[TIMESTAMP].cast(_UTC_NS))
+
+
+def training_set(settings: Settings, start: dt.date, end: dt.date) -> pa.Table:
     """Labelled snapshots of ``start``..``end`` with their features as of each snapshot.
 
     The entity rows are the validated labels (``customer_id``, the snapshot's
@@ -320,11 +328,13 @@ def training_set(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFra
     or before that timestamp, within the feature view's TTL, from the FeatureService.
     The label only rides along on the entity side, so it never reaches a feature.
     Every label keeps its row: one without features raises ``DataError``.
-    Columns: entity, timestamp, ``feature_names`` in order, then ``churned``.
+    Columns: entity, timestamp, ``feature_names`` in order, then ``churned``; rows by
+    timestamp, then entity.
 
     DuckDB runs the join (Feast's DuckDB offline store): a hash join on the customer, a
     window over each label's matches. Past one machine, a warehouse or Spark offline
-    store replaces it by configuration.
+    store replaces it by configuration. The result stays in Arrow, from the join to the
+    file: a pandas round trip cost a third of a second at 700k rows and a copy of them.
     """
     labels = _labels(settings, start, end)
     labels[TIMESTAMP] = _utc_ns(labels[TIMESTAMP])
@@ -334,11 +344,12 @@ def training_set(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFra
     service = _registered_service(store, settings)
     names = _names_of(service)
     duckdb_lake.prepare_for_lake(settings)
-    joined = store.get_historical_features(entity_df=labels, features=service).to_df()
-    joined[TIMESTAMP] = _utc_ns(joined[TIMESTAMP])
-    _require_every_label_joined(labels, joined, names, settings.feature_ttl_days)
+    job = store.get_historical_features(entity_df=labels, features=service)
+    joined = _with_utc_ns(job.to_arrow())
+    entity_rows = pa.Table.from_pandas(labels, preserve_index=False)
+    _require_every_label_joined(entity_rows, joined, names, settings.feature_ttl_days)
     columns = [ENTITY, TIMESTAMP, *names, LABEL]
-    return joined[columns].sort_values([TIMESTAMP, ENTITY], ignore_index=True)
+    return joined.select(columns).sort_by([(TIMESTAMP, "ascending"), (ENTITY, "ascending")])
 
 
 # -- online: materialization and lookups -------------------------------------------------

@@ -151,9 +151,10 @@ def test_training_set_is_point_in_time_and_labels_never_reach_features(two_days)
     settings = two_days
     write_labels(settings, D1, {1: 1, 2: 0})
     write_labels(settings, D2, {1: 0, 3: 1})
-    rows = feature_store.training_set(settings, D1, D2)
+    rows = feature_store.training_set(settings, D1, D2).to_pandas()
     assert list(rows.columns) == [ENTITY, TIMESTAMP, *feature_store.feature_names(settings), LABEL]
     assert len(rows) == 4
+    pd.testing.assert_frame_equal(rows, rows.sort_values([TIMESTAMP, ENTITY], ignore_index=True))
     by_key = rows.set_index([ENTITY, rows[TIMESTAMP].dt.date])
     # Customer 1 changed on D2: its D1 row keeps the D1 values.
     assert (by_key.loc[(1, D1), "plan"], by_key.loc[(1, D1), "logins_7d"]) == ("basic", 1)
@@ -162,7 +163,7 @@ def test_training_set_is_point_in_time_and_labels_never_reach_features(two_days)
 
     write_labels(settings, D1, {1: 0, 2: 1})
     write_labels(settings, D2, {1: 1, 3: 0})
-    flipped = feature_store.training_set(settings, D1, D2)
+    flipped = feature_store.training_set(settings, D1, D2).to_pandas()
     pd.testing.assert_frame_equal(flipped.drop(columns=LABEL), rows.drop(columns=LABEL))
     assert (flipped[LABEL] != rows[LABEL]).all()
 
@@ -272,7 +273,7 @@ def test_production_profile_on_redis_postgres_and_s3(production_settings, monkey
         assert not feature_store.online_features(settings, [999])[feature_store.FOUND].any()
         write_labels(settings, D1, {1: 1, 2: 0})
         write_labels(settings, D2, {1: 0, 3: 1})
-        rows = feature_store.training_set(settings, D1, D2)  # DuckDB reads S3 (httpfs)
+        rows = feature_store.training_set(settings, D1, D2).to_pandas()  # DuckDB reads S3
         by_key = rows.set_index([ENTITY, rows[TIMESTAMP].dt.date])
         assert by_key["plan"].to_dict() == {
             (1, D1): "basic", (2, D1): "basic", (1, D2): "premium", (3, D2): "basic"
