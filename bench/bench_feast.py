@@ -259,8 +259,8 @@ def main() -> None:
     print(f"| historical retrieval ({args.window_days} days) | rows | wall (s) | CPU (s) |")
     print("| --- | ---: | ---: | ---: |")
     for row in retrieval:
-        figures = f"{row['seconds']:.2f} | {row['cpu_seconds']:.2f}"
-        print(f"| {row['case']} | {row['rows']:,} | {figures} |")
+        seconds = f"{row['seconds']:.2f} | {row['cpu_seconds']:.2f}"
+        print(f"| {row['case']} | {row['rows']:,} | {seconds} |")
     print()
     print(f"| online store | path | rows | wall, median of {args.runs} (s) | CPU (s) | rows/s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
