@@ -93,7 +93,14 @@ def split_by_time(df: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd
             f"every snapshot of the training set ({days.min().date()} to {days.max().date()}) "
             f"falls in the {holdout_days}-day holdout: widen the training window"
         )
-    return df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
+    return _renumbered(df[~held]), _renumbered(df[held])
+
+
+def _renumbered(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (a fresh selection) numbered from 0 in place: ``reset_index`` would copy
+    every column again (0.2 s a split at 700k rows)."""
+    rows.index = pd.RangeIndex(len(rows))
+    return rows
 
 
 def build_pipeline(

@@ -5,6 +5,7 @@ import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from training_support import (
     FAST_PARAMS,
@@ -38,8 +39,13 @@ def frame():
 
 
 def test_split_holds_out_the_latest_days(frame):
-    train, holdout = split_by_time(frame, holdout_days=3)
+    shuffled = frame.sample(frac=1, random_state=0)
+    original_index = shuffled.index.copy()
+    train, holdout = split_by_time(shuffled, holdout_days=3)
 
+    assert shuffled.index.equals(original_index)  # the input keeps its own numbering
+    for part in (train, holdout):
+        assert part.index.equals(pd.RangeIndex(len(part)))
     assert len(train) + len(holdout) == len(frame)
     assert train[TIMESTAMP].max() < holdout[TIMESTAMP].min()
     held_days = sorted(holdout[TIMESTAMP].dt.date.unique())
