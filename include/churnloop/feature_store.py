@@ -299,7 +299,7 @@ def _require_every_label_joined(
     featureless = functools.reduce(
         pc.and_, [pc.is_null(joined[name], nan_is_null=True) for name in names]
     )
-    with_features = joined.filter(pc.invert(featureless)).select(keys)
+    with_features = joined.select(keys).filter(pc.invert(featureless))
     missing = labels.select(keys).join(with_features, keys, join_type="left anti").to_pandas()
     if missing.empty:
         return
