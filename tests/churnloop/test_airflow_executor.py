@@ -1,3 +1,5 @@
+import gc
+
 import pytest
 import structlog
 from mlflow.utils import requirements_utils
@@ -6,9 +8,17 @@ from churnloop import data_docs_views
 from churnloop.airflow_executor import CACHE_WARMERS, PRELOADED_MODULES, preload
 
 
-def test_preload_imports_the_task_libraries_and_fills_their_caches(monkeypatch):
+@pytest.fixture
+def unfrozen():
+    """The test process's objects back under the collector after a preload froze them."""
+    yield
+    gc.unfreeze()
+
+
+def test_preload_imports_the_task_libraries_and_fills_their_caches(monkeypatch, unfrozen):
     monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
     monkeypatch.setattr(data_docs_views, "_TEMPLATES", data_docs_views._ProcessBytecodeCache())
+    gc.unfreeze()
 
     with structlog.testing.capture_logs() as logs:
         preload()
@@ -17,6 +27,8 @@ def test_preload_imports_the_task_libraries_and_fills_their_caches(monkeypatch):
     assert len(data_docs_views._TEMPLATES._compiled) == data_docs_views.warm()
     (entry,) = [entry for entry in logs if entry["event"] == "Preloaded task libraries"]
     assert entry["modules"] == PRELOADED_MODULES and entry["warmers"] == CACHE_WARMERS
+    # What was loaded is out of the collector's reach: a task's collections skip it.
+    assert entry["frozen_objects"] > 100_000 and gc.get_freeze_count() > 100_000
 
 
 def test_a_warmer_that_does_not_exist_fails_the_preload_loudly():
