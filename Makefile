@@ -51,7 +51,7 @@ airflow: $(SYNCED)  ## Airflow UI and scheduler on the embedded default (http://
 serve: $(SYNCED)  ## Model server for @champion at http://127.0.0.1:8000 (docs at /docs)
 	$(BIN)/churnloop serve
 
-bench: $(SYNCED)  ## Run the benchmarks in bench/ (~30 min), write docs/benchmarks.md
+bench: $(SYNCED)  ## Run the benchmarks in bench/ (10-25 min), write docs/benchmarks.md
 	$(BIN)/python bench/run_all.py --quick
 
 lint: $(SYNCED)  ## ruff

@@ -8,9 +8,9 @@ beside its peer and target), and the detailed tables of the DAG parse, loop and
 drift-to-serving sections. The prose around them is written by people and left alone.
 
 ``--quick`` (what ``make bench`` runs) keeps the whole run within about half an hour on
-2 shared cores: the Feast benchmark at 20k customers over 10 feature days and the serving
+2 shared cores: the Feast benchmark at 20k customers over 40 feature days and the serving
 load at 2,000 requests a run (30 s cap); every figure is still a median of 3 runs. The
-loop at 1M customers is not part of it (one run takes about half an hour): run
+loop at 1M customers is not part of it (one run, with its preparation, about 5 minutes): run
 ``bench_loop.py --customers 1000000 --runs 1 --result loop_1m`` for it, and the summary
 shows its stored result with its date, as it does for any benchmark not re-run
 (``--only NAME ...`` runs some). The serving and Feast benchmarks and the loop on
