@@ -123,12 +123,13 @@ def bench_retrieval(customers: int, window_days: int, runs: int) -> list[dict]:
         }
     )
     figures = []
+    config = feature_store.feast_config(settings)
     for case, offline in (
         ("before: Feast's DuckDB store", {"type": "duckdb"}),
-        ("after: windowed DuckDB store", feature_store.feast_config(settings)["offline_store"]),
+        ("after: windowed DuckDB store", config["offline_store"]),
     ):
-        config = {**feature_store.feast_config(settings), "offline_store": offline}
-        store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
+        with_store = RepoConfig(**{**config, "offline_store": offline}, repo_path=repo)
+        store = FeatureStore(repo_path=str(repo), config=with_store)
         service = store.get_feature_service(feature_store.FEATURE_SERVICE)
 
         def retrieve(store=store, service=service) -> None:

@@ -122,17 +122,11 @@ class Store:
         return self.write_data_file(dataset, day, sink.getvalue())
 
     def read_table(self, dataset: str, day: dt.date, columns: list[str] | None = None) -> pa.Table:
-        relpath = self.data_file(dataset, day)
-        if not self.exists(relpath):
-            raise PartitionNotFound(f"no partition {self.uri_of(relpath)}")
-        return self.read_parquet(relpath, columns=columns)
+        return self.read_parquet(self._existing_data_file(dataset, day), columns=columns)
 
     def read_parquet(self, relpath: str, columns: list[str] | None = None) -> pa.Table:
-        try:
-            with self.fs.open_input_file(self._path(relpath)) as handle:
-                return pq.read_table(handle, columns=columns)
-        except pa.ArrowInvalid as error:
-            raise _corrupt(self.uri_of(relpath), error) from error
+        with self.fs.open_input_file(self._path(relpath)) as handle:
+            return self._parsed(relpath, handle, columns)
 
     def read_data_file(self, dataset: str, day: dt.date) -> tuple[bytes, pa.Table]:
         """The day's Parquet file as stored, and the table it holds.
@@ -140,14 +134,25 @@ class Store:
         For a step that publishes a partition it has checked: `write_data_file` with
         these bytes writes exactly what was checked, with no encoding again.
         """
+        relpath = self._existing_data_file(dataset, day)
+        data = self.read_bytes(relpath)
+        return data, self._parsed(relpath, pa.BufferReader(data))
+
+    def _existing_data_file(self, dataset: str, day: dt.date) -> str:
         relpath = self.data_file(dataset, day)
         if not self.exists(relpath):
             raise PartitionNotFound(f"no partition {self.uri_of(relpath)}")
-        data = self.read_bytes(relpath)
+        return relpath
+
+    def _parsed(
+        self, relpath: str, source: pa.NativeFile, columns: list[str] | None = None
+    ) -> pa.Table:
+        """The table in ``source`` (the file at ``relpath``, or its bytes), or `CorruptFile`."""
         try:
-            return data, pq.read_table(pa.BufferReader(data))
+            return pq.read_table(source, columns=columns)
         except pa.ArrowInvalid as error:
-            raise _corrupt(self.uri_of(relpath), error) from error
+            message = f"{self.uri_of(relpath)} is not a readable Parquet file: {error}"
+            raise CorruptFile(message) from error
 
     def write_data_file(self, dataset: str, day: dt.date, data: bytes) -> str:
         """Replace the day's partition of ``dataset`` with a Parquet file's bytes; its URI."""
@@ -208,10 +213,6 @@ class Store:
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.File and not info.base_name.startswith("."):
                 yield info.path.removeprefix(root)
-
-
-def _corrupt(uri: str, error: pa.ArrowInvalid) -> CorruptFile:
-    return CorruptFile(f"{uri} is not a readable Parquet file: {error}")
 
 
 def lake(settings: Settings) -> Store:

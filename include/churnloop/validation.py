@@ -96,16 +96,15 @@ def validate_partition(
     """
     parameters = {**suite_parameters(settings, dataset, day), **(parameters or {})}
     store = lake(settings)
-    raw = store.read_data_file(schema.raw_dataset(dataset), day)
-    data, table = raw
+    data, table = store.read_data_file(schema.raw_dataset(dataset), day)
     try:
         suite = run_suite(
             settings, dataset, _to_pandas(table), parameters, run_name=partition_name(day)
         )
     except SuiteNotEvaluated as error:
-        raise _quarantine(settings, store, dataset, day, raw, error) from error
+        raise _quarantine(settings, store, dataset, day, data, table.num_rows, error) from error
     if not suite.passed:
-        raise _quarantine(settings, store, dataset, day, raw, suite)
+        raise _quarantine(settings, store, dataset, day, data, table.num_rows, suite)
     _supersede_quarantine(store, dataset, day)
     uri = store.write_data_file(schema.validated_dataset(dataset), day, data)
     return ValidationOutcome(
@@ -153,16 +152,16 @@ def _quarantine(
     store: Store,
     dataset: str,
     day: dt.date,
-    raw: tuple[bytes, pa.Table],
+    data: bytes,
+    rows: int,
     verdict: SuiteResult | SuiteNotEvaluated,
 ) -> PartitionQuarantined:
     """Move the day out of reach of features, keep GX's result with it, and build the error.
 
     The validated partition goes first, so that no step below can leave it in place; the
     result is written before the data, so quarantined data is never without its reason.
-    ``raw`` is the raw file's bytes and table, as `Store.read_data_file` gives them.
+    ``data`` is the raw file's bytes (``rows`` rows), quarantined as they are.
     """
-    data, table = raw
     if isinstance(verdict, SuiteNotEvaluated):
         result = {"success": False, "suite_name": dataset, "exception_message": str(verdict)}
         problems, failures, docs_relpath = str(verdict), (), None
@@ -178,7 +177,7 @@ def _quarantine(
         dataset=dataset,
         day=day,
         passed=False,
-        rows=table.num_rows,
+        rows=rows,
         uri=uri,
         failures=failures,
         result_uri=result_uri,
