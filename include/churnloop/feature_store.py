@@ -3,12 +3,12 @@ sets and online lookups.
 
 The Feast configuration is built here from the settings (never from a checked-in
 ``feature_store.yaml``): in both profiles Feast's DuckDB offline store, reading only the
-training window's rows (``churnloop.offline_store``), over the lake's feature
-partitions (a folder, or S3 in production: see ``churnloop.duckdb_lake``);
-embedded, a SQLite online store with a row per customer (``churnloop.online_store``)
-and a file registry; production, Feast's Redis online store and a SQL registry in
-PostgreSQL. ``churnloop feast-yaml`` renders the same configuration for the ``feast``
-CLI and UI.
+training window's rows and joining them as of each label (``churnloop.offline_store``),
+over the lake's feature partitions (a folder, or S3 in production: see
+``churnloop.duckdb_lake``); embedded, a SQLite online store with a row per customer
+(``churnloop.online_store``) and a file registry; production, Feast's Redis online
+store and a SQL registry in PostgreSQL. ``churnloop feast-yaml`` renders the same
+configuration for the ``feast`` CLI and UI.
 
 Materialization writes the day's already-built partition straight to the online store
 (``WideSqliteOnlineStore.write_arrow`` embedded, ``FeatureStore.write_to_online_store``
@@ -331,10 +331,11 @@ def training_set(settings: Settings, start: dt.date, end: dt.date) -> pa.Table:
     Columns: entity, timestamp, ``feature_names`` in order, then ``churned``; rows by
     timestamp, then entity.
 
-    DuckDB runs the join (Feast's DuckDB offline store): a hash join on the customer, a
-    window over each label's matches. Past one machine, a warehouse or Spark offline
-    store replaces it by configuration. The result stays in Arrow, from the join to the
-    file: a pandas round trip cost a third of a second at 700k rows and a copy of them.
+    DuckDB runs the join (Feast's DuckDB offline store, as `churnloop.offline_store`
+    extends it: the window's feature rows only, an ASOF join on the customer). Past one
+    machine, a warehouse or Spark offline store replaces it by configuration. The result
+    stays in Arrow, from the join to the file: a pandas round trip cost a third of a
+    second at 700k rows and a copy of them.
     """
     labels = _labels(settings, start, end)
     labels[TIMESTAMP] = _utc_ns(labels[TIMESTAMP])
