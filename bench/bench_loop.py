@@ -8,7 +8,7 @@ ingest (both drops) -> validate (GX, both) -> build features -> materialize (Fea
 SQLite online store, with the definitions applied as the task does) -> training set
 (Feast point-in-time, saved to the lake) -> validate training set (GX) -> train + log
 (LightGBM, MLflow) -> evaluate (champion vs challenger) -> promote (+ model card) ->
-deploy (the model server, in the same process as in the DAG tests, reloads, smoke test,
+deploy (the model server, a process of its own as in production, reloads, smoke test,
 skew check).
 
 The lake already holds what earlier days left: validated snapshots from the day before
@@ -29,7 +29,8 @@ Each loop run is a child forked from a process that imported the task libraries 
 prepared state; each bare run is a freshly spawned process that imports only its own
 libraries (not timed). Loop and bare runs alternate, so load changes hit both alike. Per
 stage: median wall and CPU seconds of ``--runs`` runs and the largest peak RSS (the
-process's high-water mark over that stage, model server and libraries included).
+process's high-water mark over that stage, libraries included; the model server's
+process is not counted).
 
 Online store: the embedded profile's SQLite store (a row per customer,
 ``churnloop.online_store``) by default; with ``--redis HOST:PORT``, the production
@@ -143,22 +144,29 @@ def prepare(
 
 def import_task_libraries() -> None:
     """What a preloaded Airflow worker holds before it forks a task (not timed): the
-    preloading executor's list, and the model server the loop runs beside."""
+    preloading executor's list, its caches warmed."""
     from churnloop.airflow_executor import preload
 
     preload()
-    import churnloop.serving  # noqa: F401
 
 
 @contextlib.contextmanager
-def model_server(settings, version: int) -> Iterator[str]:
-    """The model server in this process (as the DAG tests run it), once it serves ``version``."""
+def model_server(version: int) -> Iterator[str]:
+    """The model server, a process of its own as in production, once it serves ``version``.
+
+    Not a thread of the loop's process: a thread that has run LightGBM keeps its OpenMP
+    team, and libgomp, counting more threads than cores, then makes the training task's
+    threads sleep between parallel regions instead of spinning (75k context switches
+    and a 15-25% slower fit at 100k customers, docs/benchmarks.md).
+    """
     import httpx
 
-    from churnloop.serving import create_app, serve_in_background
+    from churnloop.airflow_stack import free_port
+    from churnloop.model_server_process import running_model_server
+    from churnloop.settings import get_settings
 
-    with serve_in_background(create_app(settings)) as url:
-        os.environ["CHURNLOOP_SERVING_PORT"] = url.rsplit(":", 1)[1]
+    os.environ["CHURNLOOP_SERVING_PORT"] = str(free_port())
+    with running_model_server(get_settings()) as url:
         deadline = time.monotonic() + 120
         while httpx.get(f"{url}/model", timeout=10).json().get("version") != version:
             if time.monotonic() > deadline:
@@ -242,7 +250,7 @@ def loop_run(
     champion = registry.aliases(get_settings())[registry.CHAMPION]
     clock = StageClock()
     with (
-        model_server(get_settings(), champion),
+        model_server(champion),
         contextlib.redirect_stdout(io.StringIO()),  # the task logs' prints
     ):
         daily_stages(get_settings(), clock, DAY)

@@ -5,8 +5,8 @@ customers whose ages drift (``covariate_drift``, as in ``make demo``) from a few
 after the champion's training run, and the demo's settings (30-day training window,
 ``churnloop.demo.DEMO_SETTINGS``); validated snapshots, labels and features of the 60
 days before, a ``@champion`` trained as of ``--champion-days`` days before the drift
-day (past the drift cooldown), and the model server, in this process as in the DAG
-tests, serving it.
+day (past the drift cooldown), and the model server, a process of its own as in
+production, serving it.
 
 Timed from the drift day's drops landing, through the package functions the tasks call,
 one after the other (the critical path of the three DAGs, without Airflow's own
@@ -194,7 +194,7 @@ def run(prepared: Path, home: Path) -> dict:
     shutil.copytree(prepared, home)
     settings = get_settings()
     clock = StageClock()
-    with model_server(settings, registry.aliases(settings)[registry.CHAMPION]) as url:
+    with model_server(registry.aliases(settings)[registry.CHAMPION]) as url:
         settings = get_settings()  # the server's port is set now
         figures = drift_to_serving(settings, clock, url)
         reload_seconds = rollback_by_reload(settings, url)
