@@ -130,7 +130,7 @@ def _view_rows(
     )
 
 
-def as_of_join(entity_table: Table, views: Sequence[_ViewRows], event_timestamp: str) -> Table:
+def _as_of_join(entity_table: Table, views: Sequence[_ViewRows], event_timestamp: str) -> Table:
     """Each entity row with, per view, its latest feature row at or before its timestamp,
     whose features are empty when that row is older than the view's TTL.
 
@@ -170,7 +170,7 @@ def _as_of_joinable(
     project: str,
     filter_by_created_timestamp: bool,
 ) -> bool:
-    """Whether `as_of_join` answers the request exactly as Feast's join would."""
+    """Whether `_as_of_join` answers the request exactly as Feast's join would."""
     if filter_by_created_timestamp:
         return False
     if any(view.batch_source.created_timestamp_column for view in feature_views):
@@ -259,7 +259,7 @@ class WindowedDuckDBOfflineStore(feast_duckdb.DuckDBOfflineStore):
         entity_table = _entity_table(entity_df, timestamp_column)
         _plan_asof_joins(ibis.get_backend().con)
         return IbisRetrievalJob(
-            as_of_join(entity_table, views, timestamp_column),
+            _as_of_join(entity_table, views, timestamp_column),
             on_demand_feature_views=[],
             full_feature_names=full_feature_names,
             metadata=RetrievalMetadata(
