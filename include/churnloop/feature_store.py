@@ -11,8 +11,9 @@ store and a SQL registry in PostgreSQL. ``churnloop feast-yaml`` renders the sam
 configuration for the ``feast`` CLI and UI.
 
 Materialization writes the day's already-built partition straight to the online store
-(``WideSqliteOnlineStore.write_arrow`` embedded, ``FeatureStore.write_to_online_store``
-on Redis) instead of ``FeatureStore.materialize``: it skips the offline store's
+from Arrow (``WideSqliteOnlineStore.write_arrow`` embedded, ``RedisArrowWriter.write_arrow``
+on Redis, both in Feast's encodings without its protobuf per value) instead of
+``FeatureStore.materialize``: it skips the offline store's
 read-sort-deduplicate pass over the whole source and does not write the registry, so
 it neither needs the file registry's single writer nor races it (``docs/benchmarks.md``
 has the figures). Per customer, the online store ends up with the row of the latest
@@ -41,7 +42,14 @@ import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-from churnloop import duckdb_lake, features, offline_store, online_store, storage
+from churnloop import (
+    duckdb_lake,
+    features,
+    offline_store,
+    online_store,
+    redis_online_writer,
+    storage,
+)
 from churnloop.errors import DataError
 from churnloop.features import FEATURE_SERVICE, FEATURE_VIEW
 from churnloop.schema import (
@@ -404,15 +412,21 @@ def _customers_in(lake: storage.Store, days: Sequence[dt.date]) -> np.ndarray:
 
 def _online_writer(store: FeatureStore) -> Callable[[pd.DataFrame], None]:
     """How ``materialize_day`` writes rows of the feature view online: straight from Arrow
-    into the embedded profile's row-per-customer store (``churnloop.online_store``),
-    through Feast's ``write_to_online_store`` into any other (Redis)."""
-    if not isinstance(store.config.online_store, online_store.WideSqliteOnlineStoreConfig):
+    into the embedded profile's row-per-customer store (``churnloop.online_store``) and
+    into Redis in ``skip_dedup`` mode, the production profile's
+    (``churnloop.redis_online_writer``); through Feast's ``write_to_online_store`` into
+    any other store."""
+    config = store.config
+    if isinstance(config.online_store, online_store.WideSqliteOnlineStoreConfig):
+        writer: Any = online_store.WideSqliteOnlineStore()
+    elif redis_online_writer.writes_arrow(config.online_store):
+        writer = redis_online_writer.RedisArrowWriter()
+    else:
         return functools.partial(store.write_to_online_store, FEATURE_VIEW)
-    wide = online_store.WideSqliteOnlineStore()
     view = store.get_feature_view(FEATURE_VIEW)
 
     def write(rows: pd.DataFrame) -> None:
-        wide.write_arrow(store.config, view, pa.Table.from_pandas(rows, preserve_index=False))
+        writer.write_arrow(config, view, pa.Table.from_pandas(rows, preserve_index=False))
 
     return write
 

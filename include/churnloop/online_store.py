@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import struct
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,6 +35,8 @@ from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.types import Bool, Bytes, Float32, Float64, Int32, Int64, String
 from pydantic import StrictStr
+
+from churnloop import feast_encoding
 
 STORE_TYPE = "churnloop.online_store.WideSqliteOnlineStore"
 _SCALAR_TYPES = (Bool, Bytes, Float32, Float64, Int32, Int64, String)
@@ -74,55 +75,6 @@ def _require_scalar_features(view: FeatureView) -> None:
             f"feature view {view.name!r}: {STORE_TYPE} holds scalar features only, "
             f"not {', '.join(unsupported)}"
         )
-
-
-def _int64_key_prefix(join_key: str, version: int) -> bytes | None:
-    """What Feast's serialization of a single INT64 key puts before the id's 8
-    little-endian bytes, or ``None`` if its layout is not that (checked on two ids)."""
-
-    def feasts(value: int) -> bytes:
-        key = EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=value)])
-        return serialize_entity_key(key, entity_key_serialization_version=version)
-
-    prefix = feasts(0)[:-8]
-    probes = (0, -(2**62) - 3)
-    if all(feasts(v) == prefix + struct.pack("<q", v) for v in probes):
-        return prefix
-    return None
-
-
-def _serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[bytes]:
-    """Feast's serialized entity keys of ``data``'s rows, in order.
-
-    Feast builds a protobuf per key (0.9 s of 1.5 s materializing 100k customers). A
-    single INT64 join key, the churn model's, serializes as a fixed prefix and the id's
-    8 little-endian bytes: the prefix comes from Feast's own serialization, checked on
-    two ids first, so the keys stay Feast's byte for byte; any other key, or a layout
-    that fails the check, goes through Feast's serializer key by key.
-    """
-    columns = view.entity_columns
-    if len(columns) == 1 and columns[0].dtype == Int64:
-        name = columns[0].name
-        prefix = _int64_key_prefix(name, version)
-        if prefix is not None:
-            missing = data.column(name).null_count
-            if missing:
-                raise ValueError(f"feature view {view.name!r}: {missing} rows have no {name!r}")
-            return [prefix + struct.pack("<q", value) for value in data.column(name).to_pylist()]
-    join_keys = [column.name for column in columns]
-    key_values = [
-        python_values_to_proto_values(
-            data.column(column.name).to_pylist(), column.dtype.to_value_type()
-        )
-        for column in columns
-    ]
-    return [
-        serialize_entity_key(
-            EntityKeyProto(join_keys=join_keys, entity_values=list(values)),
-            entity_key_serialization_version=version,
-        )
-        for values in zip(*key_values, strict=True)
-    ]
 
 
 class WideSqliteOnlineStore(OnlineStore):
@@ -222,7 +174,8 @@ class WideSqliteOnlineStore(OnlineStore):
         Values are stored as Arrow gives them to Python; a float NaN is stored as NULL,
         which Feast's own conversion also treats as no value.
         """
-        keys = _serialized_keys(view, data, config.entity_key_serialization_version)
+        version = config.entity_key_serialization_version
+        keys = feast_encoding.serialized_keys(view, data, version)
         stamps = data.column(view.batch_source.timestamp_field)
         # Feast's own stores keep seconds; nanoseconds past the microsecond are dropped.
         in_micros = pc.cast(stamps, pa.timestamp("us", "UTC"), safe=False)

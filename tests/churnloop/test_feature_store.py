@@ -11,7 +11,7 @@ import redis
 import yaml
 from test_features import snapshot_rows
 
-from churnloop import feature_store, features, offline_store, online_store
+from churnloop import feature_store, features, offline_store, online_store, redis_online_writer
 from churnloop.errors import DataError
 from churnloop.schema import (
     ENTITY,
@@ -262,6 +262,14 @@ def test_production_profile_on_redis_postgres_and_s3(production_settings, monkey
     assert settings.feast_redis and settings.lake_uri.startswith("s3://")
     feature_store.apply_definitions(settings)
     store = feature_store.feature_store(settings)
+    written = []  # rows per column-wise Redis write (skip_dedup, the profile's setting)
+    write_arrow = redis_online_writer.RedisArrowWriter.write_arrow
+
+    def counted(self, config, view, data):
+        written.append(data.num_rows)
+        write_arrow(self, config, view, data)
+
+    monkeypatch.setattr(redis_online_writer.RedisArrowWriter, "write_arrow", counted)
     try:
         write_snapshots(settings, D1, {1: {"plan": "basic"}, 2: {"region": "east"}})
         write_snapshots(settings, D2, {1: {"plan": "premium"}, 3: {}})
@@ -269,6 +277,7 @@ def test_production_profile_on_redis_postgres_and_s3(production_settings, monkey
             assert feature_store.build_feature_partition(settings, day).startswith("s3://")
         feature_store.materialize_day(settings, D2, overlap_days=0)
         feature_store.materialize_day(settings, D1, overlap_days=0)
+        assert written == [2, 1]  # D1's customer 1 superseded by D2's
         assert_online_holds(settings, {1: D2, 2: D1, 3: D2})
         assert not feature_store.online_features(settings, [999])[feature_store.FOUND].any()
         write_labels(settings, D1, {1: 1, 2: 0})

@@ -7,13 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
-from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.types import Array, Bool, Bytes, Float32, Float64, Int32, Int64, String
 
-from churnloop import online_store
 from churnloop.online_store import STORE_TYPE, WideSqliteOnlineStore
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)  # Feast's SQLite store keeps seconds
@@ -196,44 +192,3 @@ def test_after_teardown_every_customer_is_unknown(wide):
     values, statuses, _ = answer(store, [1])
     assert values["plan"] == [None]
     assert {statuses[field.name][0] for field in FIELDS} == {FieldStatus.NOT_FOUND}
-
-
-IDS = [0, 1, -1, 2**63 - 1, -(2**63), 123_456_789]
-
-
-def feasts_keys(join_key: str, values: list[ValueProto]) -> list[bytes]:
-    return [
-        serialize_entity_key(EntityKeyProto(join_keys=[join_key], entity_values=[value]), 3)
-        for value in values
-    ]
-
-
-def test_entity_keys_are_feasts_byte_for_byte():
-    source = FileSource(path="unused.parquet", timestamp_field="event_timestamp")
-    ids = pa.table({"customer_id": pa.array(IDS, pa.int64())})
-    expected = feasts_keys("customer_id", [ValueProto(int64_val=i) for i in IDS])
-    assert online_store._serialized_keys(view(source), ids, 3) == expected
-
-    region = Entity(name="region", join_keys=["region"], value_type=ValueType.STRING)
-    by_region = FeatureView(
-        name="regional", entities=[region], schema=[Field(name="region", dtype=String)],
-        source=source, ttl=dt.timedelta(days=1),
-    )  # fmt: skip
-    names = pa.table({"region": ["east", "wést", ""]})
-    expected = feasts_keys("region", [ValueProto(string_val=n) for n in ["east", "wést", ""]])
-    assert online_store._serialized_keys(by_region, names, 3) == expected
-
-    with pytest.raises(ValueError, match="'customer_features': 1 rows have no 'customer_id'"):
-        online_store._serialized_keys(view(source), pa.table({"customer_id": [1, None]}), 3)
-
-
-def test_a_key_layout_unlike_the_expected_one_goes_through_feasts_serializer(monkeypatch):
-    def changed_layout(key, entity_key_serialization_version):
-        return serialize_entity_key(key, entity_key_serialization_version) + b"v9"
-
-    monkeypatch.setattr(online_store, "serialize_entity_key", changed_layout)
-    source = FileSource(path="unused.parquet", timestamp_field="event_timestamp")
-    ids = pa.table({"customer_id": pa.array(IDS, pa.int64())})
-    keys = online_store._serialized_keys(view(source), ids, 3)
-    expected = feasts_keys("customer_id", [ValueProto(int64_val=i) for i in IDS])
-    assert keys == [key + b"v9" for key in expected]

@@ -1,0 +1,138 @@
+"""The column-wise Redis write must leave exactly what Feast's own write leaves."""
+
+import datetime as dt
+import math
+import uuid
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+import redis
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+from feast.types import Bool, Float32, Float64, Int32, Int64, String
+
+from churnloop.redis_online_writer import RedisArrowWriter, writes_arrow
+
+pytestmark = pytest.mark.services
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+CUSTOMER = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+FIELDS = [
+    Field(name="small", dtype=Int32),
+    Field(name="count", dtype=Int64),
+    Field(name="ratio", dtype=Float32),
+    Field(name="amount", dtype=Float64),
+    Field(name="plan", dtype=String),
+    Field(name="active", dtype=Bool),
+]
+
+
+def rows() -> pd.DataFrame:
+    """Customer 1 full, 2 with every feature missing (NaN where a float), 3 an hour old."""
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series([1, 2, 3], dtype="int64"),
+            "event_timestamp": [NOW, NOW, NOW - dt.timedelta(hours=1)],
+            "small": pd.Series([7, None, 9], dtype="Int32"),
+            "count": pd.Series([2**40, None, -5], dtype="Int64"),
+            "ratio": pd.Series([0.25, math.nan, 1.5], dtype="float32"),
+            "amount": [1234.5678, math.nan, -0.1],
+            "plan": ["premium", None, "basic"],
+            "active": pd.Series([True, None, False], dtype="boolean"),
+        }
+    )
+
+
+@pytest.fixture
+def client(redis_address):
+    host, port = redis_address.split(":")
+    return redis.Redis(host, int(port))
+
+
+def make_store(tmp_path, redis_address: str, **online) -> FeatureStore:
+    project = f"w{uuid.uuid4().hex[:10]}"
+    repo = tmp_path / project
+    repo.mkdir()
+    rows().to_parquet(repo / "source.parquet")
+    config = RepoConfig(
+        project=project,
+        provider="local",
+        registry=str(repo / "registry.db"),
+        online_store={"type": "redis", "connection_string": redis_address, **online},
+        offline_store={"type": "duckdb"},
+        entity_key_serialization_version=3,
+        repo_path=repo,
+    )
+    store = FeatureStore(repo_path=str(repo), config=config)
+    source = FileSource(path=str(repo / "source.parquet"), timestamp_field="event_timestamp")
+    view = FeatureView(
+        name="customer_features",
+        entities=[CUSTOMER],
+        ttl=dt.timedelta(days=1),
+        schema=[Field(name="customer_id", dtype=Int64), *FIELDS],
+        source=source,
+        online=True,
+    )
+    store.apply([CUSTOMER, view])
+    return store
+
+
+def held(client: redis.Redis, store: FeatureStore) -> dict[bytes, dict[bytes, bytes]]:
+    """Every hash of ``store``'s project, by entity key without the project."""
+    project = store.config.project.encode()
+    return {
+        key[: -len(project)]: client.hgetall(key) for key in client.scan_iter(match=b"*" + project)
+    }
+
+
+def write_arrow(store: FeatureStore, frame: pd.DataFrame) -> None:
+    view = store.get_feature_view("customer_features")
+    RedisArrowWriter().write_arrow(store.config, view, pa.Table.from_pandas(frame))
+
+
+def test_redis_holds_what_feasts_own_write_leaves(tmp_path, redis_address, client):
+    feasts = make_store(tmp_path, redis_address, skip_dedup=True)
+    ours = make_store(tmp_path, redis_address, skip_dedup=True)
+    try:
+        feasts.write_to_online_store("customer_features", rows())
+        write_arrow(ours, rows())
+        expected = held(client, feasts)
+        assert len(expected) == 3
+        assert held(client, ours) == expected
+
+        features = [f"customer_features:{field.name}" for field in FIELDS]
+        asked = [{"customer_id": c} for c in (1, 2, 3, 4)]
+        answer = ours.get_online_features(features=features, entity_rows=asked).to_dict()
+        assert answer["plan"] == ["premium", None, "basic", None]
+        assert answer["count"] == [2**40, None, -5, None]
+    finally:
+        feasts.teardown()
+        ours.teardown()
+
+
+def test_a_row_replaces_its_customers_hash_and_keys_expire_as_configured(
+    tmp_path, redis_address, client
+):
+    store = make_store(tmp_path, redis_address, skip_dedup=True, key_ttl_seconds=3600)
+    try:
+        write_arrow(store, rows())
+        write_arrow(store, rows().iloc[[0]].assign(plan="basic", amount=math.nan))
+        answer = store.get_online_features(
+            features=["customer_features:plan", "customer_features:amount"],
+            entity_rows=[{"customer_id": 1}, {"customer_id": 3}],
+        ).to_dict()
+        assert answer["plan"] == ["basic", "basic"] and answer["amount"][0] is None
+        ttls = [client.ttl(key) for key in client.scan_iter(match=f"*{store.config.project}")]
+        assert len(ttls) == 3 and all(0 < ttl <= 3600 for ttl in ttls)
+    finally:
+        store.teardown()
+
+
+def test_feasts_timestamp_checked_write_is_left_to_feast(tmp_path, redis_address):
+    store = make_store(tmp_path, redis_address)  # skip_dedup off: Feast compares timestamps
+    try:
+        assert not writes_arrow(store.config.online_store)
+        with pytest.raises(ValueError, match="skip_dedup only"):
+            write_arrow(store, rows())
+    finally:
+        store.teardown()
