@@ -15,6 +15,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# prometheus_client keeps metric values in this process when imported before Feast, as
+# in `churnloop serve`; imported after it, in Feast's multiprocess files, shared by every
+# model server app the tests start in this process (their counts would add up).
+import prometheus_client  # noqa: F401
 import pytest
 from service_support import (
     REDIS,

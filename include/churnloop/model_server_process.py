@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import httpx
@@ -22,10 +22,36 @@ from churnloop.settings import Settings
 
 LOG = "logs/model-server.log"
 """Relative to the settings' home."""
+PROMETHEUS_MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+"""Set by importing Feast (``feast.metrics``), to a temporary folder of the importing
+process that it deletes when it exits; not passed on to the server (see
+``server_environment``)."""
 
 
 class ModelServerDidNotStart(RuntimeError):
     pass
+
+
+def server_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for a server with this home, host and port, without Feast's
+    Prometheus multiprocess folder.
+
+    A process that imported Feast (a deploy task, the demo) has that variable set; a
+    server inheriting it would keep its metrics in files of a folder its parent deletes
+    on exit (a later metric type then fails to open its file), and would count in
+    files shared by every app of the process instead of in its own registry.
+    """
+    environment = {
+        name: value
+        for name, value in environ.items()
+        if name not in PROMETHEUS_MULTIPROCESS_VARIABLES
+    }
+    environment.update(
+        CHURNLOOP_HOME=str(settings.home),
+        CHURNLOOP_SERVING_HOST=settings.serving_host,
+        CHURNLOOP_SERVING_PORT=str(settings.serving_port),
+    )
+    return environment
 
 
 def start_model_server(settings: Settings, timeout: float = 120) -> subprocess.Popen:
@@ -35,16 +61,10 @@ def start_model_server(settings: Settings, timeout: float = 120) -> subprocess.P
     """
     log_path = settings.home / LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    environment = {
-        **os.environ,
-        "CHURNLOOP_HOME": str(settings.home),
-        "CHURNLOOP_SERVING_HOST": settings.serving_host,
-        "CHURNLOOP_SERVING_PORT": str(settings.serving_port),
-    }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "churnloop.cli", "serve"],
-            env=environment,
+            env=server_environment(settings, os.environ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
