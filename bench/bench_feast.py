@@ -8,9 +8,9 @@ At ``--customers`` (default 100k) customers x the 34 features of ``churn_model_v
   registry); for SQLite, Feast's ``SqliteOnlineStore`` (a row per value), not the
   embedded profile's row-per-customer store (``churnloop.online_store``);
 - after: ``feature_store.materialize_day`` of the same day (the built partition
-  straight to the online store: ``write_arrow`` into SQLite, ``write_to_online_store``
-  into Redis), with no overlap and with the default overlap
-  of one day (the day before is re-sent; its customers are all superseded);
+  straight to the online store: ``write_arrow`` into SQLite,
+  ``RedisArrowWriter.write_arrow`` into Redis), with no overlap and with the default
+  overlap of one day (the day before is re-sent; its customers are all superseded);
 - online lookups through ``OnlineFeatureReader.read`` (a typed DataFrame) and, as the
   peer, Feast's bare ``get_online_features`` + ``to_dict`` on the reader's store, for 1
   and for 100 random customers: p50 and p99 over ``--lookups`` calls after a warm-up.

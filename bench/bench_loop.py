@@ -34,8 +34,9 @@ process is not counted).
 
 Online store: the embedded profile's SQLite store (a row per customer,
 ``churnloop.online_store``) by default; with ``--redis HOST:PORT``, the production
-profile's Redis store (Feast's), in database ``BENCH_REDIS_DB`` (emptied
-before each run); the rest stays embedded (lake on disk, file registry, MLflow on SQLite).
+profile's Redis store (Feast's, written by ``churnloop.redis_online_writer``), in
+database ``BENCH_REDIS_DB`` (emptied before each run); the rest stays embedded (lake
+on disk, file registry, MLflow on SQLite).
 Written to ``--result loop_redis`` by ``make bench``.
 
 Sizes: ``--customers 10000 100000`` by default. At 1M customers (``--customers
