@@ -13,23 +13,13 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.types import Bool, Bytes, Float32, Float64, Int32, Int64, String
 from feast.utils import _convert_arrow_to_proto
 from google.protobuf.timestamp_pb2 import Timestamp
+from test_online_store import view
 
 from churnloop import feast_encoding
 
 SOURCE = FileSource(path="unused.parquet", timestamp_field="event_timestamp")
-CUSTOMER = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
 NOW = dt.datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=dt.UTC)
 IDS = [0, 1, -1, 2**63 - 1, -(2**63), 123_456_789]
-
-
-def view(fields: list[Field]) -> FeatureView:
-    return FeatureView(
-        name="customer_features",
-        entities=[CUSTOMER],
-        ttl=dt.timedelta(days=1),
-        schema=[Field(name="customer_id", dtype=Int64), *fields],
-        source=SOURCE,
-    )
 
 
 def feasts_write(feature_view: FeatureView, table: pa.Table) -> tuple[list, dict, list]:
@@ -62,7 +52,9 @@ FEATURES = {
 
 
 def features_table(stamps: list) -> tuple[FeatureView, pa.Table]:
-    feature_view = view([Field(name=name, dtype=dtype) for name, (dtype, _) in FEATURES.items()])
+    feature_view = view(
+        SOURCE, [Field(name=name, dtype=dtype) for name, (dtype, _) in FEATURES.items()]
+    )
     table = pa.table(
         {
             "customer_id": pa.array([1, 2, 3, 4, 5, 6, 7], pa.int64()),
@@ -122,7 +114,7 @@ def feasts_keys(join_key: str, values: list[ValueProto]) -> list[bytes]:
 def test_entity_keys_are_feasts_byte_for_byte():
     ids = pa.table({"customer_id": pa.array(IDS, pa.int64())})
     expected = feasts_keys("customer_id", [ValueProto(int64_val=i) for i in IDS])
-    assert feast_encoding.serialized_keys(view([]), ids, 3) == expected
+    assert feast_encoding.serialized_keys(view(SOURCE, []), ids, 3) == expected
 
     region = Entity(name="region", join_keys=["region"], value_type=ValueType.STRING)
     by_region = FeatureView(
@@ -134,7 +126,7 @@ def test_entity_keys_are_feasts_byte_for_byte():
     assert feast_encoding.serialized_keys(by_region, names, 3) == expected
 
     with pytest.raises(ValueError, match="'customer_features': 1 rows have no 'customer_id'"):
-        feast_encoding.serialized_keys(view([]), pa.table({"customer_id": [1, None]}), 3)
+        feast_encoding.serialized_keys(view(SOURCE, []), pa.table({"customer_id": [1, None]}), 3)
 
 
 def test_a_key_layout_unlike_the_expected_one_goes_through_feasts_serializer(monkeypatch):
@@ -143,7 +135,7 @@ def test_a_key_layout_unlike_the_expected_one_goes_through_feasts_serializer(mon
 
     monkeypatch.setattr(feast_encoding, "serialize_entity_key", changed_layout)
     ids = pa.table({"customer_id": pa.array(IDS, pa.int64())})
-    keys = feast_encoding.serialized_keys(view([]), ids, 3)
+    keys = feast_encoding.serialized_keys(view(SOURCE, []), ids, 3)
     expected = feasts_keys("customer_id", [ValueProto(int64_val=i) for i in IDS])
     assert keys == [key + b"v9" for key in expected]
 
