@@ -6,7 +6,7 @@ features, most of a day's materialization. The online writers (``churnloop.onlin
 ``churnloop.redis_online_writer``) produce the same bytes column-wise instead:
 
 - a value whose encoding is a fixed prefix and the value's little-endian bytes (an INT64
-  key, a DOUBLE or FLOAT value) is packed with NumPy or ``struct``, the prefix taken from
+  key, a DOUBLE or FLOAT value) is packed with NumPy (``_prefixed``), the prefix taken from
   Feast's own serialization and checked on probe values first; a layout that fails the
   check goes through Feast's serializer;
 - any other column is serialized by Feast once per distinct value and expanded to its
@@ -17,7 +17,6 @@ Either way the result equals Feast's byte for byte; the tests compare them.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from feast.utils import make_tzaware
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
-_INT64 = struct.Struct("<q")
+_INT64 = np.dtype("<i8")
 _FIXED_WIDTH_VALUES: dict[FeastType, tuple[np.dtype, tuple[Any, ...]]] = {
     Float64: (np.dtype("<f8"), (0.0, -1.5e300)),
     Float32: (np.dtype("<f4"), (0.0, -1.5)),
@@ -55,12 +54,26 @@ def fixed_width_prefix(
     return None
 
 
+def _little_endian(numpy_type: np.dtype) -> Callable[[Any], bytes]:
+    return lambda value: np.array([value], numpy_type).tobytes()
+
+
+def _prefixed(values: np.ndarray, prefix: bytes) -> list[bytes]:
+    """Each of ``values`` (a little-endian NumPy array) as ``prefix`` and its bytes."""
+    width = len(prefix) + values.itemsize
+    rows = np.empty((len(values), width), np.uint8)
+    rows[:, : len(prefix)] = np.frombuffer(prefix, np.uint8)
+    rows[:, len(prefix) :] = values.view(np.uint8).reshape(len(values), values.itemsize)
+    buffer = rows.tobytes()
+    return [buffer[start : start + width] for start in range(0, len(buffer), width)]
+
+
 def _int64_key_prefix(join_key: str, version: int) -> bytes | None:
     def feasts(value: int) -> bytes:
         key = EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=value)])
         return serialize_entity_key(key, entity_key_serialization_version=version)
 
-    return fixed_width_prefix(feasts, _INT64.pack, (0, -(2**62) - 3))
+    return fixed_width_prefix(feasts, _little_endian(_INT64), (0, -(2**62) - 3))
 
 
 def serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[bytes]:
@@ -78,7 +91,8 @@ def serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[byt
             missing = data.column(name).null_count
             if missing:
                 raise ValueError(f"feature view {view.name!r}: {missing} rows have no {name!r}")
-            return [prefix + _INT64.pack(value) for value in data.column(name).to_pylist()]
+            ids = data.column(name).to_numpy().astype(_INT64, copy=False)
+            return _prefixed(np.ascontiguousarray(ids), prefix)
     join_keys = [column.name for column in columns]
     key_values = [
         python_values_to_proto_values(
@@ -103,7 +117,7 @@ def _value_prefix(dtype: FeastType) -> bytes | None:
     numpy_type, probes = _FIXED_WIDTH_VALUES[dtype]
     return fixed_width_prefix(
         lambda probe: _feasts_values(np.array([probe], numpy_type), dtype.to_value_type())[0],
-        lambda probe: np.array([probe], numpy_type).tobytes(),
+        _little_endian(numpy_type),
         probes,
     )
 
@@ -124,12 +138,7 @@ def _packed(column: pa.ChunkedArray, dtype: FeastType, prefix: bytes) -> list[by
     numpy_type = _FIXED_WIDTH_VALUES[dtype][0]
     with np.errstate(over="ignore"):  # a double beyond float32 becomes inf, as in Feast
         values = column.to_numpy(zero_copy_only=False).astype(numpy_type, copy=False)
-    width = len(prefix) + numpy_type.itemsize
-    rows = np.empty((len(values), width), np.uint8)
-    rows[:, : len(prefix)] = np.frombuffer(prefix, np.uint8)
-    rows[:, len(prefix) :] = values.view(np.uint8).reshape(len(values), numpy_type.itemsize)
-    buffer = rows.tobytes()
-    encoded = [buffer[start : start + width] for start in range(0, len(buffer), width)]
+    encoded = _prefixed(np.ascontiguousarray(values), prefix)
     missing = np.flatnonzero(np.isnan(values))  # nulls arrive as NaN
     if len(missing):
         no_value = _feasts_values(np.array([np.nan], numpy_type), dtype.to_value_type())[0]
@@ -141,9 +150,9 @@ def _packed(column: pa.ChunkedArray, dtype: FeastType, prefix: bytes) -> list[by
 def serialized_values(column: pa.ChunkedArray, dtype: FeastType) -> list[bytes]:
     """The serialized Feast ``Value`` of each row of ``column``, a feature of type ``dtype``.
 
-    Floats go through Feast's serializer only when the Arrow type is not the one Feast
-    accepts for ``dtype`` (a DOUBLE from float32 data, which Feast refuses), so that
-    errors stay Feast's too.
+    Floats are packed unless their layout fails the check or the Arrow type is not one
+    Feast accepts for ``dtype`` (a DOUBLE from float32 data, which Feast refuses): those
+    go through Feast's serializer, so that its errors stay Feast's too.
     """
     value_type = dtype.to_value_type()
     if dtype in _FIXED_WIDTH_VALUES and (prefix := _value_prefix(dtype)) is not None:

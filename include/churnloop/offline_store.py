@@ -178,12 +178,13 @@ def _as_of_joinable(
     return not OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
 
 
-def _entity_table(entity_df: pd.DataFrame, timestamp_column: str) -> Table:
-    """The entity rows as Feast's join reads them: timestamps held as text parsed as UTC,
-    others kept as they are (the caller's frame is not changed)."""
-    timestamps = entity_df[timestamp_column].infer_objects()
-    if pd.api.types.is_string_dtype(timestamps) or pd.api.types.is_object_dtype(timestamps):
-        entity_df = entity_df.assign(**{timestamp_column: pd.to_datetime(timestamps, utc=True)})
+def _entity_table(entity_df: pd.DataFrame, timestamp_column: str, utc: pd.Series) -> Table:
+    """The entity rows as Feast's join reads them: timestamps held as text replaced by
+    ``utc`` (the column parsed as UTC), others kept as they are (the caller's frame is
+    not changed)."""
+    held = entity_df[timestamp_column].infer_objects()
+    if pd.api.types.is_string_dtype(held) or pd.api.types.is_object_dtype(held):
+        entity_df = entity_df.assign(**{timestamp_column: utc})
     return ibis.memtable(entity_df)
 
 
@@ -256,7 +257,7 @@ class WindowedDuckDBOfflineStore(feast_duckdb.DuckDBOfflineStore):
             _view_rows(view, feature_refs, full_feature_names, read(view.batch_source, repo_path))
             for view in feature_views
         ]
-        entity_table = _entity_table(entity_df, timestamp_column)
+        entity_table = _entity_table(entity_df, timestamp_column, timestamps)
         _plan_asof_joins(ibis.get_backend().con)
         return IbisRetrievalJob(
             _as_of_join(entity_table, views, timestamp_column),

@@ -146,6 +146,8 @@ def test_joins_what_feasts_duckdb_store_joins(tmp_path, ttl):
 
     naive = labels().assign(event_timestamp=lambda f: f.event_timestamp.dt.tz_localize(None))
     pd.testing.assert_frame_equal(training_set(windowed, naive), expected)
+    as_text = labels().assign(event_timestamp=lambda f: f.event_timestamp.astype(str))
+    pd.testing.assert_frame_equal(training_set(windowed, as_text), training_set(feasts, as_text))
     assert joined_as_of(windowed, labels())
     assert not joined_as_of(feasts, labels())
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -57,15 +58,15 @@ def view(source: FileSource, fields: list[Field] = FIELDS) -> FeatureView:
     )
 
 
-def make_store(tmp_path, online: dict) -> tuple[FeatureStore, FeatureView]:
-    repo = tmp_path / online["type"].rsplit(".", 1)[-1]
-    repo.mkdir()
+def feast_repo(repo: Path, project: str, online: dict) -> tuple[FeatureStore, FeatureView]:
+    """A Feast repo created in ``repo`` over ``rows()``, with ``online`` as its online store."""
+    repo.mkdir(parents=True)
     rows().to_parquet(repo / "source.parquet")
     config = RepoConfig(
-        project="test",
+        project=project,
         provider="local",
         registry=str(repo / "registry.db"),
-        online_store={"path": str(repo / "online.db"), **online},
+        online_store=online,
         offline_store={"type": "duckdb"},
         entity_key_serialization_version=3,
         repo_path=repo,
@@ -74,6 +75,11 @@ def make_store(tmp_path, online: dict) -> tuple[FeatureStore, FeatureView]:
     source = FileSource(path=str(repo / "source.parquet"), timestamp_field="event_timestamp")
     store.apply([CUSTOMER, view(source)])
     return store, store.get_feature_view("customer_features")
+
+
+def make_store(tmp_path, online: dict) -> tuple[FeatureStore, FeatureView]:
+    repo = tmp_path / online["type"].rsplit(".", 1)[-1]
+    return feast_repo(repo, "test", {"path": str(repo / "online.db"), **online})
 
 
 def answer(store: FeatureStore, customers: list[int] = ASKED) -> tuple[dict, dict, dict]:

@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import redis
-from feast import FeatureStore, FileSource, RepoConfig
-from test_online_store import CUSTOMER, FIELDS, rows, view
+from feast import FeatureStore
+from test_online_store import FIELDS, feast_repo, rows
 
 from churnloop.redis_online_writer import RedisArrowWriter, writes_arrow
 
@@ -22,23 +22,10 @@ def client(redis_address):
 
 
 def make_store(tmp_path, redis_address: str, **online) -> FeatureStore:
+    """A store of its own project (Redis keys end with it) on the test Redis."""
     project = f"w{uuid.uuid4().hex[:10]}"
-    repo = tmp_path / project
-    repo.mkdir()
-    rows().to_parquet(repo / "source.parquet")
-    config = RepoConfig(
-        project=project,
-        provider="local",
-        registry=str(repo / "registry.db"),
-        online_store={"type": "redis", "connection_string": redis_address, **online},
-        offline_store={"type": "duckdb"},
-        entity_key_serialization_version=3,
-        repo_path=repo,
-    )
-    store = FeatureStore(repo_path=str(repo), config=config)
-    source = FileSource(path=str(repo / "source.parquet"), timestamp_field="event_timestamp")
-    store.apply([CUSTOMER, view(source)])
-    return store
+    redis_store = {"type": "redis", "connection_string": redis_address, **online}
+    return feast_repo(tmp_path / project, project, redis_store)[0]
 
 
 def held(client: redis.Redis, store: FeatureStore) -> dict[bytes, dict[bytes, bytes]]:
