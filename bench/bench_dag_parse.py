@@ -11,7 +11,7 @@ Three measurements, each the median of ``--runs`` runs:
 - each kind of task's import cost, the churnloop modules its body imports, timed in a
   fresh interpreter that has imported ``airflow.sdk`` (a plain LocalExecutor or Celery
   worker: the task process pays the libraries) against a fork of a process that has run
-  ``churnloop.airflow_executor.preload()`` first (what ``PreloadingLocalExecutor``'s
+  ``churnloop.orchestration.executor.preload()`` first (what ``PreloadingLocalExecutor``'s
   task processes inherit).
 
 Run: ``.venv/bin/python bench/bench_dag_parse.py`` (figures to bench/results/dag_parse.json).
@@ -35,18 +35,24 @@ DAGS = sorted(path for path in (ROOT / "dags").glob("*.py") if not path.name.sta
 BIN = Path(sys.executable).parent
 
 TASK_IMPORTS = {
-    "customer_data.ingest_*": ["churnloop.ingest", "churnloop.task_support"],
-    "customer_data.validate_*": ["churnloop.validation", "churnloop.task_support"],
-    "customer_data.build_features, materialize_features": ["churnloop.feature_store"],
-    "continuous_training.train_challenger": [
-        "churnloop.continuous_training",
-        "churnloop.feature_store",
-        "churnloop.training",
+    "customer_data.ingest_*": [
+        "churnloop.validation.ingest",
+        "churnloop.orchestration.task_support",
     ],
-    "drift_report.check_drift": ["churnloop.drift_monitoring"],
+    "customer_data.validate_*": [
+        "churnloop.validation.partition",
+        "churnloop.orchestration.task_support",
+    ],
+    "customer_data.build_features, materialize_features": ["churnloop.features.store"],
+    "continuous_training.train_challenger": [
+        "churnloop.training.steps",
+        "churnloop.features.store",
+        "churnloop.training.challenger",
+    ],
+    "drift_report.check_drift": ["churnloop.monitoring.daily_check"],
 }
 """What each task body imports. The tasks not listed need the same libraries as one listed
-(deploy_champion: MLflow, LightGBM and scikit-learn through churnloop.training)."""
+(deploy_champion: MLflow, LightGBM and scikit-learn through churnloop.training.challenger)."""
 
 _TIMED_IMPORT = """
 import airflow.sdk, importlib, json, sys, time
@@ -58,7 +64,7 @@ print(json.dumps([time.perf_counter() - started, time.process_time() - started_c
 
 _FORKED_IMPORT = """
 import airflow.sdk, importlib, json, os, sys, time
-from churnloop.airflow_executor import preload
+from churnloop.orchestration.executor import preload
 preload()
 for modules in json.loads(sys.argv[1]):
     for _ in range(int(sys.argv[2])):
@@ -80,7 +86,7 @@ for modules in json.loads(sys.argv[1]):
 
 def airflow_environment(home: str) -> dict[str, str]:
     """What ``churnloop airflow-env`` exports for a throwaway home, with its DB migrated."""
-    from churnloop.airflow_env import airflow_environment
+    from churnloop.orchestration.environment import airflow_environment
     from churnloop.settings import Settings
 
     environment = {**os.environ, "CHURNLOOP_HOME": home}

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from harness import write_results
 
-from churnloop.drift import compute_drift
-from churnloop.drift_report import build_report, save_report
+from churnloop.monitoring.effect_sizes import compute_drift
+from churnloop.monitoring.report import build_report, save_report
 from churnloop.settings import Settings
 
 DAY = dt.date(2026, 3, 4)

@@ -6,8 +6,8 @@ At ``--customers`` (default 100k) customers x the 34 features of ``churn_model_v
   their default settings (the offline store, DuckDB, reads and deduplicates the whole
   source, here ``--feature-days`` daily partitions, then writes the online store and the
   registry); for SQLite, Feast's ``SqliteOnlineStore`` (a row per value), not the
-  embedded profile's row-per-customer store (``churnloop.online_store``);
-- after: ``feature_store.materialize_day`` of the same day (the built partition
+  embedded profile's row-per-customer store (``churnloop.features.feast_extensions.online_store``);
+- after: ``store.materialize_day`` of the same day (the built partition
   straight to the online store: ``write_arrow`` into SQLite,
   ``RedisArrowWriter.write_arrow`` into Redis), with no overlap and with the default
   overlap of one day (the day before is re-sent; its customers are all superseded);
@@ -22,7 +22,7 @@ wall time also measures the neighbours; CPU time is the steadier comparison). Al
 timed: ``build_feature_partition`` of a day with 90 days of history, and historical
 retrieval (a training set's ``get_historical_features``) of ``--window-days`` days of
 every customer over the ``--feature-days`` partitions: Feast's DuckDB offline store
-(before) against the windowed one (``churnloop.offline_store``, after). Needs Redis
+(before) against the windowed one (``feast_extensions.offline_store``, after). Needs Redis
 (``--redis``, default 127.0.0.1:6379); uses a throwaway home and Feast project,
 removed at the end.
 
@@ -95,7 +95,8 @@ def _lookups(
 
 
 def _write_history(settings, customers: int, days: int) -> None:
-    from churnloop import schema, simulation, storage
+    from churnloop import schema, storage
+    from churnloop.demo import simulation
 
     lake = storage.lake(settings)
     for offset in range(days):
@@ -109,7 +110,7 @@ def bench_retrieval(customers: int, window_days: int, runs: int) -> list[dict]:
     import pandas as pd
     from feast import FeatureStore, RepoConfig
 
-    from churnloop import feature_store
+    from churnloop.features import store
     from churnloop.schema import ENTITY, TIMESTAMP
     from churnloop.settings import get_settings
 
@@ -123,14 +124,14 @@ def bench_retrieval(customers: int, window_days: int, runs: int) -> list[dict]:
         }
     )
     figures = []
-    config = feature_store.feast_config(settings)
+    config = store.feast_config(settings)
     for case, offline in (
         ("before: Feast's DuckDB store", {"type": "duckdb"}),
         ("after: windowed DuckDB store", config["offline_store"]),
     ):
         with_store = RepoConfig(**{**config, "offline_store": offline}, repo_path=repo)
         store = FeatureStore(repo_path=str(repo), config=with_store)
-        service = store.get_feature_service(feature_store.FEATURE_SERVICE)
+        service = store.get_feature_service(store.FEATURE_SERVICE)
 
         def retrieve(store=store, service=service) -> None:
             store.get_historical_features(entity_df=labels, features=service).to_df()
@@ -145,16 +146,16 @@ def bench_backend(
 ) -> tuple[list[str], list[dict]]:
     from feast import FeatureStore, RepoConfig
 
-    from churnloop import feature_store
-    from churnloop.features import FEATURE_VIEW
-    from churnloop.serving_features import OnlineRows
+    from churnloop.features import store
+    from churnloop.features.definition import FEATURE_VIEW
+    from churnloop.serving.features import OnlineRows
     from churnloop.settings import get_settings
 
     settings = get_settings()
     rows: list[str] = []
     figures: list[dict] = []
 
-    config = feature_store.feast_config(settings)
+    config = store.feast_config(settings)
     feasts_sqlite = Path(settings.feast_sqlite_path).with_suffix(".feast-sqlite.db")
     if settings.feast_redis:
         config["online_store"].pop("skip_dedup", None)  # Feast's default Redis writes
@@ -165,11 +166,11 @@ def bench_backend(
 
     def reset() -> None:
         nonlocal plain_store
-        feature_store.feature_store(settings).teardown()
-        feature_store.apply_definitions(settings)
+        store.feature_store(settings).teardown()
+        store.apply_definitions(settings)
         feasts_sqlite.unlink(missing_ok=True)
         plain_store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
-        plain_store.apply(list(feature_store._definitions(settings)))  # its online tables
+        plain_store.apply(list(store._definitions(settings)))  # its online tables
 
     def plain() -> None:
         start = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
@@ -177,10 +178,10 @@ def bench_backend(
 
     cases = {
         "before: store.materialize (1 day)": plain,
-        "after: materialize_day, no overlap": lambda: feature_store.materialize_day(
+        "after: materialize_day, no overlap": lambda: store.materialize_day(
             settings, DAY, overlap_days=0
         ),
-        "after: materialize_day, overlap 1 day": lambda: feature_store.materialize_day(
+        "after: materialize_day, overlap 1 day": lambda: store.materialize_day(
             settings, DAY, overlap_days=1
         ),
     }
@@ -194,7 +195,7 @@ def bench_backend(
             {"store": name, "case": case, "rows": customers, "seconds": wall, "cpu_seconds": cpu}
         )
 
-    reader = feature_store.OnlineFeatureReader(settings)
+    reader = store.OnlineFeatureReader(settings)
     server_rows = OnlineRows(settings)
     loop = asyncio.new_event_loop()
     ids = list(range(1, customers + 1))
@@ -206,7 +207,7 @@ def bench_backend(
                 {"store": name, "case": case, "customers": batch, "p50_ms": p50, "p99_ms": p99}
             )
     loop.close()
-    feature_store.feature_store(settings).teardown()
+    store.feature_store(settings).teardown()
     return rows, figures
 
 
@@ -227,19 +228,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-feast-") as home:
         os.environ["CHURNLOOP_HOME"] = home
         os.environ["CHURNLOOP_FEAST_PROJECT"] = f"bench_{uuid.uuid4().hex[:8]}"
-        from churnloop import feature_store
-        from churnloop.features import LOOKBACK_DAYS
+        from churnloop.features import store
+        from churnloop.features.definition import LOOKBACK_DAYS
         from churnloop.settings import get_settings
 
         settings = get_settings()
         _write_history(settings, args.customers, LOOKBACK_DAYS + args.feature_days - 1)
-        feature_store.apply_definitions(settings)
+        store.apply_definitions(settings)
         for offset in range(args.feature_days - 1, 0, -1):
-            feature_store.build_feature_partition(settings, DAY - dt.timedelta(days=offset))
+            store.build_feature_partition(settings, DAY - dt.timedelta(days=offset))
         build_times = []
         for _ in range(args.runs):
             started = time.perf_counter()
-            feature_store.build_feature_partition(settings, DAY)
+            store.build_feature_partition(settings, DAY)
             build_times.append(time.perf_counter() - started)
         retrieval = bench_retrieval(args.customers, args.window_days, args.runs)
 

@@ -20,12 +20,12 @@ the window and the 30 days after it, not from a full 90-day history.
 
 The peer is a bare script doing the same data work with pandas, scikit-learn and
 LightGBM only (no Airflow, GX, Feast or MLflow): read the day's drop, its history, the
-window's features and labels; build the day's features (``churnloop.features``' pure
+window's features and labels; build the day's features (``churnloop.features.definition``' pure
 function); join labels to same-day features; fit the same pipeline with the same
 parameters; predict the holdout and the day's customers.
 
 Each loop run is a child forked from a process that imported the task libraries once (as
-``churnloop.airflow_executor`` forks Airflow's task processes), on a fresh copy of the
+``churnloop.orchestration.executor`` forks Airflow's task processes), on a fresh copy of the
 prepared state; each bare run is a freshly spawned process that imports only its own
 libraries (not timed). Loop and bare runs alternate, so load changes hit both alike. Per
 stage: median wall and CPU seconds of ``--runs`` runs and the largest peak RSS (the
@@ -33,8 +33,8 @@ process's high-water mark over that stage, libraries included; the model server'
 process is not counted).
 
 Online store: the embedded profile's SQLite store (a row per customer,
-``churnloop.online_store``) by default; with ``--redis HOST:PORT``, the production
-profile's Redis store (Feast's, written by ``churnloop.redis_online_writer``), in
+``feast_extensions.online_store``) by default; with ``--redis HOST:PORT``, the production
+profile's Redis store (Feast's, written by ``feast_extensions.redis_online_writer``), in
 database ``BENCH_REDIS_DB`` (emptied before each run); the rest stays embedded (lake
 on disk, file registry, MLflow on SQLite).
 Written to ``--result loop_redis`` by ``make bench``.
@@ -106,11 +106,12 @@ def prepare(
 ) -> None:
     """Write what the days before ``DAY`` left in the lake, registry and Feast (not timed)."""
     os.environ.update(_environment(home, window_days, holdout_days, redis))
-    from churnloop import continuous_training, registry, schema, storage
-    from churnloop.feature_store import apply_definitions, build_feature_partition
+    from churnloop import registry, schema, storage
+    from churnloop.demo.simulation import BASELINE, generate_labels, generate_snapshots, simulate
+    from churnloop.features.store import apply_definitions, build_feature_partition
     from churnloop.settings import get_settings
-    from churnloop.simulation import BASELINE, generate_labels, generate_snapshots, simulate
-    from churnloop.training_plan import plan_training_run
+    from churnloop.training import steps
+    from churnloop.training.plan import plan_training_run
 
     settings = get_settings()
     lake = storage.lake(settings)
@@ -132,9 +133,9 @@ def prepare(
     apply_definitions(settings)
     # The champion: the run of the day before, on the window one day earlier.
     plan = plan_training_run(settings, as_of=DAY, params={}, trigger="bench")
-    continuous_training.save_training_set(settings, plan)
-    continuous_training.check_training_set(settings, plan)
-    trained = continuous_training.train(settings, plan, {"dag_id": "bench"})
+    steps.save_training_set(settings, plan)
+    steps.check_training_set(settings, plan)
+    trained = steps.train(settings, plan, {"dag_id": "bench"})
     registry.connect(settings).set_registered_model_alias(
         settings.model_name, registry.CHAMPION, str(trained["version"])
     )
@@ -146,7 +147,7 @@ def prepare(
 def import_task_libraries() -> None:
     """What a preloaded Airflow worker holds before it forks a task (not timed): the
     preloading executor's list, its caches warmed."""
-    from churnloop.airflow_executor import preload
+    from churnloop.orchestration.executor import preload
 
     preload()
 
@@ -162,8 +163,8 @@ def model_server(version: int) -> Iterator[str]:
     """
     import httpx
 
-    from churnloop.airflow_stack import free_port
-    from churnloop.model_server_process import running_model_server
+    from churnloop.demo.airflow_stack import free_port
+    from churnloop.serving.process import running_model_server
     from churnloop.settings import get_settings
 
     os.environ["CHURNLOOP_SERVING_PORT"] = str(free_port())
@@ -184,9 +185,9 @@ def materialize_stage(settings) -> str:
 def daily_stages(settings, clock: StageClock, day: dt.date) -> None:
     """customer_data's work for ``day``'s drops, each step timed."""
     from churnloop import schema
-    from churnloop.feature_store import apply_definitions, build_feature_partition, materialize_day
-    from churnloop.ingest import ingest_day
-    from churnloop.validation import validate_partition
+    from churnloop.features.store import apply_definitions, build_feature_partition, materialize_day
+    from churnloop.validation.ingest import ingest_day
+    from churnloop.validation.partition import validate_partition
 
     datasets = (schema.SNAPSHOTS, schema.LABELS)
     with clock.stage("ingest"):
@@ -208,21 +209,21 @@ def training_stages(settings, clock: StageClock, plan, *, force_reason: str) -> 
     A challenger the gate rejects is promoted with ``force_reason`` (the same code path),
     so that every run times a deployment.
     """
-    from churnloop import continuous_training
-    from churnloop.deployment import deploy
+    from churnloop.serving.deploy import deploy
+    from churnloop.training import steps
 
     with clock.stage("training set (Feast point-in-time)"):
-        continuous_training.save_training_set(settings, plan)
+        steps.save_training_set(settings, plan)
     with clock.stage("validate training set (GX)"):
-        continuous_training.check_training_set(settings, plan)
+        steps.check_training_set(settings, plan)
     with clock.stage("train + log (MLflow)"):
-        trained = continuous_training.train(settings, plan, {"dag_id": "bench"})
+        trained = steps.train(settings, plan, {"dag_id": "bench"})
     with clock.stage("evaluate"):
-        decision = continuous_training.evaluate(settings, plan, trained)
+        decision = steps.evaluate(settings, plan, trained)
     if not decision["blessed"]:
         plan = dataclasses.replace(plan, force_reason=force_reason)
     with clock.stage("promote (+ model card)"):
-        promotion = continuous_training.promote(settings, plan, trained, decision)
+        promotion = steps.promote(settings, plan, trained, decision)
     with clock.stage("deploy (reload, smoke, skew)"):
         deploy(settings, promotion["version"])
     return {**promotion, "blessed": decision["blessed"]}
@@ -244,7 +245,7 @@ def loop_run(
     import_task_libraries()
     from churnloop import registry
     from churnloop.settings import get_settings
-    from churnloop.training_plan import plan_training_run
+    from churnloop.training.plan import plan_training_run
 
     shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(prepared, home)
@@ -275,7 +276,8 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    from churnloop import features, schema
+    from churnloop import schema
+    from churnloop.features import definition
     from churnloop.settings import Settings
 
     def partition(dataset: str, day: dt.date) -> Path:
@@ -295,18 +297,19 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
         today = pd.read_parquet(landing / schema.SNAPSHOTS / f"dt={DAY}" / "data.parquet")
         new_labels = pd.read_parquet(landing / schema.LABELS / f"dt={DAY}" / "data.parquet")
         history = [
-            pd.read_parquet(partition(snapshots, d), columns=features.HISTORY_COLUMNS) for d in held
+            pd.read_parquet(partition(snapshots, d), columns=definition.HISTORY_COLUMNS)
+            for d in held
         ]
         window_features = pd.concat(
-            [pd.read_parquet(partition(features.DATASET, d)) for d in days], ignore_index=True
+            [pd.read_parquet(partition(definition.DATASET, d)) for d in days], ignore_index=True
         )
         matured = [pd.read_parquet(partition(labels, d)) for d in label_days if d < DAY]
         window_labels = pd.concat([*matured, new_labels], ignore_index=True)
     with clock.stage("build features"):
-        day_features = features.build_features(pd.concat([*history, today]), DAY)
+        day_features = definition.build_features(pd.concat([*history, today]), DAY)
         training = window_labels.merge(window_features, on=[schema.ENTITY, schema.TIMESTAMP])
     with clock.stage("fit"):
-        names = list(features.FEATURE_SCHEMA.names)
+        names = list(definition.FEATURE_SCHEMA.names)
         categorical = list(schema.CATEGORICAL)
         recent = training[schema.TIMESTAMP].dt.date > end - dt.timedelta(days=holdout_days)
         train, holdout = training[~recent], training[recent]
@@ -319,7 +322,7 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
                             ("numeric", "passthrough", [n for n in names if n not in categorical]),
                             (
                                 "categorical",
-                                OrdinalEncoder(  # as churnloop.training.build_pipeline
+                                OrdinalEncoder(  # as churnloop.training.challenger.build_pipeline
                                     handle_unknown="use_encoded_value",
                                     unknown_value=-1,
                                     encoded_missing_value=-1,

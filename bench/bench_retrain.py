@@ -3,7 +3,7 @@
 The state before the day: ``--customers`` (default 2,000, the demo's) simulated
 customers whose ages drift (``covariate_drift``, as in ``make demo``) from a few days
 after the champion's training run, and the demo's settings (30-day training window,
-``churnloop.demo.DEMO_SETTINGS``); validated snapshots, labels and features of the 60
+``churnloop.demo.run.DEMO_SETTINGS``); validated snapshots, labels and features of the 60
 days before, a ``@champion`` trained as of ``--champion-days`` days before the drift
 day (past the drift cooldown), and the model server, a process of its own as in
 production, serving it.
@@ -59,7 +59,7 @@ HISTORY_DAYS = 60
 
 
 def _environment(home: Path) -> dict[str, str]:
-    from churnloop.demo import DEMO_SETTINGS, DemoPlan
+    from churnloop.demo.run import DEMO_SETTINGS, DemoPlan
 
     return {
         **DEMO_SETTINGS,
@@ -72,7 +72,7 @@ def _environment(home: Path) -> dict[str, str]:
 
 
 def _scenario(champion_days: int):
-    from churnloop.simulation import Scenario
+    from churnloop.demo.simulation import Scenario
 
     drift_start = DRIFT_DAY - dt.timedelta(days=champion_days - 3)
     return Scenario("covariate_drift", drift_start=drift_start, ramp_days=3)
@@ -81,11 +81,12 @@ def _scenario(champion_days: int):
 def prepare(home: Path, customers: int, champion_days: int) -> None:
     """The lake, registry and Feast as the days before the drift day left them (not timed)."""
     os.environ.update(_environment(home))
-    from churnloop import continuous_training, registry, schema, storage
-    from churnloop.feature_store import apply_definitions, build_feature_partition
+    from churnloop import registry, schema, storage
+    from churnloop.demo.simulation import generate_labels, generate_snapshots, simulate
+    from churnloop.features.store import apply_definitions, build_feature_partition
     from churnloop.settings import get_settings
-    from churnloop.simulation import generate_labels, generate_snapshots, simulate
-    from churnloop.training_plan import plan_training_run
+    from churnloop.training import steps
+    from churnloop.training.plan import plan_training_run
 
     settings = get_settings()
     lake = storage.lake(settings)
@@ -107,9 +108,9 @@ def prepare(home: Path, customers: int, champion_days: int) -> None:
     as_of = DRIFT_DAY - dt.timedelta(days=champion_days)
     plan = plan_training_run(settings, as_of=as_of, params={}, trigger="bench")
     with contextlib.redirect_stdout(io.StringIO()):
-        continuous_training.save_training_set(settings, plan)
-        continuous_training.check_training_set(settings, plan)
-        trained = continuous_training.train(settings, plan, {"dag_id": "bench"})
+        steps.save_training_set(settings, plan)
+        steps.check_training_set(settings, plan)
+        trained = steps.train(settings, plan, {"dag_id": "bench"})
     registry.connect(settings).set_registered_model_alias(
         settings.model_name, registry.CHAMPION, str(trained["version"])
     )
@@ -131,8 +132,8 @@ def _wait_for_version(url: str, version: int, timeout: float = 120) -> None:
 
 def drift_to_serving(settings, clock: StageClock, url: str) -> dict:
     """The drift day's work from landing to the new champion serving, each step timed."""
-    from churnloop.drift_monitoring import check_day, suppression
-    from churnloop.training_plan import as_of_day, plan_training_run
+    from churnloop.monitoring.daily_check import check_day, suppression
+    from churnloop.training.plan import as_of_day, plan_training_run
 
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the task logs' prints

@@ -1,7 +1,7 @@
 """Latency and throughput of the model server, and of the same model under `mlflow models serve`.
 
 Set-up (in a temporary home): simulated snapshots of ``--customers`` customers over 8 days,
-their features, a model trained by ``churnloop.training`` with the default parameters
+their features, a model trained by ``churnloop.training.challenger`` with the default parameters
 (200 trees, 31 leaves), registered as ``@champion``; a Feast project of its own
 (``bench_<random>``) whose online store is the local Redis (127.0.0.1:6379), holding
 the last day. The Feast project's keys are removed at the end.
@@ -42,7 +42,7 @@ from typing import Any
 
 from harness import percentile, write_results
 
-from churnloop.airflow_stack import free_port
+from churnloop.demo.airflow_stack import free_port
 from churnloop.processes import process_stats, stop_process_group
 
 REDIS = "127.0.0.1:6379"
@@ -145,12 +145,13 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
     import pandas as pd
     import pyarrow as pa
 
-    from churnloop import feature_store, features, registry, storage
-    from churnloop.deployment import json_rows
+    from churnloop import registry, storage
+    from churnloop.demo.simulation import generate_labels, generate_snapshots
+    from churnloop.features import definition, store
     from churnloop.schema import ENTITY, TIMESTAMP
+    from churnloop.serving.deploy import json_rows
     from churnloop.settings import Settings
-    from churnloop.simulation import generate_labels, generate_snapshots
-    from churnloop.training import split_by_time, train_challenger
+    from churnloop.training.challenger import split_by_time, train_challenger
 
     environment = {
         "CHURNLOOP_HOME": str(home),
@@ -165,33 +166,33 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
     history = pd.concat([generate_snapshots(day, customers).to_pandas() for day in days])
     frames = []
     for day in days:
-        rows = features.build_features(history, day)
-        table = pa.Table.from_pandas(rows, schema=features.TABLE_SCHEMA, preserve_index=False)
-        lake.write_table(features.DATASET, day, table)
+        rows = definition.build_features(history, day)
+        table = pa.Table.from_pandas(rows, schema=definition.TABLE_SCHEMA, preserve_index=False)
+        lake.write_table(definition.DATASET, day, table)
         labels = generate_labels(day, customers).to_pandas()
         frames.append(rows.merge(labels, on=[ENTITY, TIMESTAMP]))
     train, holdout = split_by_time(pd.concat(frames, ignore_index=True), holdout_days=2)
-    names = list(features.FEATURE_SCHEMA.names)
+    names = list(definition.FEATURE_SCHEMA.names)
     trained = train_challenger(
         settings,
         train,
         holdout,
         feature_names=names,
-        feature_service=features.FEATURE_SERVICE,
+        feature_service=definition.FEATURE_SERVICE,
         lineage={"dag_id": "bench"},
     )
     registry.connect(settings).set_registered_model_alias(
         settings.model_name, registry.CHAMPION, str(trained.version)
     )
-    feature_store.apply_definitions(settings)
-    feature_store.materialize_day(settings, days[-1], overlap_days=0)
+    store.apply_definitions(settings)
+    store.materialize_day(settings, days[-1], overlap_days=0)
     last = frames[-1]
     rows = json_rows(last, names)
     return environment, last[ENTITY].tolist(), rows
 
 
 def remove_feast_project(environment: dict[str, str]) -> None:
-    from churnloop.feature_store import feature_store
+    from churnloop.features.store import feature_store
     from churnloop.settings import Settings
 
     os.environ.update(environment)

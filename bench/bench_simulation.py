@@ -31,8 +31,8 @@ import pyarrow as pa
 from harness import write_results
 
 from churnloop import schema
+from churnloop.demo.simulation import BASELINE, generate_labels, generate_snapshots, simulate
 from churnloop.settings import Settings
-from churnloop.simulation import BASELINE, generate_labels, generate_snapshots, simulate
 
 DAY = dt.date(2026, 3, 4)
 RUNS = 3

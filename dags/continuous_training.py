@@ -43,7 +43,7 @@ from airflow.sdk import (
     task,
 )
 
-from churnloop.airflow_env import FEAST_POOL
+from churnloop.orchestration.environment import FEAST_POOL
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
@@ -52,41 +52,56 @@ NO_RETRIES = {"retries": 0}
 
 PARAMS = {
     "training_window_days": Param(
-        SETTINGS.training_window_days, type="integer", minimum=2,
+        SETTINGS.training_window_days,
+        type="integer",
+        minimum=2,
         description="Days of labelled snapshots to train and evaluate on.",
     ),
     "holdout_days": Param(
-        SETTINGS.holdout_days, type="integer", minimum=1,
+        SETTINGS.holdout_days,
+        type="integer",
+        minimum=1,
         description="Latest days of the window held out to compare champion and challenger.",
     ),
     "min_roc_auc": Param(
-        SETTINGS.gate_min_roc_auc, type="number", minimum=0, maximum=1,
+        SETTINGS.gate_min_roc_auc,
+        type="number",
+        minimum=0,
+        maximum=1,
         description="Value threshold: the challenger's holdout ROC AUC must reach this.",
     ),
     "max_auc_drop_abs": Param(
-        SETTINGS.gate_max_auc_drop_abs, type=["null", "number"], minimum=0,
+        SETTINGS.gate_max_auc_drop_abs,
+        type=["null", "number"],
+        minimum=0,
         description="Change threshold: largest ROC AUC drop vs the champion (absolute).",
     ),
     "max_auc_drop_rel": Param(
-        SETTINGS.gate_max_auc_drop_rel, type=["null", "number"], minimum=0,
+        SETTINGS.gate_max_auc_drop_rel,
+        type=["null", "number"],
+        minimum=0,
         description="Change threshold: largest ROC AUC drop vs the champion (fraction).",
     ),
     "max_slice_drop": Param(
-        SETTINGS.gate_max_slice_drop, type=["null", "number"], minimum=0,
+        SETTINGS.gate_max_slice_drop,
+        type=["null", "number"],
+        minimum=0,
         description="Largest ROC AUC drop vs the champion on any plan or region slice.",
     ),
     "force_promote": Param(
-        False, type="boolean",
+        False,
+        type="boolean",
         description="Promote even if the gate rejects the challenger (needs a reason).",
     ),
     "reason": Param(
-        None, type=["null", "string"],  # "" with type string makes the UI form require it
+        None,
+        type=["null", "string"],  # "" with type string makes the UI form require it
         description="Why a person forces the promotion; recorded on the model version.",
     ),
     "dry_run": Param(
         False, type="boolean", description="Train and evaluate, but promote and deploy nothing."
     ),
-}  # fmt: skip
+}
 
 
 @dag(
@@ -107,8 +122,8 @@ PARAMS = {
 def continuous_training():
     @task(doc_md="Resolve Params, as-of day, training window and consumed drift events.")
     def plan() -> dict:
-        from churnloop.task_support import data_errors_fail_fast
-        from churnloop.training_plan import as_of_day, drift_events_from, plan_training_run
+        from churnloop.orchestration.task_support import data_errors_fail_fast
+        from churnloop.training.plan import as_of_day, drift_events_from, plan_training_run
 
         context = get_current_context()
         events = drift_events_from(context.get("triggering_asset_events"))
@@ -116,23 +131,29 @@ def continuous_training():
         trigger = "drift" if events else context["dag_run"].run_type
         with data_errors_fail_fast():
             planned = plan_training_run(
-                get_settings(), as_of=as_of, params=context["params"], trigger=str(trigger),
+                get_settings(),
+                as_of=as_of,
+                params=context["params"],
+                trigger=str(trigger),
                 drift_events=events,
-            )  # fmt: skip
+            )
         print(planned.describe())
         return planned.to_dict()
 
-    @task(doc_md="Point-in-time training set from Feast, saved to the lake.",
-          pool=FEAST_POOL, pool_slots=1)  # fmt: skip
+    @task(
+        doc_md="Point-in-time training set from Feast, saved to the lake.",
+        pool=FEAST_POOL,
+        pool_slots=1,
+    )
     def build_training_set(planned: dict) -> str:
-        from churnloop.continuous_training import save_training_set
+        from churnloop.training.steps import save_training_set
 
         return save_training_set(get_settings(), _plan(planned))
 
     @task(doc_md="Great Expectations suite `training_set`; a failure stops the run.", **NO_RETRIES)
     def validate_training_set(planned: dict, training_set_uri: str) -> str:
-        from churnloop.continuous_training import check_training_set
-        from churnloop.task_support import data_errors_fail_fast, publish_report_link
+        from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
+        from churnloop.training.steps import check_training_set
 
         with data_errors_fail_fast():
             report = check_training_set(get_settings(), _plan(planned))
@@ -141,8 +162,8 @@ def continuous_training():
 
     @task(doc_md="Fit the challenger; log to MLflow; register it as `@challenger`.")
     def train_challenger(planned: dict, training_set_uri: str) -> dict:
-        from churnloop.continuous_training import train
-        from churnloop.task_support import data_errors_fail_fast
+        from churnloop.orchestration.task_support import data_errors_fail_fast
+        from churnloop.training.steps import train
 
         context = get_current_context()
         lineage = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
@@ -151,13 +172,13 @@ def continuous_training():
 
     @task(doc_md="Champion vs challenger on the same holdout; decision tagged on the version.")
     def evaluate_challenger(planned: dict, trained: dict) -> dict:
-        from churnloop.continuous_training import evaluate
+        from churnloop.training.steps import evaluate
 
         return evaluate(get_settings(), _plan(planned), trained)
 
     @task(doc_md="Move `@champion` if blessed (or forced); never in a dry run or a stale run.")
     def promote_challenger(planned: dict, trained: dict, decision: dict) -> dict:
-        from churnloop.continuous_training import promote
+        from churnloop.training.steps import promote
 
         return promote(get_settings(), _plan(planned), trained, decision)
 
@@ -165,8 +186,8 @@ def continuous_training():
     def deploy_champion(promotion: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from churnloop.deployment import deploy
-        from churnloop.task_support import data_errors_fail_fast
+        from churnloop.orchestration.task_support import data_errors_fail_fast
+        from churnloop.serving.deploy import deploy
 
         if not promotion["promoted"]:
             raise AirflowSkipException(f"nothing to deploy: {promotion['reason']}")
@@ -181,7 +202,7 @@ def continuous_training():
 
 
 def _plan(planned: dict):
-    from churnloop.training_plan import TrainingPlan
+    from churnloop.training.plan import TrainingPlan
 
     return TrainingPlan.from_dict(planned)
 

@@ -35,7 +35,7 @@ import datetime as dt
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
-from churnloop.airflow_env import FEAST_POOL
+from churnloop.orchestration.environment import FEAST_POOL
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
@@ -55,8 +55,10 @@ NO_RETRIES = {"retries": 0}
     doc_md=__doc__,
 )
 def customer_data():
-    @task(doc_md="Stage the day's snapshot drop in `raw/` (schema-coerced). Fails at once "
-          "on a missing, empty or corrupt drop; retries on storage errors.")
+    @task(
+        doc_md="Stage the day's snapshot drop in `raw/` (schema-coerced). Fails at once "
+        "on a missing, empty or corrupt drop; retries on storage errors."
+    )
     def ingest_snapshots(ds: str | None = None) -> dict:
         return _ingest("customer_snapshots", ds)
 
@@ -64,9 +66,11 @@ def customer_data():
     def ingest_labels(ds: str | None = None) -> dict:
         return _ingest("churn_labels", ds)
 
-    @task(doc_md="Great Expectations suite `customer_snapshots`. Failing data goes to "
-          "`quarantine/` with its result; the **Report** link opens its Data Docs.",
-          **NO_RETRIES)
+    @task(
+        doc_md="Great Expectations suite `customer_snapshots`. Failing data goes to "
+        "`quarantine/` with its result; the **Report** link opens its Data Docs.",
+        **NO_RETRIES,
+    )
     def validate_snapshots(staged: dict) -> dict:
         return _validate(staged)
 
@@ -74,27 +78,35 @@ def customer_data():
     def validate_labels(staged: dict) -> dict:
         return _validate(staged)
 
-    @task(doc_md="The day's features from validated snapshots (rolling 7/30/90-day "
-          "aggregates, ratios, recency), written to the Feast offline source.")
+    @task(
+        doc_md="The day's features from validated snapshots (rolling 7/30/90-day "
+        "aggregates, ratios, recency), written to the Feast offline source."
+    )
     def build_features(validated: dict) -> str:
-        from churnloop.feature_store import build_feature_partition
-        from churnloop.task_support import data_errors_fail_fast
+        from churnloop.features.store import build_feature_partition
+        from churnloop.orchestration.task_support import data_errors_fail_fast
 
         with data_errors_fail_fast():
             return build_feature_partition(get_settings(), dt.date.fromisoformat(validated["day"]))
 
-    @task(doc_md="Register the Feast definitions and write the day (with a small overlap for "
-          "late rows) to the online store.", pool=FEAST_POOL, outlets=[CUSTOMER_FEATURES])
+    @task(
+        doc_md="Register the Feast definitions and write the day (with a small overlap for "
+        "late rows) to the online store.",
+        pool=FEAST_POOL,
+        outlets=[CUSTOMER_FEATURES],
+    )
     def materialize_features(ds: str | None = None) -> dict:
-        from churnloop.feature_store import apply_definitions, materialize_day
-        from churnloop.task_support import data_errors_fail_fast
+        from churnloop.features.store import apply_definitions, materialize_day
+        from churnloop.orchestration.task_support import data_errors_fail_fast
 
         settings = get_settings()
         with data_errors_fail_fast():
             apply_definitions(settings)
             stats = materialize_day(settings, dt.date.fromisoformat(ds))
-        print(f"materialized {stats.rows_written:,} rows of {stats.days} "
-              f"({stats.rows_per_second:,.0f} rows/s)")  # fmt: skip
+        print(
+            f"materialized {stats.rows_written:,} rows of {stats.days} "
+            f"({stats.rows_per_second:,.0f} rows/s)"
+        )
         return stats.as_dict()
 
     features = build_features(validate_snapshots(ingest_snapshots()))
@@ -105,16 +117,16 @@ def customer_data():
 def _ingest(dataset: str, ds: str) -> dict:
     from dataclasses import asdict
 
-    from churnloop.ingest import ingest_day
-    from churnloop.task_support import data_errors_fail_fast
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+    from churnloop.validation.ingest import ingest_day
 
     with data_errors_fail_fast():
         return asdict(ingest_day(get_settings(), dataset, dt.date.fromisoformat(ds)))
 
 
 def _validate(staged: dict) -> dict:
-    from churnloop.task_support import data_errors_fail_fast, publish_report_link
-    from churnloop.validation import validate_partition
+    from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
+    from churnloop.validation.partition import validate_partition
 
     with data_errors_fail_fast():
         outcome = validate_partition(

@@ -42,13 +42,15 @@ CHURN_DRIFT = Asset("churn_drift")
     doc_md=__doc__,
 )
 def drift_report():
-    @task(doc_md="Drift of the day vs the champion's reference; saves the Evidently report "
-          "and decides whether it may trigger retraining (deduplication).")
+    @task(
+        doc_md="Drift of the day vs the champion's reference; saves the Evidently report "
+        "and decides whether it may trigger retraining (deduplication)."
+    )
     def check_drift(ds: str | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from churnloop.drift_monitoring import check_day, suppression
-        from churnloop.task_support import data_errors_fail_fast, publish_report_link
+        from churnloop.monitoring.daily_check import check_day, suppression
+        from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
 
         settings = get_settings()
         with data_errors_fail_fast():
@@ -71,8 +73,9 @@ def drift_report():
             raise AirflowSkipException(f"churn_drift not emitted: {report['suppressed']}")
         context = get_current_context()
         extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report")}
-        extra["scores"] = {column: round(report["scores"][column], 4)
-                           for column in report["drifted_columns"]}  # fmt: skip
+        extra["scores"] = {
+            column: round(report["scores"][column], 4) for column in report["drifted_columns"]
+        }
         context["outlet_events"][CHURN_DRIFT].extra = extra
         print(f"churn_drift emitted for {report['day']}: {'; '.join(report['reasons'])}")
         return extra

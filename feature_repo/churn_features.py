@@ -1,17 +1,17 @@
 """Feast definitions of the churn model's features: entity, source, view, service.
 
-The features themselves are computed by ``churnloop.features`` into daily partitions
+The features themselves are computed by ``churnloop.features.definition`` into daily partitions
 of the lake (``features/customer_features/dt=YYYY-MM-DD/``); this file only declares
-them to Feast. The field list is generated from ``churnloop.features.FEATURE_SCHEMA``
+them to Feast. The field list is generated from ``churnloop.features.definition.FEATURE_SCHEMA``
 so the declared schema cannot drift from what the build writes.
 
 Where the source lives depends on the settings profile (a lake folder, or S3), so the
 objects are built by ``definitions(settings)``; ``feast apply`` run in this folder
 picks up the module-level objects, built from the environment's settings, and
-``churnloop.feature_store.apply_definitions`` calls ``definitions`` directly.
+``churnloop.features.store.apply_definitions`` calls ``definitions`` directly.
 
 A model version records the FeatureService it was trained on; a changed feature set
-gets a new service name (``churnloop.features.FEATURE_SERVICE``).
+gets a new service name (``churnloop.features.definition.FEATURE_SERVICE``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.data_format import ParquetFormat
 from feast.types import Float64, Int32, Int64, PrimitiveFeastType, String
 
-from churnloop import features
-from churnloop.features import DATASET, FEATURE_SERVICE, FEATURE_VIEW
+from churnloop.features import definition
+from churnloop.features.definition import DATASET, FEATURE_SERVICE, FEATURE_VIEW
 from churnloop.schema import ENTITY, TIMESTAMP
 from churnloop.settings import Settings, get_settings
 from churnloop.storage import lake
@@ -51,7 +51,7 @@ def definitions(settings: Settings) -> tuple[Entity, FileSource, FeatureView, Fe
         file_format=ParquetFormat(),
         timestamp_field=TIMESTAMP,
         s3_endpoint_override=settings.s3_endpoint_url,
-        description="Daily partitions written by churnloop.feature_store.build_feature_partition.",
+        description="Daily partitions written by churnloop.features.store.build_feature_partition.",
     )
     view = FeatureView(
         name=FEATURE_VIEW,
@@ -60,7 +60,7 @@ def definitions(settings: Settings) -> tuple[Entity, FileSource, FeatureView, Fe
         schema=[Field(name=ENTITY, dtype=Int64)]
         + [
             Field(name=field.name, dtype=_FEAST_TYPES[field.type])
-            for field in features.FEATURE_SCHEMA
+            for field in definition.FEATURE_SCHEMA
         ],
         source=source,
         online=True,

@@ -13,8 +13,8 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
 from churnloop.links import PLUGIN_MOUNT
-from churnloop.report_server import create_app
-from churnloop.task_support import REPORT_LINK_KEY
+from churnloop.orchestration.report_app import create_app
+from churnloop.orchestration.task_support import REPORT_LINK_KEY
 
 
 class ReportLink(BaseOperatorLink):

@@ -20,7 +20,10 @@ from pathlib import Path
 # model server app the tests start in this process (their counts would add up).
 import prometheus_client  # noqa: F401
 import pytest
-from service_support import (
+
+from churnloop.orchestration.environment import airflow_environment, prepare_airflow
+from churnloop.settings import Settings, get_settings
+from tests.service_support import (
     REDIS,
     S3_ACCESS_KEY,
     S3_BUCKET,
@@ -32,9 +35,6 @@ from service_support import (
     seaweed_s3,
     service_missing,
 )
-
-from churnloop.airflow_env import airflow_environment, prepare_airflow
-from churnloop.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="churnloop-tests-"))

@@ -8,8 +8,9 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 
-from churnloop import features, schema, storage
-from churnloop.simulation import Scenario, generate_labels, generate_snapshots
+from churnloop import schema, storage
+from churnloop.demo.simulation import Scenario, generate_labels, generate_snapshots
+from churnloop.features import definition
 
 START = dt.date(2026, 1, 1)
 CUSTOMERS = 400
@@ -32,7 +33,7 @@ def publish_days(
     their snapshot; ``labels_through`` leaves out those arriving later (days the test
     lets customer_data process itself).
     """
-    from churnloop.feature_store import apply_definitions
+    from churnloop.features.store import apply_definitions
 
     lake = storage.lake(settings)
     snapshot_days = [start + dt.timedelta(days=offset) for offset in range(days)]
@@ -47,7 +48,7 @@ def publish_days(
             lake.write_table(schema.validated_dataset(schema.LABELS), arrival, labels)
     frame = pd.concat(history, ignore_index=True)
     for day in snapshot_days:
-        rows = features.build_features(frame, day)
-        table = pa.Table.from_pandas(rows, schema=features.TABLE_SCHEMA, preserve_index=False)
-        lake.write_table(features.DATASET, day, table)
+        rows = definition.build_features(frame, day)
+        table = pa.Table.from_pandas(rows, schema=definition.TABLE_SCHEMA, preserve_index=False)
+        lake.write_table(definition.DATASET, day, table)
     apply_definitions(settings)

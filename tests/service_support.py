@@ -84,8 +84,17 @@ def redis_server(port: int | None = None) -> Iterator[str]:
     if binary is None:
         service_missing("Redis", "the `redis-server` binary is not installed")
     port = port or free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no"]  # fmt: skip
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -120,12 +129,23 @@ def seaweed_s3(workdir: Path) -> Iterator[str]:
         ports_file.write_text(json.dumps([free_port() for _ in range(4)]))
     master, volume, filer, s3_port = json.loads(ports_file.read_text())
     command = [
-        weed, "server", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        "-s3", f"-s3.port={s3_port}", f"-s3.config={config}", "-master.volumeSizeLimitMB=64",
-        "-volume.max=0", "-master.resumeState=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogs on fixed ports 8181, 9101
-    ]  # fmt: skip
+        weed,
+        "server",
+        f"-dir={workdir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-s3",
+        f"-s3.port={s3_port}",
+        f"-s3.config={config}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
+        "-master.resumeState=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",  # catalogs on fixed ports 8181, 9101
+    ]
     log = (workdir / "weed.log").open("a")
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -188,10 +208,22 @@ def mlflow_tracking_server(
     """
     port = port or free_port()
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", backend_store_uri,
-        "--default-artifact-root", artifact_root, "--no-serve-artifacts", "--workers", "1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_store_uri,
+        "--default-artifact-root",
+        artifact_root,
+        "--no-serve-artifacts",
+        "--workers",
+        "1",
+    ]
     jobs_off = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # eight processes nothing uses
     environment = {**os.environ, **jobs_off, **(environment or {})}
     with log_path.open("a") as log:

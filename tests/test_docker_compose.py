@@ -226,7 +226,7 @@ def test_airflow_runs_celery_on_postgres_and_redis(compose: dict[str, Any]) -> N
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
     assert urlparse(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
     module, _, name = env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
-    assert module == "churnloop.celery_config" and name == "CELERY_CONFIG"
+    assert module == "churnloop.orchestration.celery_config" and name == "CELERY_CONFIG"
     assert isinstance(getattr(importlib.import_module(module), name), dict)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         "http://airflow-apiserver:8080/execution/"

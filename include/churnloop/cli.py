@@ -12,7 +12,7 @@ from churnloop.settings import get_settings
 
 def _airflow_env(args: argparse.Namespace) -> int:
     """Print ``export`` lines for the embedded Airflow (used by ``make airflow``)."""
-    from churnloop.airflow_env import airflow_environment
+    from churnloop.orchestration.environment import airflow_environment
 
     for name, value in airflow_environment(get_settings()).items():
         print(f"export {name}={shlex.quote(value)}")
@@ -21,7 +21,7 @@ def _airflow_env(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Run the model server (uvicorn) on serving_host:serving_port until interrupted."""
-    from churnloop.serving import run_server
+    from churnloop.serving.app import run_server
 
     run_server(get_settings())
     return 0
@@ -29,7 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _feast_yaml(args: argparse.Namespace) -> int:
     """Render feature_repo/feature_store.yaml for the ``feast`` CLI and UI."""
-    from churnloop.feature_store import write_feature_store_yaml
+    from churnloop.features.store import write_feature_store_yaml
 
     print(write_feature_store_yaml(get_settings()))
     return 0
@@ -37,7 +37,7 @@ def _feast_yaml(args: argparse.Namespace) -> int:
 
 def _feast_apply(args: argparse.Namespace) -> int:
     """Register the Feast definitions of feature_repo/ (idempotent)."""
-    from churnloop.feature_store import apply_definitions
+    from churnloop.features.store import apply_definitions
 
     apply_definitions(get_settings())
     return 0
@@ -45,7 +45,7 @@ def _feast_apply(args: argparse.Namespace) -> int:
 
 def _build_features(args: argparse.Namespace) -> int:
     """Build one day's feature partition from the validated snapshots."""
-    from churnloop.feature_store import build_feature_partition
+    from churnloop.features.store import build_feature_partition
 
     print(build_feature_partition(get_settings(), args.day))
     return 0
@@ -53,7 +53,7 @@ def _build_features(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace) -> int:
     """Write one day's features (and the overlap before it) to the online store."""
-    from churnloop.feature_store import materialize_day
+    from churnloop.features.store import materialize_day
 
     print(materialize_day(get_settings(), args.day, args.overlap_days))
     return 0
@@ -63,9 +63,9 @@ def _drift_report(args: argparse.Namespace) -> int:
     """Compare two Parquet files, save the day's drift report, print the verdict and link."""
     import pandas as pd
 
-    from churnloop.drift import compute_drift
-    from churnloop.drift_report import build_report, save_report
     from churnloop.links import report_url
+    from churnloop.monitoring.effect_sizes import compute_drift
+    from churnloop.monitoring.report import build_report, save_report
 
     settings = get_settings()
     reference, current = pd.read_parquet(args.reference), pd.read_parquet(args.current)
@@ -80,7 +80,7 @@ def _drift_report(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace) -> int:
     """Stage one day's landing drop in raw/ (schema-coerced), as the ingest task does."""
-    from churnloop.ingest import ingest_day
+    from churnloop.validation.ingest import ingest_day
 
     result = ingest_day(get_settings(), args.dataset, args.day)
     print(f"{result.rows} rows staged at {result.staged_uri}")
@@ -91,7 +91,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     """Validate one day's raw partition: publish it to validated/ or quarantine it."""
-    from churnloop.validation import validate_partition
+    from churnloop.validation.partition import validate_partition
 
     outcome = validate_partition(get_settings(), args.dataset, args.day)
     print(f"{outcome.rows} rows passed, published to {outcome.uri}")
@@ -101,7 +101,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _validation_setup(args: argparse.Namespace) -> int:
     """Give every GX suite its asset, validation definition and checkpoint (idempotent)."""
-    from churnloop.validation_setup import setup_gx_project
+    from churnloop.validation.project import setup_gx_project
 
     added = setup_gx_project(get_settings())
     print("\n".join(f"added {what}" for what in added) or "nothing to add")
@@ -148,7 +148,7 @@ def _breakage(text: str) -> tuple[dt.date, str]:
 
 def _simulate(args: argparse.Namespace) -> int:
     """Write demo snapshot and label drops to the landing zone; progress goes to stderr."""
-    from churnloop.simulation import InvalidSimulation, Scenario, simulate
+    from churnloop.demo.simulation import InvalidSimulation, Scenario, simulate
 
     breaks = dict(args.breaks)
     if len(breaks) < len(args.breaks):
@@ -171,7 +171,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _airflow_setup(args: argparse.Namespace) -> int:
     """Migrate the embedded Airflow DB and create the pools the DAGs use."""
-    from churnloop.airflow_env import prepare_airflow
+    from churnloop.orchestration.environment import prepare_airflow
 
     prepare_airflow(get_settings(), sys.stdout)
     return 0
@@ -179,7 +179,7 @@ def _airflow_setup(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Simulate, run the DAGs on the embedded default, print what happened and where to look."""
-    from churnloop.demo import DemoPlan, render_summary, run_demo
+    from churnloop.demo.run import DemoPlan, render_summary, run_demo
 
     summary = run_demo(DemoPlan(days=args.days, customers=args.customers))
     print(render_summary(summary))
@@ -241,11 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     drift.set_defaults(handler=_drift_report)
 
     day_steps = (
-        ("ingest", "stage a day's landing drop in raw/ (fails on a missing, empty or corrupt "
-         "drop)", _ingest),
-        ("validate", "validate a day's raw partition (pass: to validated/, fail: to "
-         "quarantine/)", _validate),
-    )  # fmt: skip
+        (
+            "ingest",
+            "stage a day's landing drop in raw/ (fails on a missing, empty or corrupt drop)",
+            _ingest,
+        ),
+        (
+            "validate",
+            "validate a day's raw partition (pass: to validated/, fail: to quarantine/)",
+            _validate,
+        ),
+    )
     for name, help_text, handler in day_steps:
         step = commands.add_parser(name, help=help_text)
         step.add_argument("dataset", help="customer_snapshots or churn_labels")
@@ -311,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command; bad input ends with its message and exit code 2 (1: quarantined, or
     the demo's Airflow failed: the message says where its logs are)."""
-    from churnloop.airflow_stack import AirflowStackError
+    from churnloop.demo.airflow_stack import AirflowStackError
     from churnloop.errors import DataError, DataValidationError
 
     args = build_parser().parse_args(argv)

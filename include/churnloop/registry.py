@@ -33,7 +33,7 @@ from churnloop.settings import Settings
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-    from churnloop.evaluation import Decision
+    from churnloop.training.gate import Decision
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -176,7 +176,7 @@ def record_decision(settings: Settings, version: int, decision: Decision) -> Non
 
 def recorded_decision(settings: Settings, version: int) -> Decision | None:
     """The decision `record_decision` stored for a version, or None if it was never judged."""
-    from churnloop.evaluation import Decision
+    from churnloop.training.gate import Decision
 
     client = connect(settings)
     run_id = model_version(settings, version).run_id

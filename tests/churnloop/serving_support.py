@@ -26,19 +26,20 @@ import mlflow
 import pandas as pd
 import pyarrow as pa
 import pytest
-from training_support import LINEAGE, with_empty_mlflow
 
-from churnloop import features, registry, storage
+from churnloop import registry, storage
+from churnloop.demo.simulation import generate_labels, generate_snapshots
+from churnloop.features import definition
 from churnloop.schema import ENTITY, TIMESTAMP
 from churnloop.settings import Settings
-from churnloop.simulation import generate_labels, generate_snapshots
-from churnloop.training import build_pipeline, split_by_time, train_challenger
+from churnloop.training.challenger import build_pipeline, split_by_time, train_challenger
+from tests.churnloop.training_support import LINEAGE, with_empty_mlflow
 
 FIRST_DAY = dt.date(2026, 3, 1)
 DAYS = 6
 CUSTOMERS = 300
 LAST_DAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)
-FEATURES = list(features.FEATURE_SCHEMA.names)
+FEATURES = list(definition.FEATURE_SCHEMA.names)
 PARAMS = {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 20, "n_jobs": 1}
 GOOD, OTHER, CORRUPT, UNFITTED = 1, 2, 3, 4
 
@@ -50,9 +51,9 @@ def labelled_features(settings: Settings) -> pd.DataFrame:
     history = pd.concat([generate_snapshots(day, CUSTOMERS).to_pandas() for day in days])
     frames = []
     for day in days:
-        rows = features.build_features(history, day)
-        table = pa.Table.from_pandas(rows, schema=features.TABLE_SCHEMA, preserve_index=False)
-        lake.write_table(features.DATASET, day, table)
+        rows = definition.build_features(history, day)
+        table = pa.Table.from_pandas(rows, schema=definition.TABLE_SCHEMA, preserve_index=False)
+        lake.write_table(definition.DATASET, day, table)
         labels = generate_labels(day, CUSTOMERS).to_pandas()
         frames.append(rows.merge(labels, on=[ENTITY, TIMESTAMP], validate="one_to_one"))
     return pd.concat(frames, ignore_index=True)
@@ -65,7 +66,7 @@ def _train(settings: Settings, frame: pd.DataFrame, n_estimators: int) -> int:
         train,
         holdout,
         feature_names=FEATURES,
-        feature_service=features.FEATURE_SERVICE,
+        feature_service=definition.FEATURE_SERVICE,
         lineage=LINEAGE,
         params={**PARAMS, "n_estimators": n_estimators},
     )

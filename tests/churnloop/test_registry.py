@@ -6,14 +6,19 @@ import uuid
 import mlflow
 import numpy as np
 import pytest
-from training_support import FEATURES, labelled_days, register_challenger, with_empty_mlflow
 
 from churnloop import cli, registry
 from churnloop.errors import DataError
-from churnloop.evaluation import GateConfig, evaluate
 from churnloop.schema import LABEL
 from churnloop.settings import get_settings
-from churnloop.training import reference_data
+from churnloop.training.challenger import reference_data
+from churnloop.training.gate import GateConfig, evaluate
+from tests.churnloop.training_support import (
+    FEATURES,
+    labelled_days,
+    register_challenger,
+    with_empty_mlflow,
+)
 
 OLDER_START, NEWER_START = dt.date(2026, 1, 1), dt.date(2026, 1, 9)
 # Lenient on purpose: these tests are about what promotion does with a decision.
@@ -233,9 +238,12 @@ def test_production_registry_on_postgres_and_s3(production_settings, mlflow_serv
     trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 2, 1), 8, 300))
     decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
     promoted = registry.promote(
-        settings, trained.version, decision=decision, logical_date=dt.date(2026, 3, 20),
+        settings,
+        trained.version,
+        decision=decision,
+        logical_date=dt.date(2026, 3, 20),
         force_reason=None if decision.blessed else "production-profile test",
-    )  # fmt: skip
+    )
 
     assert promoted.promoted and registry.aliases(settings)[registry.CHAMPION] == trained.version
     artifact_uri = registry.connect(settings).get_run(trained.run_id).info.artifact_uri

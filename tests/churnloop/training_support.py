@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from churnloop.demo.simulation import generate_labels, generate_snapshots
 from churnloop.schema import CATEGORICAL, ENTITY, NUMERIC, TIMESTAMP
 from churnloop.settings import Settings
-from churnloop.simulation import generate_labels, generate_snapshots
-from churnloop.training import TrainedModel, split_by_time, train_challenger
+from churnloop.training.challenger import TrainedModel, split_by_time, train_challenger
 
 FEATURES = [*NUMERIC, *CATEGORICAL]
 FEATURE_SERVICE = "churn_model_v1"

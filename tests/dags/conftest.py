@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from loop_support import FAST_MODEL
+
+from tests.loop_support import FAST_MODEL
 
 TOKEN = "deploy-test-token"
 
@@ -17,7 +18,7 @@ def fast_models(monkeypatch):
 @pytest.fixture
 def served(settings, monkeypatch):
     """A model server on a free port, following the registry of this test's home."""
-    from churnloop.serving import create_app, serve_in_background
+    from churnloop.serving.app import create_app, serve_in_background
     from churnloop.settings import get_settings
 
     monkeypatch.setenv("CHURNLOOP_SERVING_ADMIN_TOKEN", TOKEN)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from loop_support import START, publish_days
 
 from churnloop import registry
-from churnloop.simulation import Scenario
+from churnloop.demo.simulation import Scenario
+from tests.loop_support import START, publish_days
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -29,8 +29,15 @@ def dag(airflow_db, settings):
 def run(dag, as_of: dt.date, **params):
     """One run as of ``as_of``; every Param is given, since dag.test keeps a run's conf."""
     logical = dt.datetime.combine(as_of, dt.time(3), tzinfo=dt.UTC)
-    conf = {"training_window_days": 10, "holdout_days": 3, "dry_run": False,
-            "force_promote": False, "reason": "", "min_roc_auc": 0.65, **params}  # fmt: skip
+    conf = {
+        "training_window_days": 10,
+        "holdout_days": 3,
+        "dry_run": False,
+        "force_promote": False,
+        "reason": "",
+        "min_roc_auc": 0.65,
+        **params,
+    }
     result = dag.test(logical_date=logical, run_conf=conf)
     return {ti.task_id: ti.state for ti in result.get_task_instances()}
 
@@ -68,11 +75,17 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
         assert httpx.get(f"{served}/model").json()["version"] == 2
     else:
         assert champion == 1 and states["deploy_champion"] == "skipped"
-        assert any(value.startswith("failed") for key, value in v2.tags.items()
-                   if key.startswith("gate."))  # fmt: skip
+        assert any(
+            value.startswith("failed") for key, value in v2.tags.items() if key.startswith("gate.")
+        )
 
-    forced = run(dag, second_as_of + dt.timedelta(days=1), min_roc_auc=0.999,
-                 force_promote=True, reason="test: force v3 past a gate it fails")  # fmt: skip
+    forced = run(
+        dag,
+        second_as_of + dt.timedelta(days=1),
+        min_roc_auc=0.999,
+        force_promote=True,
+        reason="test: force v3 past a gate it fails",
+    )
     assert forced["deploy_champion"] == "success"
     assert int(registry.champion_version(current).version) == 3
     v3 = registry.model_version(current, 3)

@@ -7,8 +7,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from churnloop import features, schema, storage
-from churnloop.simulation import Scenario, simulate
+from churnloop import schema, storage
+from churnloop.demo.simulation import Scenario, simulate
+from churnloop.features import definition
 
 pytestmark = pytest.mark.airflow
 
@@ -50,10 +51,10 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     first = read(settings, validated, START)
     assert first.num_rows == CUSTOMERS
 
-    assert lake.partitions(features.DATASET) == [START, START + dt.timedelta(days=1)]
+    assert lake.partitions(definition.DATASET) == [START, START + dt.timedelta(days=1)]
     emitted = _customer_features_events() - events_before
     assert emitted == 2, "each published day emits customer_features"
-    from churnloop.feature_store import online_features
+    from churnloop.features.store import online_features
 
     online = online_features(settings, [1, 2])
     assert len(online) == 2 and online["plan"].notna().all(), "materialized to the online store"
@@ -61,7 +62,7 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     assert set(run_day(dag, START).values()) == {"success"}
     assert read(settings, validated, START).equals(first)
     assert len(list(lake.list_files(f"{validated}/dt={START}"))) == 1, "re-run duplicated"
-    assert read(settings, features.DATASET, START).num_rows == CUSTOMERS
+    assert read(settings, definition.DATASET, START).num_rows == CUSTOMERS
 
 
 def _customer_features_events() -> int:
@@ -79,8 +80,15 @@ def _customer_features_events() -> int:
         return session.scalar(query)
 
 
-VALIDATION_BREAKS = ["renamed_column", "missing_column", "extra_column", "wrong_type",
-                     "null_keys", "out_of_range", "duplicate_rows"]  # fmt: skip
+VALIDATION_BREAKS = [
+    "renamed_column",
+    "missing_column",
+    "extra_column",
+    "wrong_type",
+    "null_keys",
+    "out_of_range",
+    "duplicate_rows",
+]
 INGEST_BREAKS = {
     "empty_file": "is empty (0 rows)",
     "corrupt_file": "is corrupt",
@@ -102,7 +110,7 @@ def test_broken_drop_is_quarantined_and_stops_the_day(dag, settings, kind, capfd
     assert states["build_features"] == states["materialize_features"] == "upstream_failed"
     lake = storage.lake(settings)
     assert lake.partitions(schema.validated_dataset(schema.SNAPSHOTS)) == []
-    assert lake.partitions(features.DATASET) == [], "quarantined data reached features"
+    assert lake.partitions(definition.DATASET) == [], "quarantined data reached features"
     quarantined = read(settings, schema.quarantine_dataset(schema.SNAPSHOTS), START)
     assert quarantined.num_rows == rows_in, "rows in = rows validated + rows quarantined"
     quarantine_dir = f"{schema.quarantine_dataset(schema.SNAPSHOTS)}/dt={START}"

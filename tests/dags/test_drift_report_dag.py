@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from loop_support import START, publish_days
 
 from churnloop import storage
-from churnloop.simulation import Scenario
+from churnloop.demo.simulation import Scenario
+from tests.loop_support import START, publish_days
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -31,8 +31,9 @@ def run(dag, day: dt.date, hour: int = 0, **conf):
     return {ti.task_id: ti for ti in result.get_task_instances()}
 
 
-def test_baseline_is_quiet_drift_triggers_once_then_cooldown(airflow_db, settings, served,
-                                                             monkeypatch):  # fmt: skip
+def test_baseline_is_quiet_drift_triggers_once_then_cooldown(
+    airflow_db, settings, served, monkeypatch
+):
     monkeypatch.setenv("CHURNLOOP_DRIFT_COOLDOWN_DAYS", "3")
     publish_days(settings, COVARIATE_DRIFT, days=50)
     training, drift = load(settings, "continuous_training"), load(settings, "drift_report")

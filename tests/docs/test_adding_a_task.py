@@ -22,12 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from churnloop import cli, evaluation, features, schema
-from churnloop.evaluation import FAILED, PASSED, SKIPPED, classification_metrics, score
+from churnloop import cli, schema
+from churnloop.demo.simulation import generate_labels, generate_snapshots
+from churnloop.features import definition
 from churnloop.settings import get_settings
-from churnloop.simulation import generate_labels, generate_snapshots
 from churnloop.storage import lake
-from churnloop.training import fit_pipeline, split_by_time
+from churnloop.training import gate
+from churnloop.training.challenger import fit_pipeline, split_by_time
+from churnloop.training.gate import FAILED, PASSED, SKIPPED, classification_metrics, score
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "adding-a-task.md"
@@ -98,22 +100,28 @@ def test_the_training_set_suite_follows_feature_schema_as_the_guide_says():
     suite = json.loads((REPO / "great_expectations/expectations/training_sets.json").read_text())
     ordered, not_null = training_set_columns(suite)
 
-    assert ordered == [schema.ENTITY, schema.TIMESTAMP, *features.FEATURE_SCHEMA.names,
-                       schema.LABEL]  # fmt: skip
-    assert set(features.FEATURE_SCHEMA.names) <= not_null
+    assert ordered == [
+        schema.ENTITY,
+        schema.TIMESTAMP,
+        *definition.FEATURE_SCHEMA.names,
+        schema.LABEL,
+    ]
+    assert set(definition.FEATURE_SCHEMA.names) <= not_null
 
 
 def test_the_new_feature_example_builds_and_its_suite_and_service_follow(tmp_path):
     edited = apply_diff(example("new-feature"), tmp_path)
     assert set(edited) == {
-        "include/churnloop/features.py",
+        "include/churnloop/features/definition.py",
         "feature_repo/churn_features.py",
         "great_expectations/expectations/training_sets.json",
     }
-    module = load_module(tmp_path / "include/churnloop/features.py", "features_with_example")
-    added = sorted(set(module.FEATURE_SCHEMA.names) - set(features.FEATURE_SCHEMA.names))
+    module = load_module(
+        tmp_path / "include/churnloop/features/definition.py", "features_with_example"
+    )
+    added = sorted(set(module.FEATURE_SCHEMA.names) - set(definition.FEATURE_SCHEMA.names))
     assert added == ["logins_per_day_30d"]
-    assert module.FEATURE_SERVICE != features.FEATURE_SERVICE
+    assert module.FEATURE_SERVICE != definition.FEATURE_SERVICE
     assert f" {module.FEATURE_SERVICE} = definitions(" in edited["feature_repo/churn_features.py"]
 
     days = [DAY - dt.timedelta(days=offset) for offset in range(6) if offset != 2]
@@ -127,15 +135,14 @@ def test_the_new_feature_example_builds_and_its_suite_and_service_follow(tmp_pat
     ordered, not_null = training_set_columns(
         json.loads(edited["great_expectations/expectations/training_sets.json"])
     )
-    assert ordered == [schema.ENTITY, schema.TIMESTAMP, *module.FEATURE_SCHEMA.names,
-                       schema.LABEL]  # fmt: skip
+    assert ordered == [schema.ENTITY, schema.TIMESTAMP, *module.FEATURE_SCHEMA.names, schema.LABEL]
     assert set(module.FEATURE_SCHEMA.names) <= not_null
 
 
 def test_the_new_expectation_example_quarantines_only_the_day_that_breaks_it(
     settings, monkeypatch, tmp_path
 ):
-    from churnloop.validation import PartitionQuarantined, validate_partition
+    from churnloop.validation.partition import PartitionQuarantined, validate_partition
 
     clean = generate_snapshots(DAY, 60)
     minutes = clean["session_minutes"].to_numpy().copy()
@@ -192,7 +199,7 @@ def holdout_metrics() -> dict[str, dict[str, float]]:
 
 
 def test_the_new_gate_check_example_decides_as_documented(holdout_metrics):
-    namespace = dict(vars(evaluation))
+    namespace = dict(vars(gate))
     exec(example("new-gate-check"), namespace)
     check = namespace["_calibration_check"]
     good, noise = holdout_metrics["good"], holdout_metrics["noise"]
@@ -210,11 +217,11 @@ def test_the_new_gate_check_example_decides_as_documented(holdout_metrics):
 
 def test_the_gate_wiring_example_matches_evaluate():
     anchor, call = example("gate-wiring").splitlines()
-    source = Path(evaluation.__file__).read_text()
+    source = Path(gate.__file__).read_text()
 
     assert f"    {anchor}\n" in source, "the guide's anchor line is no longer in evaluate()"
     arguments = re.findall(r"\b(\w+)_metrics\b", call)
-    local_names = evaluation.evaluate.__code__.co_varnames
+    local_names = gate.evaluate.__code__.co_varnames
     assert arguments and all(f"{name}_metrics" in local_names for name in arguments)
 
 

@@ -13,9 +13,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
-from loop_story import StoryRuns, Timeline, run_story, story_environment
 from playwright.sync_api import Browser, Page, sync_playwright
-from service_support import (
+
+from churnloop.demo.airflow_stack import AirflowClient, airflow_stack, free_port
+from churnloop.serving.process import running_model_server
+from churnloop.settings import get_settings
+from tests.integration.loop_story import StoryRuns, Timeline, run_story, story_environment
+from tests.service_support import (
     S3_ACCESS_KEY,
     S3_BUCKET,
     S3_SECRET_KEY,
@@ -23,10 +27,6 @@ from service_support import (
     fresh_database,
     service_missing,
 )
-
-from churnloop.airflow_stack import AirflowClient, airflow_stack, free_port
-from churnloop.model_server_process import running_model_server
-from churnloop.settings import get_settings
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # tests run as root, where Chromium's sandbox refuses to start
@@ -112,7 +112,7 @@ def airflow_loop(tmp_path_factory, s3_server, mlflow_server, redis_address):
 
 
 def _remove_online_rows(environment: dict[str, str]) -> None:
-    from churnloop.feature_store import feature_store
+    from churnloop.features.store import feature_store
 
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():
@@ -135,7 +135,10 @@ def airflow_ui(chromium_browser: Browser, airflow_loop: Loop) -> AirflowUI:
     Asks for the browser first, so a missing Chromium skips before the loop starts."""
     login = airflow_loop.client.login
     broken = airflow_loop.timeline.day(airflow_loop.timeline.broken)
-    (run,) = [run for run in airflow_loop.runs.customer_data
-              if run["logical_date"].startswith(broken.isoformat())]  # fmt: skip
+    (run,) = [
+        run
+        for run in airflow_loop.runs.customer_data
+        if run["logical_date"].startswith(broken.isoformat())
+    ]
     failed = ("customer_data", run["dag_run_id"], "validate_snapshots")
     return AirflowUI(login.base_url, login.username, login.password, failed)

@@ -23,11 +23,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from loop_support import FAST_MODEL, publish_days
-
-from churnloop.airflow_stack import FINISHED, AirflowClient
+from churnloop.demo.airflow_stack import FINISHED, AirflowClient
+from churnloop.demo.simulation import Scenario, simulate
 from churnloop.settings import get_settings
-from churnloop.simulation import Scenario, simulate
+from tests.loop_support import FAST_MODEL, publish_days
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 CUSTOMERS = 400
@@ -91,15 +90,29 @@ def run_story(
     )
     seeded = timeline.first_backfilled
     say(f"seeding days {day(0)}..{day(seeded - 1)} into the lake")
-    publish_days(settings, scenario, seeded, start=day(0), customers=CUSTOMERS,
-                 labels_through=day(seeded - 1))  # fmt: skip
-    simulate(settings, day(timeline.first_backfilled), timeline.days - timeline.first_backfilled,
-             CUSTOMERS, scenario, history_start=day(0), progress=lambda line: None)  # fmt: skip
+    publish_days(
+        settings,
+        scenario,
+        seeded,
+        start=day(0),
+        customers=CUSTOMERS,
+        labels_through=day(seeded - 1),
+    )
+    simulate(
+        settings,
+        day(timeline.first_backfilled),
+        timeline.days - timeline.first_backfilled,
+        CUSTOMERS,
+        scenario,
+        history_start=day(0),
+        progress=lambda line: None,
+    )
     client.wait_for_dags(DAG_IDS)
     runs = StoryRuns()
 
-    client.backfill("customer_data", day(timeline.first_backfilled), day(timeline.days - 1),
-                    max_active_runs=4)  # fmt: skip
+    client.backfill(
+        "customer_data", day(timeline.first_backfilled), day(timeline.days - 1), max_active_runs=4
+    )
     client.unpause("customer_data")
     backfilled = timeline.days - timeline.first_backfilled
     client.wait_for_runs("customer_data", 3, 1200, say)
@@ -116,12 +129,19 @@ def run_story(
         (day(timeline.training_as_of - 1), {"dry_run": True}),
     ]
     with ThreadPoolExecutor(len(triggers)) as pool:
-        list(pool.map(lambda trigger: client.trigger("continuous_training", _at_3(trigger[0]),
-                                                     trigger[1]), triggers))  # fmt: skip
+        list(
+            pool.map(
+                lambda trigger: client.trigger(
+                    "continuous_training", _at_3(trigger[0]), trigger[1]
+                ),
+                triggers,
+            )
+        )
     client.wait_for_runs("continuous_training", len(triggers), 900, say)
 
-    client.backfill("drift_report", day(timeline.first_drift_report), day(timeline.days - 1),
-                    max_active_runs=1)  # fmt: skip
+    client.backfill(
+        "drift_report", day(timeline.first_drift_report), day(timeline.days - 1), max_active_runs=1
+    )
     client.unpause("drift_report")
     drift_reports = timeline.days - timeline.first_drift_report
     runs.drift = client.wait_for_runs("drift_report", drift_reports, 900, say)

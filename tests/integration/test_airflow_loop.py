@@ -18,14 +18,19 @@ import pytest
 from airflow.api_fastapi.auth.managers.base_auth_manager import (
     COOKIE_NAME_JWT_TOKEN as SESSION_COOKIE,
 )
-from loop_story import ADMIN_TOKEN
 
-from churnloop import features, registry, schema, storage
-from churnloop.feature_store import FOUND, online_features
+from churnloop import registry, schema, storage
+from churnloop.features import definition
+from churnloop.features.store import FOUND, online_features
 from churnloop.settings import get_settings
+from tests.integration.loop_story import ADMIN_TOKEN
 
-pytestmark = [pytest.mark.airflow, pytest.mark.services, pytest.mark.slow,
-              pytest.mark.timeout(1800)]  # the first test waits for the whole story  # fmt: skip
+pytestmark = [
+    pytest.mark.airflow,
+    pytest.mark.services,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]  # the first test waits for the whole story
 
 
 @pytest.fixture
@@ -57,13 +62,13 @@ def test_backfill_ran_every_day_and_the_broken_day_stopped_at_validation(loop):
     validated = set(lake.partitions(schema.validated_dataset(schema.SNAPSHOTS)))
     assert validated == {timeline.day(i) for i in range(timeline.days)} - {broken}
     assert lake.partitions(schema.quarantine_dataset(schema.SNAPSHOTS)) == [broken]
-    assert broken not in lake.partitions(features.DATASET)
+    assert broken not in lake.partitions(definition.DATASET)
 
 
 def test_features_of_the_last_day_are_online_in_redis(loop):
     settings = get_settings()
     assert settings.feast_redis
-    last = storage.lake(settings).read_table(features.DATASET, loop.timeline.last)
+    last = storage.lake(settings).read_table(definition.DATASET, loop.timeline.last)
     customers = last.column(schema.ENTITY).to_pylist()[:20]
     online = online_features(settings, customers)
     assert online[FOUND].all()
@@ -73,9 +78,10 @@ def test_backfill_survived_a_scheduler_restart(loop):
     """The scheduler was restarted (SIGTERM, as a deploy would) with runs in flight, and
     every run still finished as it should (the states are checked above)."""
     assert loop.runs.in_flight_at_restart > 0
-    assert loop.client.components["scheduler"].log_path.read_text().count(
-        "Preloaded task libraries"
-    ) == 2  # fmt: skip
+    assert (
+        loop.client.components["scheduler"].log_path.read_text().count("Preloaded task libraries")
+        == 2
+    )
 
 
 def test_two_triggers_at_once_ran_one_at_a_time(loop):
@@ -89,8 +95,11 @@ def test_two_triggers_at_once_ran_one_at_a_time(loop):
 
 
 def test_manual_training_promoted_and_deployed(loop):
-    (real,) = [run for run in loop.runs.training
-               if run["run_type"] == "manual" and not run["conf"].get("dry_run")]  # fmt: skip
+    (real,) = [
+        run
+        for run in loop.runs.training
+        if run["run_type"] == "manual" and not run["conf"].get("dry_run")
+    ]
     states = loop.client.task_states("continuous_training", real["dag_run_id"])
     assert set(states.values()) == {"success"}, states
     trained = loop.client.xcom("continuous_training", real["dag_run_id"], "train_challenger")
@@ -107,10 +116,11 @@ def test_drift_day_emitted_churn_drift_and_the_scheduler_started_training(loop):
     assert sorted(reports) == [timeline.day(i) for i in range(43, timeline.days)]
     assert {run["run_type"] for run in reports.values()} == {"backfill"}
     emitted = {
-        day for day, run in reports.items()
+        day
+        for day, run in reports.items()
         if loop.client.task_states("drift_report", run["dag_run_id"])["emit_churn_drift"]
         == "success"
-    }  # fmt: skip
+    }
     assert emitted == {first}, "one drift day triggers; the cooldown holds the others back"
     later = loop.client.xcom("drift_report", reports[timeline.day(44)]["dag_run_id"], "check_drift")
     assert later["suppressed"], later
@@ -122,8 +132,9 @@ def test_drift_day_emitted_churn_drift_and_the_scheduler_started_training(loop):
     assert plan["trigger"] == "drift"
     assert plan["as_of"] == (first + dt.timedelta(days=1)).isoformat()
     assert [event["day"] for event in plan["drift_events"]] == [first.isoformat()]
-    trained = loop.client.xcom("continuous_training", triggered[0]["dag_run_id"],
-                               "train_challenger")  # fmt: skip
+    trained = loop.client.xcom(
+        "continuous_training", triggered[0]["dag_run_id"], "train_challenger"
+    )
     version = registry.model_version(get_settings(), trained["version"])
     assert [event["day"] for event in json.loads(version.tags["airflow.drift_events"])] == [
         first.isoformat()
@@ -135,10 +146,9 @@ def test_the_model_server_serves_the_champion(loop):
     champion = registry.champion_version(settings)
     served = httpx.get(f"{loop.server_url}/model", timeout=10).json()
     assert served["version"] == int(champion.version)
-    last = storage.lake(settings).read_table(features.DATASET, loop.timeline.last)
+    last = storage.lake(settings).read_table(definition.DATASET, loop.timeline.last)
     customer = last.column(schema.ENTITY)[0].as_py()
-    answer = httpx.post(f"{loop.server_url}/predict", json={"customer_id": customer},
-                        timeout=10)  # fmt: skip
+    answer = httpx.post(f"{loop.server_url}/predict", json={"customer_id": customer}, timeout=10)
     assert answer.status_code == 200, answer.text
     assert answer.json()["version"] == int(champion.version)
     assert ADMIN_TOKEN not in answer.text
@@ -147,7 +157,10 @@ def test_the_model_server_serves_the_champion(loop):
 def test_tasks_forked_from_workers_that_preloaded_the_task_libraries(loop):
     """The LocalExecutor subclass imported GX, Feast, MLflow... once, before forking."""
     scheduler_log = (loop.client.log_dir / "scheduler.log").read_text()
-    assert "Loaded executor: ::churnloop.airflow_executor.PreloadingLocalExecutor" in scheduler_log
+    assert (
+        "Loaded executor: ::churnloop.orchestration.executor.PreloadingLocalExecutor"
+        in scheduler_log
+    )
     assert "Preloaded task libraries" in scheduler_log
 
 

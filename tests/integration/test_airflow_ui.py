@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from airflow_ui import (
+from playwright.sync_api import expect
+
+from tests.integration.airflow_ui import (
     dag_ids,
     dag_run,
     follow_extra_link,
@@ -18,7 +20,6 @@ from airflow_ui import (
     open_trigger_form,
     trigger_form_params,
 )
-from playwright.sync_api import expect
 
 pytestmark = [
     pytest.mark.airflow,

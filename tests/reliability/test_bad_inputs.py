@@ -19,12 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from churnloop import features, schema, storage
+from churnloop import schema, storage
+from churnloop.demo.simulation import Drop, break_drop, generate_labels, generate_snapshots
 from churnloop.errors import DataError
-from churnloop.ingest import ingest_day
+from churnloop.features import definition
 from churnloop.settings import Settings, get_settings
-from churnloop.simulation import Drop, break_drop, generate_labels, generate_snapshots
-from churnloop.validation import RESULT_FILE, PartitionQuarantined, validate_partition
+from churnloop.validation.ingest import ingest_day
+from churnloop.validation.partition import RESULT_FILE, PartitionQuarantined, validate_partition
 
 DAY = dt.date(2026, 3, 4)
 CUSTOMERS = 120
@@ -64,79 +65,122 @@ LABELLED_DAY = DAY - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
 
 CASES = {
     "missing_partition": Case(
-        SNAPSHOTS, "missing_day", REJECTED,
+        SNAPSHOTS,
+        "missing_day",
+        REJECTED,
         ("no landing drop for customer_snapshots dt=2026-03-04: expected {landing}",),
     ),
     "empty_partition": Case(
-        SNAPSHOTS, "empty_file", REJECTED,
+        SNAPSHOTS,
+        "empty_file",
+        REJECTED,
         ("landing drop for customer_snapshots dt=2026-03-04 is empty (0 rows): {landing}",),
     ),
     "corrupt_partition": Case(
-        SNAPSHOTS, "corrupt_file", REJECTED,
-        ("landing drop for customer_snapshots dt=2026-03-04 is corrupt: "
-         "{landing} is not a readable Parquet file",),
+        SNAPSHOTS,
+        "corrupt_file",
+        REJECTED,
+        (
+            "landing drop for customer_snapshots dt=2026-03-04 is corrupt: "
+            "{landing} is not a readable Parquet file",
+        ),
     ),
     "renamed_column": Case(
-        SNAPSHOTS, "renamed_column", QUARANTINED,
-        ("expect_table_columns_to_match_ordered_list(column_list=[14 values]): "
-         "missing ['tenure_months'], unexpected ['tenure']",),
+        SNAPSHOTS,
+        "renamed_column",
+        QUARANTINED,
+        (
+            "expect_table_columns_to_match_ordered_list(column_list=[14 values]): "
+            "missing ['tenure_months'], unexpected ['tenure']",
+        ),
     ),
     "missing_column": Case(
-        SNAPSHOTS, "missing_column", QUARANTINED,
-        ("missing ['payment_failures']",
-         "expect_column_values_to_be_of_type(column='payment_failures', type_='int32'): "
-         "could not be evaluated",),
+        SNAPSHOTS,
+        "missing_column",
+        QUARANTINED,
+        (
+            "missing ['payment_failures']",
+            "expect_column_values_to_be_of_type(column='payment_failures', type_='int32'): "
+            "could not be evaluated",
+        ),
     ),
     "extra_column": Case(
-        SNAPSHOTS, "extra_column", QUARANTINED,
-        ("expect_table_columns_to_match_ordered_list(column_list=[14 values]): "
-         "unexpected ['loyalty_points']",),
+        SNAPSHOTS,
+        "extra_column",
+        QUARANTINED,
+        (
+            "expect_table_columns_to_match_ordered_list(column_list=[14 values]): "
+            "unexpected ['loyalty_points']",
+        ),
     ),
     "wrong_type": Case(
-        SNAPSHOTS, "wrong_type", QUARANTINED,
+        SNAPSHOTS,
+        "wrong_type",
+        QUARANTINED,
         (f"expect_column_values_to_be_of_type(column='age', type_='int32'): {CUSTOMERS} rows",),
     ),
     "null_keys": Case(
-        SNAPSHOTS, "null_keys", QUARANTINED,
+        SNAPSHOTS,
+        "null_keys",
+        QUARANTINED,
         ("expect_column_values_to_not_be_null(column='customer_id'): 1 row",),
     ),
     "duplicate_keys": Case(
-        SNAPSHOTS, "duplicate_rows", QUARANTINED,
+        SNAPSHOTS,
+        "duplicate_rows",
+        QUARANTINED,
         ("expect_column_values_to_be_unique(column='customer_id'): 2 rows",),
     ),
     "out_of_range_values": Case(
-        SNAPSHOTS, "out_of_range", QUARANTINED,
-        ("expect_column_values_to_be_between(column='age', min_value=18, max_value=100): "
-         "2 rows, e.g. -3, 212",),
+        SNAPSHOTS,
+        "out_of_range",
+        QUARANTINED,
+        (
+            "expect_column_values_to_be_between(column='age', min_value=18, max_value=100): "
+            "2 rows, e.g. -3, 212",
+        ),
     ),
     "timestamps_outside_the_day": Case(
-        SNAPSHOTS, lambda t: _restamped(t, range(3), MIDNIGHT + dt.timedelta(days=1, hours=6)),
+        SNAPSHOTS,
+        lambda t: _restamped(t, range(3), MIDNIGHT + dt.timedelta(days=1, hours=6)),
         QUARANTINED,
-        ("expect_column_values_to_be_between(column='event_timestamp', "
-         "min_value=2026-03-04T00:00:00+00:00, max_value=2026-03-05T00:00:00+00:00, "
-         "strict_max=True): 3 rows, e.g. 2026-03-05T06:00:00+00:00",),
+        (
+            "expect_column_values_to_be_between(column='event_timestamp', "
+            "min_value=2026-03-04T00:00:00+00:00, max_value=2026-03-05T00:00:00+00:00, "
+            "strict_max=True): 3 rows, e.g. 2026-03-05T06:00:00+00:00",
+        ),
     ),
     "late_rows_of_an_earlier_day": Case(
-        SNAPSHOTS, lambda t: _restamped(t, range(5, 9), MIDNIGHT - dt.timedelta(days=3)),
+        SNAPSHOTS,
+        lambda t: _restamped(t, range(5, 9), MIDNIGHT - dt.timedelta(days=3)),
         QUARANTINED,
-        ("column='event_timestamp', min_value=2026-03-04T00:00:00+00:00",
-         "4 rows, e.g. 2026-03-01T00:00:00+00:00"),
+        (
+            "column='event_timestamp', min_value=2026-03-04T00:00:00+00:00",
+            "4 rows, e.g. 2026-03-01T00:00:00+00:00",
+        ),
     ),
     "late_labels_of_another_snapshot_day": Case(
-        LABELS, lambda t: generate_labels(LABELLED_DAY - dt.timedelta(days=2), CUSTOMERS),
+        LABELS,
+        lambda t: generate_labels(LABELLED_DAY - dt.timedelta(days=2), CUSTOMERS),
         QUARANTINED,
-        ("validation failed for churn_labels dt=2026-03-04",
-         "column='event_timestamp', min_value=2026-02-02T00:00:00+00:00, "
-         f"max_value=2026-02-03T00:00:00+00:00, strict_max=True): {CUSTOMERS} rows, "
-         "e.g. 2026-01-31T00:00:00+00:00"),
+        (
+            "validation failed for churn_labels dt=2026-03-04",
+            "column='event_timestamp', min_value=2026-02-02T00:00:00+00:00, "
+            f"max_value=2026-02-03T00:00:00+00:00, strict_max=True): {CUSTOMERS} rows, "
+            "e.g. 2026-01-31T00:00:00+00:00",
+        ),
     ),
     "very_large_file": Case(
-        SNAPSHOTS, lambda t: t, QUARANTINED,
-        (f"expect_table_row_count_to_be_between(min_value=50, max_value={CUSTOMERS - 1}): "
-         f"observed {CUSTOMERS}",),
+        SNAPSHOTS,
+        lambda t: t,
+        QUARANTINED,
+        (
+            f"expect_table_row_count_to_be_between(min_value=50, max_value={CUSTOMERS - 1}): "
+            f"observed {CUSTOMERS}",
+        ),
         settings={"CHURNLOOP_SNAPSHOT_MAX_ROWS": str(CUSTOMERS - 1)},
     ),
-}  # fmt: skip
+}
 
 
 def clean_drop(dataset: str) -> pa.Table:
@@ -183,7 +227,7 @@ def test_a_bad_drop_is_named_stopped_and_loses_no_row(settings, monkeypatch, cas
     for fragment in case.names:
         assert fragment.format(landing=landing.uri_of(relpath)) in message, message
     assert f"{case.dataset} dt={DAY}" in message, "the message names the day's partition"
-    published = [schema.validated_dataset(case.dataset), features.DATASET]
+    published = [schema.validated_dataset(case.dataset), definition.DATASET]
     assert [lake.partitions(dataset) for dataset in published] == [[], []]
     raw, quarantine = (
         schema.raw_dataset(case.dataset),
@@ -204,14 +248,14 @@ def test_a_bad_drop_is_named_stopped_and_loses_no_row(settings, monkeypatch, cas
         result = json.loads(lake.read_bytes(f"{lake.partition(quarantine, DAY)}/{RESULT_FILE}"))
         assert result["success"] is False, "the quarantined day keeps its validation result"
     if case.dataset == SNAPSHOTS:
-        from churnloop.feature_store import build_feature_partition
+        from churnloop.features.store import build_feature_partition
 
         with pytest.raises(DataError, match=f"cannot build features for {DAY}: no partition"):
             build_feature_partition(settings, DAY)
 
 
 def test_the_table_covers_the_issue_and_every_simulated_breakage():
-    from churnloop.simulation import BREAKAGES
+    from churnloop.demo.simulation import BREAKAGES
 
     assert len(CASES) >= 12
     assert set(BREAKAGES) <= {case.drop for case in CASES.values()}

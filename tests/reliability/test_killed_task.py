@@ -20,7 +20,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from churnloop import cli, schema, storage
-from churnloop.simulation import generate_snapshots
+from churnloop.demo.simulation import generate_snapshots
 
 DAY = dt.date(2026, 3, 4)
 ROWS = 1_000_000

@@ -17,7 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_support import (
+
+from churnloop import registry, storage
+from churnloop.features import definition
+from churnloop.serving.app import create_app, serve_in_background
+from churnloop.serving.deploy import json_rows
+from churnloop.settings import Settings
+from tests.churnloop.serving_support import (
     FEATURES,
     GOOD,
     LAST_DAY,
@@ -26,11 +32,6 @@ from serving_support import (
     template_home,
     wait_for,
 )
-
-from churnloop import features, registry, storage
-from churnloop.deployment import json_rows
-from churnloop.serving import create_app, serve_in_background
-from churnloop.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ GENERATOR = Path(__file__).with_name("load_generator.py")
 
 def request_bodies(settings: Settings) -> list[dict]:
     """One body per customer of the last feature day: ``{"features": {...}}``."""
-    frame = storage.lake(settings).read_table(features.DATASET, LAST_DAY).to_pandas()
+    frame = storage.lake(settings).read_table(definition.DATASET, LAST_DAY).to_pandas()
     return [{"features": row} for row in json_rows(frame, FEATURES)]
 
 
@@ -70,9 +71,19 @@ def test_the_model_server_sustains_a_fixed_rate_without_errors(settings, tmp_pat
     with serve_in_background(create_app(settings)) as url:
         wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
         command = [
-            sys.executable, str(GENERATOR), "--url", url, "--bodies", str(bodies),
-            "--rate", str(RATE), "--seconds", str(SECONDS), "--out", str(report),
-        ]  # fmt: skip
+            sys.executable,
+            str(GENERATOR),
+            "--url",
+            url,
+            "--bodies",
+            str(bodies),
+            "--rate",
+            str(RATE),
+            "--seconds",
+            str(SECONDS),
+            "--out",
+            str(report),
+        ]
         run = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 60)
         counted = served_predictions(url)
 

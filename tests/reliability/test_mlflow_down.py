@@ -16,24 +16,28 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from fault_support import CuttingProxy
 from mlflow.exceptions import MlflowException
-from service_support import mlflow_tracking_server
-from serving_support import isolated_settings
-from training_support import labelled_days, register_challenger
 
 from churnloop import registry
-from churnloop.evaluation import Decision, GateConfig, evaluate
 from churnloop.settings import Settings
+from churnloop.training.gate import Decision, GateConfig, evaluate
+from tests.churnloop.serving_support import isolated_settings
+from tests.churnloop.training_support import labelled_days, register_challenger
+from tests.reliability.fault_support import CuttingProxy
+from tests.service_support import mlflow_tracking_server
 
 pytestmark = pytest.mark.slow
 
 OLD, NEW = 1, 2
 LOGICAL_DATE = dt.date(2026, 3, 1)
 GATE = GateConfig(
-    min_roc_auc=0.5, max_auc_drop_abs=None, max_auc_drop_rel=None,
-    slice_columns=(), min_slice_rows=200, max_slice_drop=None,
-)  # fmt: skip
+    min_roc_auc=0.5,
+    max_auc_drop_abs=None,
+    max_auc_drop_rel=None,
+    slice_columns=(),
+    min_slice_rows=200,
+    max_slice_drop=None,
+)
 BLESSED = "blessed by the evaluation gate"
 
 
@@ -82,9 +86,11 @@ def world(server, tmp_path_factory) -> Iterator[tuple[Settings, CuttingProxy, De
     )
     first, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 1), 8, 300))
     registry.promote(
-        settings, first.version, decision=evaluate(None, first.model, holdout, GATE),
+        settings,
+        first.version,
+        decision=evaluate(None, first.model, holdout, GATE),
         logical_date=LOGICAL_DATE,
-    )  # fmt: skip
+    )
     second, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 9), 8, 300))
     assert (first.version, second.version) == (OLD, NEW)
     decision = evaluate(None, second.model, holdout, GATE)

@@ -9,9 +9,13 @@ makes it unreachable before the deploy begins, or in the middle of its smoke tes
 from __future__ import annotations
 
 import pytest
-from fault_support import CuttingProxy
 from pydantic import SecretStr
-from serving_support import (
+
+from churnloop import registry
+from churnloop.serving.app import create_app, serve_in_background
+from churnloop.serving.deploy import DeploymentError, deploy
+from churnloop.settings import Settings
+from tests.churnloop.serving_support import (
     GOOD,
     OTHER,
     install_template,
@@ -20,11 +24,7 @@ from serving_support import (
     template_home,
     wait_for,
 )
-
-from churnloop import registry
-from churnloop.deployment import DeploymentError, deploy
-from churnloop.serving import create_app, serve_in_background
-from churnloop.settings import Settings
+from tests.reliability.fault_support import CuttingProxy
 
 
 @pytest.fixture

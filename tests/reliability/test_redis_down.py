@@ -11,13 +11,14 @@ import time
 import pandas as pd
 import pytest
 import redis
-from service_support import redis_server
 
-from churnloop import features, schema, storage
+from churnloop import schema, storage
+from churnloop.demo.simulation import generate_snapshots
 from churnloop.errors import DataError
+from churnloop.features import definition
 from churnloop.schema import ENTITY
 from churnloop.settings import Settings, get_settings
-from churnloop.simulation import generate_snapshots
+from tests.service_support import redis_server
 
 pytestmark = pytest.mark.services
 
@@ -39,7 +40,7 @@ def wait_for_rows(address: str, timeout: float = 60) -> None:
 def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it(
     settings, monkeypatch
 ):
-    from churnloop.feature_store import (
+    from churnloop.features.store import (
         FOUND,
         OnlineFeatureReader,
         apply_definitions,
@@ -78,7 +79,7 @@ def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it
     with redis_server(int(address.rsplit(":", 1)[1])):
         stats = materialize_day(settings, DAY)  # the task's retry
         reader = OnlineFeatureReader(settings)
-        offline = lake.read_table(features.DATASET, DAY).to_pandas()
+        offline = lake.read_table(definition.DATASET, DAY).to_pandas()
         online = reader.read(offline[ENTITY].tolist())
 
     assert stats.rows_written == CUSTOMERS

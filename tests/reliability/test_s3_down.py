@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from service_support import s3_client, seaweed_s3
 
 from churnloop import schema, storage
-from churnloop.ingest import ingest_day
+from churnloop.demo.simulation import generate_snapshots
 from churnloop.settings import get_settings
-from churnloop.simulation import generate_snapshots
+from churnloop.validation.ingest import ingest_day
+from tests.service_support import s3_client, seaweed_s3
 
 pytestmark = pytest.mark.services
 

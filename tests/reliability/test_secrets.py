@@ -27,14 +27,16 @@ REFERENCE = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
 PATTERNS = {
     "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    "API token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,}"
-                            r"|sk-[A-Za-z0-9_-]{32,}|glpat-[A-Za-z0-9_-]{20,})"),
+    "API token": re.compile(
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,}"
+        r"|sk-[A-Za-z0-9_-]{32,}|glpat-[A-Za-z0-9_-]{20,})"
+    ),
     "password in a URL": re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?P<value>[^@\s/'\"]+)@"),
     "secret literal": re.compile(
         rf"(?i)[\w.-]*{SECRET_NAME}[\w.-]*[\"']?\s*[:=]\s*(?:SecretStr\()?"
         r"(?P<quote>[\"'])(?P<value>[^\"'\n]+)(?P=quote)"
     ),
-}  # fmt: skip
+}
 BARE_VALUE = re.compile(rf"(?i)^\s*[\w.-]*{SECRET_NAME}[\w.-]*\s*[:=]\s*(?P<value>[^\s\"'#]+)")
 """A secret written unquoted, as in YAML or an .env file (Python code is not read so)."""
 PLACEHOLDER = "${}"
@@ -44,21 +46,22 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     "churnloop-dev-admin-token": (("docker-compose.yaml",), "compose: dev model-server token"),
     "churnloop-dev-jwt-secret": (("docker-compose.yaml",), "compose: dev Airflow JWT secret"),
     "Y2h1cm5sb29wLWxvY2FsLWRldi1vbmx5LWZlcm5ldCE=": (
-        ("docker-compose.yaml",), "compose: dev Fernet key, 'churnloop-local-dev-only-fernet!'",
+        ("docker-compose.yaml",),
+        "compose: dev Fernet key, 'churnloop-local-dev-only-fernet!'",
     ),
     "admin": (("docker-compose.yaml",), "compose: dev Airflow admin password"),
     "churnloop": (("docker-compose.yaml",), "compose: dev MinIO user (its access key id)"),
     "churnloop-test": (("tests/service_support.py",), "the test S3 server's access key id"),
     "churnloop-test-secret": (("tests/service_support.py",), "the throwaway test S3 server's key"),
     "dev default": (("tests/test_docker_compose.py",), "a docstring's ${VAR:-dev default}"),
-    "s3cret": (("tests/churnloop/test_feature_store.py",), "a made-up URL the config renders"),
+    "s3cret": (("tests/churnloop/features/test_store.py",), "a made-up URL the config renders"),
     "test-admin-token": (("tests/*",), "admin token of a model server a test starts"),
     "deploy-test-token": (("tests/*",), "admin token of a model server a test starts"),
     "deploy-outage-token": (("tests/*",), "admin token of a model server a test starts"),
     "security-test-token": (("tests/*",), "admin token of a model server a test starts"),
     "integration-admin-token": (("tests/integration/*",), "token of the integration stack"),
     "bench-admin-token": (("bench/*",), "admin token of the benchmark's own server"),
-}  # fmt: skip
+}
 """Value -> (files it may appear in, why it is no secret). README and docker-compose.yaml
 document the compose defaults as local-development only."""
 
@@ -111,8 +114,11 @@ def committable_files(root: Path) -> list[str]:
     """Tracked files and new ones git would add (not ignored): what a commit can carry."""
     listing = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root, capture_output=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
     return [name for name in listing.decode().split("\0") if name]
 
 

@@ -3,7 +3,7 @@ size-limited before they are read, and no request can make the server load a mod
 anywhere but the registry's aliases.
 
 Payload validation (422 naming the field) and the admin token's three answers on
-``/admin/reload`` are tested in tests/churnloop/test_serving.py; here every route is held
+``/admin/reload`` are tested in tests/churnloop/serving/test_app.py; here every route is held
 to them, so a new one cannot slip past.
 """
 
@@ -15,7 +15,14 @@ import re
 import httpx
 import pytest
 from pydantic import SecretStr
-from serving_support import (
+
+from churnloop import registry, storage
+from churnloop.features import definition
+from churnloop.serving.app import create_app, serve_in_background
+from churnloop.serving.deploy import json_rows
+from churnloop.serving.limits import SETTING
+from churnloop.settings import Settings
+from tests.churnloop.serving_support import (
     FEATURES,
     GOOD,
     LAST_DAY,
@@ -27,19 +34,19 @@ from serving_support import (
     wait_for,
 )
 
-from churnloop import features, registry, storage
-from churnloop.deployment import json_rows
-from churnloop.serving import create_app, serve_in_background
-from churnloop.serving_limits import SETTING
-from churnloop.settings import Settings
-
 TOKEN = "security-test-token"
 PUBLIC = {
-    ("POST", "/predict"), ("POST", "/explain"), ("GET", "/health"), ("GET", "/ready"),
-    ("GET", "/model"), ("GET", "/metrics"),
-    ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
+    ("POST", "/predict"),
+    ("POST", "/explain"),
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/model"),
+    ("GET", "/metrics"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
     ("GET", "/openapi.json"),
-}  # fmt: skip
+}
 """Every route anyone may call; anything else must be an admin route."""
 LOCATION = re.compile(r"uri|url|path|file|dir|location|artifact|model|version|alias", re.I)
 
@@ -76,7 +83,7 @@ def test_every_route_is_public_by_design_or_needs_the_admin_token(world):
 
 
 def feature_rows(settings: Settings) -> list[dict]:
-    frame = storage.lake(settings).read_table(features.DATASET, LAST_DAY).to_pandas()
+    frame = storage.lake(settings).read_table(definition.DATASET, LAST_DAY).to_pandas()
     return json_rows(frame, FEATURES)
 
 
@@ -102,9 +109,11 @@ def test_request_bodies_over_the_limit_are_refused_with_413(world):
         body = json.dumps(large).encode()
         chunks = (body[start : start + 1000] for start in range(0, len(body), 1000))
         streamed = httpx.post(
-            f"{url}/predict", content=chunks, timeout=10,
+            f"{url}/predict",
+            content=chunks,
+            timeout=10,
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         accepted = httpx.post(f"{url}/predict", json=small, timeout=10)
 
     for response in (declared, streamed):
@@ -147,8 +156,10 @@ def test_no_request_can_name_the_model_to_load(world, tmp_path):
 
     assert in_body.status_code == 422
     assert {tuple(error["loc"]) for error in in_body.json()["detail"]} >= {
-        ("body", "model_uri"), ("body", "version"), ("body", "alias"),
-    }  # fmt: skip
+        ("body", "model_uri"),
+        ("body", "version"),
+        ("body", "alias"),
+    }
     for response in (in_query, in_headers):
         assert response.status_code == 200 and response.json()["version"] == GOOD
     assert reload.status_code == 200 and reload.json()["serving"] == str(GOOD)

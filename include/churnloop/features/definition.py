@@ -1,0 +1,225 @@
+"""The feature definition: from validated daily snapshots to the churn model's inputs.
+
+One definition serves training and serving alike: the daily feature partition built
+here is Feast's offline source (point-in-time training sets) and what is materialized
+into the online store (the model server's lookups).
+
+For each customer in the day's snapshot, a row holds:
+
+- the current attributes of that snapshot (plan, region, contract, age, tenure,
+  charges, days since the last login) and a tenure bucket;
+- sums of the activity columns over the trailing 7, 30 and 90 days, today included;
+- ``days_observed_<w>d``: on how many days of each window the customer had a snapshot;
+- rates and trends: spend and minutes per login, tickets and payment failures per 30
+  days, the change of daily logins and spend between the last 7 and the last 30 days;
+- ``days_since_last_ticket`` and ``days_since_last_payment_failure`` within the lookback.
+
+Missing days: sums cover the days present in each window, never imputed. Rates and
+trends divide by ``days_observed`` so that a gap in the data does not read as a drop
+in activity, and the ``days_observed`` columns let the model see the gap itself.
+
+Zero denominators: per-login ratios divide by ``max(logins, 1)`` (no login: the ratio
+is the sum itself, finite), per-day rates divide by ``days_observed`` which is at least
+1 because today's row is always in the window. No feature is ever NaN or infinite.
+
+Scale: a day's features need 90 days of history. Rather than holding 90 partitions in
+memory, ``RollingWindows`` takes history one chunk at a time (one partition, only the
+activity columns) and keeps running sums indexed by today's customers: memory is one
+row per customer today, cost is linear in the rows read. An incremental scheme (today
+= yesterday's sums + today - the day leaving the window) would read fewer partitions
+but chains every day to the previous one, so a backfilled or corrected day would
+silently invalidate all later days; recomputing from the validated snapshots keeps
+each day's build independent and idempotent. Each chunk is reduced by hash lookups and
+``numpy.bincount``, so the same code moves to Dask or Spark partition by partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from churnloop.errors import DataError
+from churnloop.schema import ENTITY, SNAPSHOT_SCHEMA, TIMESTAMP
+
+DATASET = "features/customer_features"
+"""Lake dataset of the daily feature partitions: Feast's offline source."""
+FEATURE_VIEW = "customer_features"
+FEATURE_SERVICE = "churn_model_v1"
+"""The features a model version is trained on; bump the version when ``FEATURE_SCHEMA`` changes."""
+
+WINDOWS = (7, 30, 90)
+"""Trailing windows in days, today included. Changing them changes the feature names."""
+LOOKBACK_DAYS = max(WINDOWS)
+
+ACTIVITY = ("logins", "spend", "session_minutes", "support_tickets", "payment_failures")
+"""Daily activity columns summed over the windows."""
+HISTORY_COLUMNS = [ENTITY, TIMESTAMP, *ACTIVITY]
+"""The only snapshot columns read from days before the feature day."""
+
+CURRENT = (
+    "plan",
+    "region",
+    "contract",
+    "age",
+    "tenure_months",
+    "monthly_charges",
+    "days_since_last_login",
+)
+"""Attributes taken as they are from the day's snapshot."""
+
+TENURE_BUCKET_EDGES = (6, 12, 24, 48)
+"""``tenure_bucket`` is 0 below 6 months, 1 for 6-11, 2 for 12-23, 3 for 24-47, 4 beyond."""
+
+NOT_WITHIN_LOOKBACK = LOOKBACK_DAYS + 1
+"""``days_since_last_*`` when the event did not happen within the lookback."""
+
+_SNAPSHOT_TYPES = {field.name: field.type for field in SNAPSHOT_SCHEMA}
+
+
+def _sum_type(column: str) -> pa.DataType:
+    return pa.int64() if pa.types.is_integer(_SNAPSHOT_TYPES[column]) else pa.float64()
+
+
+FEATURE_SCHEMA = pa.schema(
+    [pa.field(name, _SNAPSHOT_TYPES[name]) for name in CURRENT]
+    + [pa.field("tenure_bucket", pa.int32())]
+    + [
+        pa.field(f"{column}_{window}d", _sum_type(column))
+        for column in ACTIVITY
+        for window in WINDOWS
+    ]
+    + [pa.field(f"days_observed_{window}d", pa.int32()) for window in WINDOWS]
+    + [
+        pa.field("spend_per_login_30d", pa.float64()),
+        pa.field("minutes_per_login_30d", pa.float64()),
+        pa.field("support_tickets_per_30d", pa.float64()),
+        pa.field("payment_failures_per_30d", pa.float64()),
+        pa.field("logins_per_day_trend", pa.float64()),
+        pa.field("spend_per_day_trend", pa.float64()),
+        pa.field("days_since_last_ticket", pa.int32()),
+        pa.field("days_since_last_payment_failure", pa.int32()),
+    ]
+)
+"""The model's input columns, in order, with their types (also the Feast field schema)."""
+
+TABLE_SCHEMA = pa.schema(
+    [SNAPSHOT_SCHEMA.field(ENTITY), SNAPSHOT_SCHEMA.field(TIMESTAMP), *FEATURE_SCHEMA]
+)
+"""A feature partition: entity, the snapshot's event timestamp, then the features."""
+
+_RECENCY = {
+    "days_since_last_ticket": "support_tickets",
+    "days_since_last_payment_failure": "payment_failures",
+}
+
+
+def lookback_days(day: dt.date) -> list[dt.date]:
+    """The snapshot days a feature day reads, oldest first, the day itself last."""
+    return [day - dt.timedelta(days=offset) for offset in range(LOOKBACK_DAYS - 1, -1, -1)]
+
+
+def _days_before(timestamps: pd.Series, day: dt.date) -> np.ndarray:
+    """Whole days from each timestamp's UTC date to ``day`` (0 for ``day`` itself)."""
+    dates = timestamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    return (pd.Timestamp(day) - dates).dt.days.to_numpy()
+
+
+class RollingWindows:
+    """Running window sums for one day's customers, fed history one chunk at a time.
+
+    ``add`` accepts any rows with the ``HISTORY_COLUMNS``: rows of other customers, of
+    days outside the lookback or after the feature day are ignored, so a caller may
+    pass whole partitions. Each (customer, day) must be added once: a chunk with a
+    duplicate raises, and callers add each day's partition once.
+    """
+
+    def __init__(self, day: dt.date, customers: pd.Series) -> None:
+        self.day = day
+        self._index = pd.Index(customers.to_numpy())
+        size = len(self._index)
+        self.sums = {(column, window): np.zeros(size) for column in ACTIVITY for window in WINDOWS}
+        self.days_observed = {window: np.zeros(size, dtype=np.int64) for window in WINDOWS}
+        self.days_since = {name: np.full(size, NOT_WITHIN_LOOKBACK) for name in _RECENCY}
+
+    def add(self, history: pd.DataFrame) -> None:
+        age = _days_before(history[TIMESTAMP], self.day)
+        position = self._index.get_indexer(history[ENTITY].to_numpy())
+        keep = (position >= 0) & (age >= 0) & (age < LOOKBACK_DAYS)
+        position, age = position[keep], age[keep]
+        if pd.MultiIndex.from_arrays([position, age]).has_duplicates:
+            raise DataError(
+                f"snapshot history for features of {self.day} has more than one row for a "
+                "customer on the same day; validated snapshots must be unique per day"
+            )
+        size = len(self._index)
+        values = {column: history[column].to_numpy(dtype=float)[keep] for column in ACTIVITY}
+        for window in WINDOWS:
+            inside = age < window
+            at = position[inside]
+            self.days_observed[window] += np.bincount(at, minlength=size)
+            for column in ACTIVITY:
+                weights = values[column][inside]
+                self.sums[column, window] += np.bincount(at, weights=weights, minlength=size)
+        for name, column in _RECENCY.items():
+            happened = history[column].to_numpy()[keep] > 0
+            latest = np.full(size, NOT_WITHIN_LOOKBACK)
+            np.minimum.at(latest, position[happened], age[happened])
+            self.days_since[name] = np.minimum(self.days_since[name], latest)
+
+
+def assemble(today: pd.DataFrame, windows: RollingWindows) -> pd.DataFrame:
+    """The feature rows of ``today``'s customers, once ``windows`` has seen all history."""
+    frame = today[[ENTITY, TIMESTAMP, *CURRENT]].reset_index(drop=True)
+    tenure = frame["tenure_months"].to_numpy()
+    frame["tenure_bucket"] = np.searchsorted(TENURE_BUCKET_EDGES, tenure, side="right")
+    for (column, window), values in windows.sums.items():
+        frame[f"{column}_{window}d"] = values
+    for window, values in windows.days_observed.items():
+        frame[f"days_observed_{window}d"] = values
+    logins_30d = np.maximum(frame["logins_30d"], 1)
+    frame["spend_per_login_30d"] = frame["spend_30d"] / logins_30d
+    frame["minutes_per_login_30d"] = frame["session_minutes_30d"] / logins_30d
+    per_30_days = 30 / frame[f"days_observed_{LOOKBACK_DAYS}d"]
+    frame["support_tickets_per_30d"] = frame[f"support_tickets_{LOOKBACK_DAYS}d"] * per_30_days
+    frame["payment_failures_per_30d"] = frame[f"payment_failures_{LOOKBACK_DAYS}d"] * per_30_days
+    for column in ("logins", "spend"):
+        recent = frame[f"{column}_7d"] / frame["days_observed_7d"]
+        frame[f"{column}_per_day_trend"] = (
+            recent - frame[f"{column}_30d"] / frame["days_observed_30d"]
+        )
+    for name, values in windows.days_since.items():
+        frame[name] = values
+    dtypes = {
+        field.name: field.type.to_pandas_dtype()
+        for field in FEATURE_SCHEMA
+        if not pa.types.is_string(field.type)
+    }
+    return frame[TABLE_SCHEMA.names].astype(dtypes)
+
+
+def snapshot_of_day(history: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The rows of ``history`` whose snapshot day is ``day``; raises if there are none."""
+    today = history[_days_before(history[TIMESTAMP], day) == 0]
+    if today.empty:
+        raise DataError(f"no snapshot rows for {day}: cannot build that day's features")
+    duplicated = today[ENTITY].duplicated()
+    if duplicated.any():
+        examples = today.loc[duplicated, ENTITY].head(5).tolist()
+        raise DataError(f"snapshot of {day} has duplicate {ENTITY}s, e.g. {examples}")
+    return today
+
+
+def build_features(snapshots_history: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Feature rows (``TABLE_SCHEMA``) for the customers in ``day``'s snapshot.
+
+    ``snapshots_history`` holds validated snapshot rows of ``day`` and of any earlier
+    days (rows outside the lookback are ignored). Each output row carries the
+    snapshot's own ``event_timestamp``, so a label joins its features exactly.
+    """
+    today = snapshot_of_day(snapshots_history, day)
+    windows = RollingWindows(day, today[ENTITY])
+    windows.add(snapshots_history)
+    return assemble(today, windows)

@@ -1,0 +1,261 @@
+"""The deploy step: the model server serves the new ``@champion``, verified, or the old one.
+
+Called after `registry.promote` moved ``@champion`` to a version (the last task of
+``continuous_training``; skip it when nothing was promoted). In order:
+
+1. Reach the server at ``settings.serving_url``. In the embedded profile, when nothing
+   answers at a loopback URL and ``deploy_start_server`` is on, start ``churnloop serve``
+   as a detached process (log: ``<home>/logs/model-server.log``) reading the same
+   environment, and wait for ``/health``: the demo then needs no separate terminal. A
+   remote server (production) is its own service and is never started from here.
+2. Make it serve the version: ``POST /admin/reload`` when an admin token is configured,
+   else let its alias poller find it; wait until ``GET /model`` reports the version
+   (``deploy_timeout_seconds``), failing at once when the server reports it cannot load it.
+3. Smoke test: the first ``deploy_smoke_rows`` rows of the version's drift reference (a
+   sample of its holdout) scored by the server: one answer per row, each a probability
+   in [0, 1], all from the version.
+4. Skew check: those served probabilities equal the registered model's offline
+   ``predict_proba`` on the same rows, within ``deploy_skew_tolerance``: the compiled
+   serving path, the online encoding and the artifact agree with training.
+
+On any failure ``@champion`` rolls back to ``@previous-champion`` (recorded in the champion
+history with the reason), the server is made to serve it again and checked, and a
+`DeploymentError` says what failed and where things stand. A failure is never retried:
+the alias already points back, so a retry would only redeploy the old champion.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pandas as pd
+
+from churnloop import registry
+from churnloop.errors import DataError
+from churnloop.serving.process import ModelServerDidNotStart, answers, start_model_server
+from churnloop.settings import Settings
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+POLL_SECONDS = 0.25
+
+
+class DeploymentError(DataError):
+    """The version could not be deployed; the champion was rolled back (the message says)."""
+
+
+class _Failure(Exception):
+    """One step of the deployment failed; the message is the reason recorded."""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """A verified deployment, in terms fit for a task log and XCom."""
+
+    version: int
+    server_url: str
+    rows_checked: int
+    max_skew: float
+    seconds: float
+    started_server_pid: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def deploy(
+    settings: Settings,
+    version: int,
+    *,
+    server_url: str | None = None,
+    timeout_seconds: float | None = None,
+) -> DeployResult:
+    """Serve ``version`` (already ``@champion``) and verify it, or roll back and raise."""
+    started = time.monotonic()
+    url = (server_url or settings.serving_url).rstrip("/")
+    timeout = settings.deploy_timeout_seconds if timeout_seconds is None else timeout_seconds
+    current = registry.aliases(settings)
+    if current.get(registry.CHAMPION) != version:
+        raise DeploymentError(
+            f"@champion of {settings.model_name!r} is v{current.get(registry.CHAMPION)}, not "
+            f"v{version}: deploy only runs after a promotion (nothing was changed)"
+        )
+    previous = current.get(registry.PREVIOUS_CHAMPION)
+    with httpx.Client(base_url=url, timeout=timeout) as client:
+        server = _ModelServer(client, settings, timeout)
+        try:
+            pid = _ensure_running(settings, server, url)
+            server.serve(version)
+            rows, max_skew = _verify_predictions(settings, server, version)
+        except (_Failure, httpx.HTTPError) as failure:
+            raise _rolled_back(settings, server, url, version, previous, failure) from failure
+    return DeployResult(version, url, rows, max_skew, time.monotonic() - started, pid)
+
+
+class _ModelServer:
+    """The HTTP conversation with a running model server."""
+
+    def __init__(self, client: httpx.Client, settings: Settings, timeout: float) -> None:
+        self.client = client
+        self.settings = settings
+        self.timeout = timeout
+
+    def alive(self) -> bool:
+        return answers(str(self.client.base_url).rstrip("/"))
+
+    def serve(self, version: int) -> None:
+        """Have the server load ``version`` and wait until ``/model`` reports it."""
+        token = self.settings.serving_admin_token
+        if token is not None and token.get_secret_value():
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+            response = self.client.post("/admin/reload", headers=headers)
+            if response.status_code != 200:
+                raise _Failure(
+                    f"the server's reload failed ({response.status_code}): {_detail(response)}"
+                )
+        deadline = time.monotonic() + self.timeout
+        while True:
+            state = self.client.get("/model").json()
+            if state["version"] == version:
+                return
+            failure = state.get("last_load_error") or {}
+            if failure.get("version") == version:
+                raise _Failure(f"the server cannot load v{version}: {failure['error']}")
+            if time.monotonic() > deadline:
+                raise _Failure(
+                    f"the server at {self.client.base_url} still serves v{state['version']} "
+                    f"after {self.timeout:.0f} s, not v{version}"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Score ``rows`` in batches the server accepts; raise unless each row is answered."""
+        answers: list[dict[str, Any]] = []
+        size = self.settings.serving_max_instances
+        for first in range(0, len(rows), size):
+            instances = [{"features": row} for row in rows[first : first + size]]
+            response = self.client.post("/predict", json={"instances": instances})
+            if response.status_code != 200:
+                raise _Failure(
+                    f"the smoke test's /predict failed ({response.status_code}): "
+                    f"{_detail(response)}"
+                )
+            body = response.json()
+            answers += [{**item, "version": body["version"]} for item in body["predictions"]]
+        return answers
+
+
+def _ensure_running(settings: Settings, server: _ModelServer, url: str) -> int | None:
+    """Start ``churnloop serve`` for a silent loopback URL (embedded profile); its pid."""
+    if server.alive():
+        return None
+    parsed = urlparse(url)
+    if not settings.deploy_start_server or parsed.hostname not in LOOPBACK_HOSTS:
+        raise _Failure(f"no model server answers at {url}")
+    local = settings.model_copy(
+        update={"serving_host": parsed.hostname, "serving_port": parsed.port or 80}
+    )
+    try:
+        return start_model_server(local, timeout=server.timeout).pid
+    except ModelServerDidNotStart as error:
+        raise _Failure(str(error)) from error
+
+
+def json_rows(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
+    """``frame``'s ``names`` as JSON-ready rows for ``/predict``, missing values as null."""
+    return frame[names].astype(object).where(frame[names].notna(), None).to_dict("records")
+
+
+def _verify_predictions(
+    settings: Settings, server: _ModelServer, version: int
+) -> tuple[int, float]:
+    """Smoke-test and skew-check ``version`` on its reference rows; (rows, max skew)."""
+    from churnloop.training.challenger import reference_data
+    from churnloop.training.gate import score
+
+    model = registry.load_model(settings, version)
+    names = list(model.feature_names_in_)
+    frame = reference_data(settings, version).head(settings.deploy_smoke_rows)
+    rows = json_rows(frame, names)
+    answers = server.predict(rows)
+
+    if len(answers) != len(rows):
+        raise _Failure(f"the smoke test sent {len(rows)} rows and got {len(answers)} answers")
+    wrong_version = {item["version"] for item in answers} - {version}
+    if wrong_version:
+        raise _Failure(f"the smoke test was answered by v{sorted(wrong_version)}, not v{version}")
+    invalid = [
+        (index, item.get("probability", item.get("error")))
+        for index, item in enumerate(answers)
+        if not _is_probability(item.get("probability"))
+    ]
+    if invalid:
+        raise _Failure(
+            f"the smoke test got {len(invalid)} rows without a valid probability, "
+            f"e.g. {invalid[:3]}"
+        )
+
+    served = [item["probability"] for item in answers]
+    offline = score(model, frame, f"v{version}").tolist()
+    gaps = [abs(a - b) for a, b in zip(served, offline, strict=True)]
+    worst = max(range(len(gaps)), key=gaps.__getitem__)
+    if gaps[worst] > settings.deploy_skew_tolerance:
+        raise _Failure(
+            f"training-serving skew: served and offline probabilities differ by up to "
+            f"{gaps[worst]:.3g} (tolerance {settings.deploy_skew_tolerance:g}; row {worst}: "
+            f"served {served[worst]:.6f}, offline {offline[worst]:.6f})"
+        )
+    return len(rows), gaps[worst]
+
+
+def _rolled_back(
+    settings: Settings,
+    server: _ModelServer,
+    url: str,
+    version: int,
+    previous: int | None,
+    failure: Exception,
+) -> DeploymentError:
+    """Roll ``@champion`` back after ``failure`` and say where things stand."""
+    reason = f"deploy of v{version} failed: {_described(failure, url)}"
+    if previous is None or previous == version:
+        return DeploymentError(
+            f"{reason}; there is no previous champion to roll back to, so @champion stays on "
+            f"v{version}: fix it or promote another version"
+        )
+    registry.rollback(settings, previous, reason)
+    try:
+        server.serve(previous)
+    except (_Failure, httpx.HTTPError) as again:
+        return DeploymentError(
+            f"{reason}; @champion rolled back to v{previous}, but the server does not serve "
+            f"it yet: {_described(again, url)}"
+        )
+    return DeploymentError(
+        f"{reason}; @champion rolled back to v{previous}, which the server serves again"
+    )
+
+
+def _described(error: Exception, url: str) -> str:
+    """What failed, in words; an HTTP error names the server, which httpx's own does not."""
+    if isinstance(error, httpx.HTTPError):
+        return f"the model server at {url} did not answer ({type(error).__name__}: {error})"
+    return str(error)
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def _detail(response: httpx.Response) -> Any:
+    """The server's explanation: a reload's ``error``, else FastAPI's ``detail``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return detail.get("error", detail) if isinstance(detail, dict) else detail

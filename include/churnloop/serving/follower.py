@@ -1,0 +1,178 @@
+"""Keeps the server's models in step with the registry's aliases.
+
+The server serves whatever ``@champion`` points at and, for shadow scoring, loads
+``@challenger`` too. A background thread polls the aliases (one registry read per
+interval, never one per request) and loads a version when its alias moves; an admin
+reload calls the same `ModelFollower.refresh` at once. A version that fails to load is
+reported (``load_errors``, the log, the reload's outcome) and the previous model
+keeps serving; the poller does not retry that version until an admin reload asks, or
+the alias moves on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from churnloop import registry
+from churnloop.serving.model import ModelLoadError, ServedModel, load_served_model
+from churnloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LoadListener = Callable[[str, int, str | None], None]
+"""Told ``(alias, version, error or None)`` after each load attempt (for metrics)."""
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    alias: str
+    version: int
+    error: str
+    at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "version": self.version,
+            "error": self.error,
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What one look at the registry found and did."""
+
+    aliases: dict[str, int]
+    loaded: list[str] = field(default_factory=list)
+    failures: list[LoadFailure] = field(default_factory=list)
+
+    @property
+    def champion_failed(self) -> bool:
+        return any(failure.alias == registry.CHAMPION for failure in self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "aliases": self.aliases,
+            "loaded": self.loaded,
+            "failures": [failure.to_dict() for failure in self.failures],
+        }
+
+
+class ModelFollower:
+    """The champion (and challenger) currently served, reloaded when their aliases move."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        follow_challenger: bool,
+        on_load: LoadListener | None = None,
+    ) -> None:
+        self.settings = settings
+        self.aliases = (
+            (registry.CHAMPION, registry.CHALLENGER) if follow_challenger else (registry.CHAMPION,)
+        )
+        self._on_load = on_load
+        self._models: dict[str, ServedModel] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.load_errors: dict[str, LoadFailure] = {}
+        """Per alias, why its current version could not be loaded (cleared by a success)."""
+        self.last_checked: dt.datetime | None = None
+        self.last_check_error: str | None = None
+
+    @property
+    def champion(self) -> ServedModel | None:
+        return self._models.get(registry.CHAMPION)
+
+    @property
+    def challenger(self) -> ServedModel | None:
+        """The challenger if it differs from the champion (else shadowing is pointless)."""
+        challenger = self._models.get(registry.CHALLENGER)
+        champion = self.champion
+        if challenger is None or (champion and challenger.version == champion.version):
+            return None
+        return challenger
+
+    def refresh(self, *, retry_failed: bool = True) -> RefreshOutcome:
+        """Read the aliases and load every version that moved; the old model stays on failure.
+
+        Raises what the registry raises when it cannot be read (the caller reports it).
+        """
+        with self._lock:
+            current = registry.aliases(self.settings)
+            self.last_checked = dt.datetime.now(dt.UTC)
+            self.last_check_error = None
+            outcome = RefreshOutcome(
+                {alias: current[alias] for alias in self.aliases if alias in current}
+            )
+            for alias in self.aliases:
+                wanted = current.get(alias)
+                loaded = self._models.get(alias)
+                if wanted is None or (loaded is not None and loaded.version == wanted):
+                    self.load_errors.pop(alias, None)  # what the alias names is served
+                    if wanted is None and alias != registry.CHAMPION:
+                        self._models.pop(alias, None)
+                    continue
+                failed = self.load_errors.get(alias)
+                if not retry_failed and failed is not None and failed.version == wanted:
+                    continue
+                self._load(alias, wanted, outcome)
+            return outcome
+
+    def _load(self, alias: str, version: int, outcome: RefreshOutcome) -> None:
+        loaded = next((m for m in self._models.values() if m.version == version), None)
+        try:
+            model = (
+                loaded.with_alias(alias)
+                if loaded
+                else load_served_model(self.settings, version, alias)
+            )
+        except ModelLoadError as error:
+            failure = LoadFailure(alias, version, str(error), dt.datetime.now(dt.UTC))
+            self.load_errors[alias] = failure
+            outcome.failures.append(failure)
+            served = self._models.get(alias)
+            log.error("%s; still serving %s", error, f"v{served.version}" if served else "nothing")
+            self._notify(alias, version, str(error))
+            return
+        self._models[alias] = model
+        self.load_errors.pop(alias, None)
+        outcome.loaded.append(f"{alias}=v{version}")
+        log.info("serving %s v%s as @%s", self.settings.model_name, version, alias)
+        self._notify(alias, version, None)
+
+    def _notify(self, alias: str, version: int, error: str | None) -> None:
+        if self._on_load is not None:
+            self._on_load(alias, version, error)
+
+    # -- background polling -------------------------------------------------------------
+
+    def start(self, interval_seconds: float) -> None:
+        """Load now and then every ``interval_seconds``, in a daemon thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._poll, args=(interval_seconds,), name="model-follower", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _poll(self, interval_seconds: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh(retry_failed=False)
+            except Exception as error:  # the registry is down: keep serving, try again later
+                self.last_check_error = f"{type(error).__name__}: {error}"
+                log.warning("cannot read the registry's aliases: %s", self.last_check_error)
+            self._stop.wait(interval_seconds)

@@ -1,0 +1,153 @@
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnloop.cli import main
+from churnloop.links import report_url
+from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift
+from churnloop.monitoring.report import build_report, save_report
+from churnloop.storage import lake
+
+DAY = dt.date(2026, 3, 4)
+THRESHOLDS = DriftThresholds(
+    numeric_method="psi", psi=0.2, psi_bins=10, wasserstein=0.1, jensenshannon=0.1, share=0.5
+)
+
+
+def customers(rows: int, seed: int, *, drifted: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    plans = ["basic", "standard", "premium", *(["enterprise"] if drifted else [])]
+    return pd.DataFrame(
+        {
+            "spend": rng.normal(60.0 if drifted else 50.0, 10.0, rows),
+            "logins": rng.poisson(3, rows),
+            "plan": rng.choice(plans, rows),
+            "discount": np.full(rows, np.nan) if drifted else rng.random(rows),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    reference = customers(3_000, seed=1, drifted=False)
+    current = customers(3_000, seed=2, drifted=True)
+    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+    report = build_report(
+        reference,
+        current,
+        result,
+        title="Drift 2026-03-04",
+        notes=["current: served prediction log of 2026-03-04"],
+        sample_rows=1_000,
+    )
+    return result, report
+
+
+def test_html_puts_the_verdict_over_evidentlys_charts(comparison):
+    result, report = comparison
+    assert result.drifted_columns == ["spend", "plan", "discount"]
+
+    start = report.html.index('<section id="churnloop-drift-verdict"')
+    end = report.html.index("</section>", start)
+    verdict, evidently = report.html[start:end], report.html[:start] + report.html[end:]
+    assert report.html.index("<body") < start, "the verdict is part of the page's body"
+    assert "<h1>Drift 2026-03-04</h1>" in verdict
+    assert "current: served prediction log of 2026-03-04" in verdict
+    for column in result.drifted_columns:
+        assert f"<td>{column}</td>" in verdict
+    assert verdict.count("<td>drifted</td>") == 3
+    assert "Value Drift for column spend" in evidently, "Evidently's own page is kept"
+
+
+def test_json_holds_our_verdict_and_evidently_with_the_same_methods(comparison):
+    result, report = comparison
+    record = json.loads(json.dumps(report.json))
+
+    assert record["drift"] == result.to_dict()
+    assert record["evidently"]["reference_rows"] == record["evidently"]["current_rows"] == 1_000
+    methods = {
+        metric["config"]["column"]: (metric["config"]["method"], metric["config"]["threshold"])
+        for metric in record["evidently"]["metrics"]
+        if metric["config"]["type"].endswith("ValueDrift")
+    }
+    assert methods == {
+        "spend": ("psi", 0.2),
+        "logins": ("psi", 0.2),
+        "plan": ("jensenshannon", 0.1),
+    }
+    failed = {t["name"] for t in record["evidently"]["tests"] if t["status"] == "FAIL"}
+    assert {"Value Drift for column spend", "Value Drift for column plan"} <= failed
+
+
+def test_report_says_what_it_sampled_and_left_out(comparison):
+    _, report = comparison
+    notes = " ".join(report.json["notes"])
+
+    assert "seeded sample of 1,000 of 3,000 reference rows" in notes
+    assert "Not charted by Evidently (no values in a sample): discount" in notes
+
+
+def test_saved_report_round_trips_from_the_lake(settings, comparison):
+    _, report = comparison
+
+    paths = save_report(settings, DAY, report)
+    paths_again = save_report(settings, DAY, report)
+
+    store = lake(settings)
+    assert (
+        paths
+        == paths_again
+        == {
+            "html": "reports/drift/dt=2026-03-04/report.html",
+            "json": "reports/drift/dt=2026-03-04/report.json",
+        }
+    )
+    assert store.read_bytes(paths["html"]).decode() == report.html
+    assert json.loads(store.read_bytes(paths["json"])) == report.json
+    assert sorted(store.list_files("reports/drift")) == sorted(paths.values())
+    assert report_url(settings, paths["html"]).endswith(
+        "/churnloop/reports/drift/dt%3D2026-03-04/report.html"
+    )
+
+
+def test_small_inputs_are_charted_whole(settings):
+    reference = customers(500, seed=3, drifted=False)
+    current = customers(500, seed=4, drifted=False)
+    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+
+    report = build_report(reference, current, result, title="Drift", notes=[])
+
+    assert result.drifted_columns == []
+    assert report.json["evidently"]["current_rows"] == 500
+    assert not any("seeded sample" in note for note in report.json["notes"])
+
+
+def test_cli_compares_two_parquet_files_and_saves_the_report(settings, tmp_path, capsys):
+    customers(800, seed=5, drifted=False).to_parquet(tmp_path / "reference.parquet")
+    customers(800, seed=6, drifted=True).to_parquet(tmp_path / "current.parquet")
+    files = ["--reference", str(tmp_path / "reference.parquet")]
+    files += ["--current", str(tmp_path / "current.parquet"), "--day", "2026-03-04"]
+
+    assert main(["drift-report", *files]) == 0
+
+    output = capsys.readouterr().out
+    assert "dataset drift: 3 of 4 columns drifted" in output
+    assert "report: http://localhost:8080/churnloop/reports/drift/dt%3D2026-03-04/" in output
+    assert lake(settings).exists("reports/drift/dt=2026-03-04/report.json")
+    assert main(["drift-report", *files, "--columns", "spend", "tenure"]) == 2
+    assert "lacks column(s) ['tenure']" in capsys.readouterr().err
+
+
+def test_a_column_evidently_cannot_chart_is_in_the_verdict_alone():
+    reference = customers(500, seed=3, drifted=False)[["discount"]]
+    current = customers(500, seed=4, drifted=True)[["discount"]]
+    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+
+    report = build_report(reference, current, result, title="Drift", notes=[])
+
+    assert result.drifted_columns == ["discount"]
+    assert report.json["evidently"] is None
+    assert "<td>discount</td>" in report.html and "Not charted by Evidently" in report.html

@@ -1,0 +1,135 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from churnloop.errors import DataError
+from churnloop.monitoring.effect_sizes import ColumnDrift, DriftResult
+from churnloop.monitoring.verdict import decide, performance_drift, staleness
+
+DAY = dt.date(2026, 3, 4)
+
+
+def labelled_scores(rows: int, seed: int, *, signal: float) -> pd.DataFrame:
+    """Churn labels and scores that separate them more the larger ``signal`` is."""
+    rng = np.random.default_rng(seed)
+    churned = (rng.random(rows) < 0.3).astype("int8")
+    score = 1 / (1 + np.exp(-(signal * churned + rng.normal(0, 1, rows))))
+    return pd.DataFrame({"churned": churned, "prediction": score})
+
+
+def test_a_performance_drop_beyond_the_threshold_is_flagged():
+    served = labelled_scores(2_000, seed=1, signal=0.0)
+
+    check = performance_drift(served, baseline_auc=0.80, max_drop=0.05, min_rows=200)
+
+    assert check.judged and check.degraded
+    assert check.auc == pytest.approx(roc_auc_score(served["churned"], served["prediction"]))
+    assert "vs baseline 0.800" in check.summary
+
+
+def test_performance_within_the_threshold_is_not_flagged():
+    served = labelled_scores(2_000, seed=1, signal=2.0)
+    auc = roc_auc_score(served["churned"], served["prediction"])
+
+    check = performance_drift(served, baseline_auc=auc + 0.04, max_drop=0.05, min_rows=200)
+
+    assert check.judged and not check.degraded
+    assert check.to_dict()["drop"] == pytest.approx(0.04)
+
+
+def test_too_few_matured_labels_are_not_judged():
+    served = labelled_scores(1_000, seed=2, signal=0.0).astype({"churned": "Int8"})
+    served.loc[150:, "churned"] = pd.NA  # labels of those rows have not matured yet
+
+    check = performance_drift(served, baseline_auc=0.80, max_drop=0.05, min_rows=200)
+
+    assert not check.judged and not check.degraded
+    assert check.rows == 150
+    assert "150 labelled rows, fewer than 200 (850 rows without a label yet)" in check.summary
+
+
+def test_a_single_class_is_not_judged():
+    served = labelled_scores(500, seed=3, signal=1.0).assign(churned=0)
+
+    check = performance_drift(served, baseline_auc=0.80, max_drop=0.05, min_rows=200)
+
+    assert not check.judged
+    assert "all 500 labelled rows are of class 0" in check.summary
+
+
+def test_min_rows_defaults_to_the_settings(settings, monkeypatch):
+    monkeypatch.setenv("CHURNLOOP_DRIFT_PERFORMANCE_MIN_ROWS", "5000")
+
+    check = performance_drift(labelled_scores(2_000, 1, signal=0.0), 0.8, 0.05)
+
+    assert not check.judged and "fewer than 5000" in check.summary
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"churned": [0, 1]}), r"needs columns \[.prediction.\]"),
+        (
+            pd.DataFrame({"churned": [0, 2], "prediction": [0.1, 0.9]}),
+            r"must be 0 or 1; found \[2.0\]",
+        ),
+        (pd.DataFrame({"churned": [0, 1], "prediction": [0.1, None]}), "1 labelled rows have no"),
+    ],
+)
+def test_bad_performance_input_names_what_is_wrong(frame, message):
+    with pytest.raises(DataError, match=message):
+        performance_drift(frame, baseline_auc=0.8, max_drop=0.05, min_rows=1)
+
+
+@pytest.mark.parametrize(
+    ("training_data_end", "stale"),
+    [(DAY - dt.timedelta(days=46), True), (DAY - dt.timedelta(days=45), False), (DAY, False)],
+)
+def test_staleness_counts_days_since_the_training_data_ends(training_data_end, stale):
+    check = staleness(training_data_end, DAY, max_age_days=45)
+
+    assert check.stale is stale
+    assert check.to_dict()["age_days"] == (DAY - training_data_end).days
+
+
+def drift_result(*drifted: str) -> DriftResult:
+    columns = tuple(
+        ColumnDrift(name, "numeric", "psi", 0.5 if name in drifted else 0.01, 0.2, 0.0, 0.0)
+        for name in ("spend", "logins", "tenure_months")
+    )
+    return DriftResult(columns, share_threshold=0.5, reference_rows=100, current_rows=100)
+
+
+FRESH = staleness(DAY - dt.timedelta(days=35), DAY, max_age_days=45)
+STALE = staleness(DAY - dt.timedelta(days=90), DAY, max_age_days=45)
+HEALTHY = performance_drift(labelled_scores(2_000, 1, signal=2.0), 0.70, 0.05, min_rows=200)
+DEGRADED = performance_drift(labelled_scores(2_000, 1, signal=0.0), 0.80, 0.05, min_rows=200)
+
+
+@pytest.mark.parametrize(
+    ("result", "performance", "age", "expected"),
+    [
+        (drift_result(), HEALTHY, FRESH, []),
+        (drift_result("logins"), None, FRESH, []),
+        (drift_result("spend"), HEALTHY, FRESH, ["data drift on important columns: spend psi"]),
+        (drift_result("logins", "tenure_months"), None, FRESH, ["dataset drift: 2 of 3 columns"]),
+        (drift_result(), DEGRADED, FRESH, ["performance drop: ROC AUC"]),
+        (drift_result(), HEALTHY, STALE, ["stale champion: training data ends 2025-12-04"]),
+    ],
+    ids=["quiet", "unimportant column", "important column", "share", "performance", "stale"],
+)
+def test_decide_gives_every_reason_to_retrain(result, performance, age, expected):
+    verdict = decide(result, performance, age, important_columns=["spend"])
+
+    assert verdict.triggered is bool(expected)
+    assert len(verdict.reasons) == len(expected)
+    for reason, start in zip(verdict.reasons, expected, strict=True):
+        assert reason.startswith(start)
+
+
+def test_decide_refuses_important_columns_that_were_not_compared():
+    with pytest.raises(ValueError, match=r"\['plan'\] were not compared"):
+        decide(drift_result(), None, FRESH, important_columns=["spend", "plan"])

@@ -1,0 +1,509 @@
+"""The model server over real HTTP, against a real MLflow registry and Feast online store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+from churnloop import registry, storage
+from churnloop.features import definition
+from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.serving.app import create_app, serve_in_background
+from churnloop.serving.model import ModelInfo, ModelLoadError, ServedModel
+from churnloop.serving.prediction_log import (
+    FEATURES_KEY,
+    PREDICTION,
+    PredictionLog,
+    read_predictions,
+    records_table,
+)
+from churnloop.settings import Settings
+from churnloop.training.challenger import fit_pipeline
+from tests.churnloop.serving_support import (
+    CORRUPT,
+    FEATURES,
+    GOOD,
+    LAST_DAY,
+    OTHER,
+    UNFITTED,
+    install_template,
+    isolated_settings,
+    point,
+    served_version,
+    template_home,
+    wait_for,
+)
+
+TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+UNKNOWN_CUSTOMER = 999_999
+
+
+@pytest.fixture(scope="module")
+def online_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared template, plus a Feast registry and online store holding the last day."""
+    from churnloop.features import store
+
+    home = tmp_path_factory.mktemp("serving-online") / "home"
+    shutil.copytree(template_home(), home)
+    settings = isolated_settings(home)
+    store.apply_definitions(settings)
+    store.materialize_day(settings, LAST_DAY, overlap_days=0)
+    return home
+
+
+@pytest.fixture
+def world(settings: Settings, online_template: Path) -> Settings:
+    install_template(settings, online_template)
+    point(settings, registry.CHAMPION, GOOD)
+    return settings
+
+
+@pytest.fixture
+def serve(world: Settings):
+    """Start a server on ``world`` with setting overrides; returns its URL and app state."""
+    with ExitStack() as stack:
+
+        def start(ready: bool = True, **overrides):
+            if overrides.get("serving_admin_token"):
+                overrides["serving_admin_token"] = SecretStr(overrides["serving_admin_token"])
+            app = create_app(world.model_copy(update=overrides))
+            url = stack.enter_context(serve_in_background(app))
+            if ready:
+                wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
+            return url, app.state.server
+
+        yield start
+
+
+def last_day_features(settings: Settings) -> pd.DataFrame:
+    """What the online store holds: the last day's feature partition."""
+    frame = storage.lake(settings).read_table(definition.DATASET, LAST_DAY).to_pandas()
+    return frame.set_index(ENTITY)
+
+
+def offline(settings: Settings, version: int, rows: pd.DataFrame) -> np.ndarray:
+    return registry.load_model(settings, version).predict_proba(rows[FEATURES])[:, 1]
+
+
+def as_json_row(frame: pd.DataFrame, customer: int) -> dict:
+    return frame.loc[customer, FEATURES].astype(object).to_dict()
+
+
+# -- predictions ----------------------------------------------------------------------------
+
+
+def test_customer_and_feature_predictions_match_the_registered_model(world, serve):
+    url, _ = serve()
+    online = last_day_features(world)
+    customers = online.index[:3].tolist()
+    expected = offline(world, GOOD, online.loc[customers])
+
+    single = httpx.post(f"{url}/predict", json={"customer_id": customers[0]}).json()
+    by_features = httpx.post(
+        f"{url}/predict", json={"features": as_json_row(online, customers[1])}
+    ).json()
+
+    assert single["version"] == GOOD and single["model"] == world.model_name
+    assert single["probability"] == pytest.approx(expected[0], abs=1e-12)
+    assert single["label"] == int(expected[0] >= world.serving_threshold)
+    assert by_features["probability"] == pytest.approx(expected[1], abs=1e-12)
+    assert by_features["customer_id"] is None
+
+
+def test_customer_predictions_read_the_redis_online_store(world, serve, redis_address):
+    """The production online store: Feast's async Redis read, inside the server's event loop."""
+    from churnloop.features import store
+
+    on_redis = world.model_copy(
+        update={"feast_redis": redis_address, "feast_project": f"serving_{uuid.uuid4().hex[:8]}"}
+    )
+    store.apply_definitions(on_redis)
+    try:
+        store.materialize_day(on_redis, LAST_DAY, overlap_days=0)
+        url, _ = serve(feast_redis=on_redis.feast_redis, feast_project=on_redis.feast_project)
+        online = last_day_features(world)
+        customers = online.index[:4].tolist()
+        expected = offline(world, GOOD, online.loc[customers])
+
+        single = httpx.post(f"{url}/predict", json={"customer_id": customers[0]}).json()
+        batch = httpx.post(
+            f"{url}/predict",
+            json={"instances": [{"customer_id": c} for c in [*customers, UNKNOWN_CUSTOMER]]},
+        ).json()["predictions"]
+
+        assert single["probability"] == pytest.approx(expected[0], abs=1e-12)
+        assert [p["probability"] for p in batch[:-1]] == pytest.approx(expected, abs=1e-12)
+        assert batch[-1]["error"]["status"] == 404
+    finally:
+        store.feature_store(on_redis).teardown()
+
+
+def test_batch_scores_each_instance_and_reports_an_unknown_customer_in_place(world, serve):
+    url, _ = serve()
+    online = last_day_features(world)
+    first, second = online.index[:2].tolist()
+    instances = [
+        {"customer_id": first},
+        {"customer_id": UNKNOWN_CUSTOMER},
+        {"features": as_json_row(online, second)},
+    ]
+
+    response = httpx.post(f"{url}/predict", json={"instances": instances})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["version"] == GOOD
+    scored, unknown, explicit = body["predictions"]
+    expected = offline(world, GOOD, online.loc[[first, second]])
+    assert scored["probability"] == pytest.approx(expected[0], abs=1e-12)
+    assert explicit["probability"] == pytest.approx(expected[1], abs=1e-12)
+    assert unknown["probability"] is None
+    assert unknown["error"]["status"] == 404
+    assert str(UNKNOWN_CUSTOMER) in unknown["error"]["detail"]
+
+
+def test_unknown_customer_alone_is_a_404_naming_it(serve):
+    url, _ = serve()
+
+    response = httpx.post(f"{url}/predict", json={"customer_id": UNKNOWN_CUSTOMER})
+
+    assert response.status_code == 404
+    assert f"customer {UNKNOWN_CUSTOMER}" in response.json()["detail"]
+
+
+def _features_with(change: dict) -> dict:
+    row = dict.fromkeys(FEATURES, 1.0) | {"plan": "basic", "region": "north", "contract": "annual"}
+    row.update(change)
+    return {name: value for name, value in row.items() if value != "DROP"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "loc", "message"),
+    [
+        ({}, ["body"], "exactly one of 'customer_id', 'features' or 'instances'"),
+        ({"customer_id": 1, "features": {}}, ["body"], "exactly one"),
+        ({"customer_id": "abc"}, ["body", "customer_id"], "valid integer"),
+        ({"features": _features_with({"age": "DROP"})}, ["body", "features", "age"], "required"),
+        ({"features": _features_with({"age": "old"})}, ["body", "features", "age"], "a number"),
+        ({"features": _features_with({"plan": 3})}, ["body", "features", "plan"], "a string"),
+        ({"features": _features_with({"bogus": 1})}, ["body", "features", "bogus"], "Extra"),
+        (
+            {"instances": [{"customer_id": 1}, {"features": _features_with({"region": 7})}]},
+            ["body", "instances", 1, "features", "region"],
+            "a string",
+        ),
+        ({"instances": []}, ["body", "instances"], "at least 1 item"),
+        ({"instances": [{"customer_id": 1}] * 3}, ["body", "instances"], "at most 2 instances"),
+    ],
+)
+def test_invalid_payloads_are_422s_naming_the_field(serve, payload, loc, message):
+    url, _ = serve(serving_max_instances=2)
+
+    response = httpx.post(f"{url}/predict", json=payload)
+
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert any(error["loc"] == loc and message in error["msg"] for error in errors), errors
+
+
+# -- following the alias ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "headers", "status", "message"),
+    [
+        (None, ADMIN, 403, "disabled"),
+        (TOKEN, {}, 401, "Authorization: Bearer"),
+        (TOKEN, {"Authorization": "Bearer wrong"}, 403, "wrong admin token"),
+    ],
+)
+def test_admin_reload_refuses_without_the_right_token(serve, token, headers, status, message):
+    url, _ = serve(serving_admin_token=token)
+
+    response = httpx.post(f"{url}/admin/reload", headers=headers)
+
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+
+
+def test_admin_reload_serves_the_new_champion_at_once(world, serve):
+    url, _ = serve(serving_admin_token=TOKEN, serving_poll_seconds=3600)
+    customer = last_day_features(world).index[0]
+    before = httpx.post(f"{url}/predict", json={"customer_id": int(customer)}).json()
+    point(world, registry.CHAMPION, OTHER)
+
+    response = httpx.post(f"{url}/admin/reload", headers=ADMIN)
+
+    assert response.status_code == 200 and response.json()["serving"] == str(OTHER)
+    after = httpx.post(f"{url}/predict", json={"customer_id": int(customer)}).json()
+    assert (before["version"], after["version"]) == (GOOD, OTHER)
+    assert after["probability"] != before["probability"]
+    state = httpx.get(f"{url}/model").json()
+    assert state["version"] == OTHER and state["alias"] == registry.CHAMPION
+    assert state["lineage"]["feature_service"] == definition.FEATURE_SERVICE
+    assert state["training_window"]["end"] == LAST_DAY.isoformat()
+
+
+def test_poller_follows_the_champion_alias(world, serve):
+    url, _ = serve(serving_poll_seconds=0.2)
+    assert served_version(url) == GOOD
+
+    point(world, registry.CHAMPION, OTHER)
+
+    wait_for(lambda: served_version(url) == OTHER, timeout=20, what="the poller to load v2")
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [(CORRUPT, "cannot load"), (UNFITTED, "not a fitted LGBMClassifier")],
+)
+def test_a_broken_version_leaves_the_old_model_serving_and_says_why(world, serve, broken, reason):
+    url, _ = serve(serving_admin_token=TOKEN, serving_poll_seconds=3600)
+    point(world, registry.CHAMPION, broken)
+
+    response = httpx.post(f"{url}/admin/reload", headers=ADMIN)
+
+    assert response.status_code == 500
+    detail = response.json()["detail"]
+    assert reason in detail["error"] and detail["serving"] == str(GOOD)
+    state = httpx.get(f"{url}/model").json()
+    assert state["version"] == GOOD
+    assert state["last_load_error"]["version"] == broken
+    assert reason in state["last_load_error"]["error"]
+    customer = int(last_day_features(world).index[0])
+    assert httpx.post(f"{url}/predict", json={"customer_id": customer}).json()["version"] == GOOD
+
+    point(world, registry.CHAMPION, GOOD)
+    assert httpx.post(f"{url}/admin/reload", headers=ADMIN).status_code == 200
+    assert httpx.get(f"{url}/model").json()["last_load_error"] is None
+
+
+def test_a_broken_challenger_is_reported_without_failing_the_reload(world, serve):
+    point(world, registry.CHALLENGER, CORRUPT)
+    url, _ = serve(serving_admin_token=TOKEN, serving_shadow_fraction=0.5)
+
+    response = httpx.post(f"{url}/admin/reload", headers=ADMIN)
+
+    assert response.status_code == 200 and response.json()["serving"] == str(GOOD)
+    state = httpx.get(f"{url}/model").json()
+    assert state["challenger"] is None and state["last_load_error"] is None
+    assert state["challenger_load_error"]["version"] == CORRUPT
+
+
+def test_without_a_champion_the_server_is_alive_but_not_ready(world, serve):
+    point(world, registry.CHAMPION, None)
+    url, _ = serve(ready=False, serving_poll_seconds=0.2)
+
+    assert httpx.get(f"{url}/health").status_code == 200
+    assert httpx.get(f"{url}/ready").status_code == 503
+    assert httpx.post(f"{url}/predict", json={"customer_id": 1}).status_code == 503
+
+    point(world, registry.CHAMPION, GOOD)
+    wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="ready after promotion")
+
+
+# -- explanations, shadow scoring, the prediction log, metrics ------------------------------
+
+
+def test_explain_contributions_sum_to_the_raw_score(world, serve):
+    url, _ = serve()
+    customer = int(last_day_features(world).index[0])
+
+    body = httpx.post(f"{url}/explain", json={"customer_id": customer}).json()
+
+    assert set(body["contributions"]) == set(FEATURES)
+    total = body["base_value"] + sum(body["contributions"].values())
+    assert total == pytest.approx(body["raw_score"], abs=1e-9)
+    assert 1 / (1 + math.exp(-body["raw_score"])) == pytest.approx(body["probability"], abs=1e-12)
+    predicted = httpx.post(f"{url}/predict", json={"customer_id": customer}).json()
+    assert body["probability"] == pytest.approx(predicted["probability"], abs=1e-12)
+
+
+def test_shadow_scores_are_logged_while_callers_get_the_champion(world, serve):
+    point(world, registry.CHALLENGER, OTHER)
+    url, server = serve(serving_shadow_fraction=1.0)
+    wait_for(lambda: server.follower.challenger, what="the challenger to load")
+    online = last_day_features(world)
+    customers = [int(customer) for customer in online.index[:4]]
+
+    answers = [
+        httpx.post(f"{url}/predict", json={"customer_id": customer}).json()
+        for customer in customers
+    ]
+    server.prediction_log.flush()
+
+    assert {answer["version"] for answer in answers} == {GOOD}
+    logged = read_predictions(world, dt.datetime.now(dt.UTC).date()).set_index(ENTITY)
+    assert sorted(logged.index) == sorted(customers)
+    assert (logged["model_version"] == GOOD).all() and (logged["shadow_version"] == OTHER).all()
+    rows = online.loc[customers]
+    assert np.allclose(logged.loc[customers, PREDICTION], offline(world, GOOD, rows), atol=1e-12)
+    shadow = offline(world, OTHER, rows)
+    assert np.allclose(logged.loc[customers, "shadow_prediction"], shadow, atol=1e-12)
+
+    batch = {"instances": [{"customer_id": customer} for customer in customers]}
+    httpx.post(f"{url}/predict", json=batch)
+    text = httpx.get(f"{url}/metrics").text
+    shadowed = metric(
+        text, "churnloop_prediction_score_count", model_version=str(OTHER), role="shadow"
+    )
+    assert shadowed == 2 * len(customers), "every shadowed row of a batch is counted"
+
+
+def test_prediction_log_writes_new_files_in_the_background(world, serve):
+    url, server = serve(prediction_log_flush_rows=2, prediction_log_flush_seconds=3600)
+    online = last_day_features(world)
+    batches = [online.index[:2].tolist(), online.index[2:5].tolist()]
+    today = dt.datetime.now(dt.UTC).date()
+    partition = storage.Store.partition("predictions", today)
+
+    for written, batch in zip((2, 5), batches, strict=True):
+        instances = [{"customer_id": int(customer)} for customer in batch]
+        httpx.post(f"{url}/predict", json={"instances": instances})
+        wait_for(lambda: server.prediction_log.written_rows == written, what="a flush")  # noqa: B023
+
+    files = list(storage.lake(world).list_files(partition))
+    assert len(files) == 2 and all(path.endswith(".parquet") for path in files)
+    logged = read_predictions(world, today)
+    assert sorted(logged[ENTITY]) == sorted(sum(batches, []))
+    assert logged[TIMESTAMP].dt.tz is not None and set(FEATURES) <= set(logged.columns)
+    assert logged.set_index(ENTITY).loc[batches[0][0], "plan"] == online.loc[batches[0][0], "plan"]
+    with pytest.raises(storage.PartitionNotFound, match="no predictions logged"):
+        read_predictions(world, today - dt.timedelta(days=400))
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus exposition, or None if absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def test_stopping_the_server_writes_the_rows_still_pending(world):
+    settings = world.model_copy(update={"prediction_log_flush_rows": 10_000})
+    customer = int(last_day_features(world).index[0])
+    with serve_in_background(create_app(settings)) as url:
+        wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
+        httpx.post(f"{url}/predict", json={"customer_id": customer})
+
+    logged = read_predictions(world, dt.datetime.now(dt.UTC).date())
+    assert logged[ENTITY].tolist() == [customer]
+
+
+def test_metrics_count_requests_scores_and_errors_by_model_version(world, serve):
+    url, _ = serve()
+    customer = int(last_day_features(world).index[0])
+    httpx.post(f"{url}/predict", json={"customer_id": customer})
+    httpx.post(f"{url}/predict", json={"customer_id": UNKNOWN_CUSTOMER})
+    httpx.post(f"{url}/predict", json={"customer_id": "not a number"})
+
+    text = httpx.get(f"{url}/metrics").text
+
+    requests = "churnloop_requests_total"
+    on_predict = {"endpoint": "/predict", "model_version": "1"}
+    assert metric(text, requests, **on_predict, status="200") == 1
+    assert metric(text, requests, **on_predict, status="404") == 1
+    assert metric(text, "churnloop_request_duration_seconds_count", **on_predict) == 3
+    scores = "churnloop_prediction_score_count"
+    assert metric(text, scores, model_version="1", role="champion") == 1
+    assert metric(text, "churnloop_errors_total", kind="unknown_customer") == 1
+    assert metric(text, "churnloop_errors_total", kind="validation") == 1
+    assert metric(text, "churnloop_model_version", alias="champion") == GOOD
+
+
+# -- units: the compiled model and the log's buffer ----------------------------------------
+
+
+def _info() -> ModelInfo:
+    return ModelInfo("m", 1, "champion", "run", {}, dt.datetime.now(dt.UTC))
+
+
+def _tiny_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            TIMESTAMP: pd.Timestamp("2026-01-01", tz="UTC"),
+            "x": rng.normal(size=200),
+            "plan": rng.choice(["basic", "premium", None], size=200),
+            "churned": rng.integers(0, 2, size=200),
+        }
+    )
+
+
+def test_compiled_encoding_replays_the_fitted_encoder_on_unknown_and_missing_values():
+    frame = _tiny_frame()
+    pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
+    model = ServedModel(pipeline, _info())
+    rows = [
+        {"x": 0.3, "plan": "basic"},
+        {"x": None, "plan": None},
+        {"x": 1.0, "plan": "unseen"},
+        {"x": -2, "plan": float("nan")},
+    ]
+
+    served = model.probabilities(model.encode(rows))
+
+    expected = pipeline.predict_proba(pd.DataFrame(rows).astype({"x": "float64"}))[:, 1]
+    assert np.array_equal(served, expected)
+
+
+def test_a_pipeline_serving_cannot_replay_is_refused_naming_the_step():
+    frame = _tiny_frame()
+    pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
+    scaled = ColumnTransformer(
+        [("numeric", StandardScaler(), ["x"]), ("categorical", OrdinalEncoder(), ["plan"])]
+    ).fit(frame[["x", "plan"]].fillna("none"))
+    altered = Pipeline([("preprocess", scaled), ("classifier", pipeline.steps[-1][1])])
+
+    with pytest.raises(ModelLoadError, match="transformer 'numeric' .*StandardScaler"):
+        ServedModel(altered, _info())
+
+
+def test_log_columns_take_one_type_whatever_the_rows_gave():
+    now = dt.datetime.now(dt.UTC)
+    records = [
+        {TIMESTAMP: now, FEATURES_KEY: {"age": 30, "plan": "basic", "flag": True}},
+        {TIMESTAMP: now, FEATURES_KEY: {"age": 31.5, "plan": 2, "flag": None}},
+    ]
+
+    table = records_table(records)
+
+    assert table.column("age").to_pylist() == [30.0, 31.5]
+    assert table.column("plan").to_pylist() == ["basic", "2"]
+    assert table.column("flag").to_pylist() == [1.0, None]
+    assert table.schema.field(ENTITY).type == pa.int64()
+
+
+def test_prediction_log_keeps_unwritten_rows_and_counts_what_it_drops(settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the lake should be")
+    unreachable = settings.model_copy(update={"lake_uri": str(blocker / "lake")})
+    prediction_log = PredictionLog(
+        unreachable, flush_rows=100, flush_seconds=3600, max_pending_rows=3
+    )
+    record = {TIMESTAMP: dt.datetime.now(dt.UTC), "features": {"age": 30.0}}
+
+    prediction_log.append([record, record])
+    assert prediction_log.flush() == []
+    assert prediction_log.pending_rows == 2 and prediction_log.last_error
+    prediction_log.append([record, record])
+
+    assert prediction_log.pending_rows == 3 and prediction_log.dropped_rows == 1

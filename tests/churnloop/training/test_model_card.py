@@ -1,0 +1,76 @@
+"""The model card: rendered from the registry, logged next to the version it describes."""
+
+import datetime as dt
+
+import mlflow
+
+from churnloop import registry
+from churnloop.training.gate import FAILED, Check, Decision, GateConfig, evaluate
+from churnloop.training.model_card import (
+    CARD_ARTIFACT,
+    CardFacts,
+    log_model_card,
+    render_model_card,
+)
+from tests.churnloop.training_support import (
+    FEATURE_SERVICE,
+    FEATURES,
+    labelled_days,
+    register_challenger,
+    with_empty_mlflow,
+)
+
+
+def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_lineage(settings):
+    settings = with_empty_mlflow(settings)
+    trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 1), 8, 300))
+    decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
+    registry.promote(settings, 1, decision=decision, logical_date=dt.date(2026, 2, 7))
+
+    uri = log_model_card(settings, 1)
+
+    assert uri.endswith(f"/{CARD_ARTIFACT}")
+    card = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/{CARD_ARTIFACT}")
+    assert card.startswith(f"# Model card: {settings.model_name} version 1")
+    assert "Aliases now: `@challenger`, `@champion`" in card
+    assert "- window: 2026-01-01 to 2026-01-08" in card
+    assert f"FeatureService `{FEATURE_SERVICE}`, {len(FEATURES)} model inputs" in card
+    assert all(f"`{name}`" in card for name in FEATURES)
+    assert f"| roc_auc | {trained.metrics['roc_auc']:.4g} | - |" in card
+    assert "## Evaluation gate: blessed" in card
+    assert "| max_auc_drop_abs | skipped | - | 0.01 | no champion yet (bootstrap) |" in card
+    assert "| plan=basic |" in card
+    assert "Promotion: blessed by the evaluation gate." in card
+    assert f"- MLflow run: `{trained.run_id}`" in card
+    assert "- Airflow dag_id: `continuous_training`" in card
+    assert f"- training dataset digest: `{trained.dataset_digest}`" in card
+
+
+def test_card_of_a_forced_or_unjudged_version_says_so():
+    rejected = Decision(
+        blessed=False,
+        checks=(Check("min_roc_auc", FAILED, 0.55, 0.65, "ROC AUC 0.55 | below 0.65"),),
+        slices=(),
+        challenger_metrics={"roc_auc": 0.55},
+        champion_metrics={"roc_auc": 0.8},
+    )
+    facts = CardFacts(
+        model_name="churn-model",
+        version=4,
+        aliases=["champion"],
+        run_id="abc",
+        tags={registry.FORCED_REASON_TAG: "INC-42", registry.PROMOTION_TAG: "forced: INC-42"},
+        params={},
+        metrics={"roc_auc": 0.55},
+        features=["age"],
+        decision=rejected,
+    )
+
+    card = render_model_card(facts)
+    unjudged = render_model_card(CardFacts(**{**facts.__dict__, "decision": None, "tags": {}}))
+
+    assert "## Evaluation gate: rejected" in card
+    assert "| min_roc_auc | failed | 0.55 | 0.65 | ROC AUC 0.55 \\| below 0.65 |" in card
+    assert "| roc_auc | 0.55 | 0.8 |" in card
+    assert "Promotion was forced by a person: INC-42" in card
+    assert "Not evaluated yet." in unjudged and "Promotion: not decided yet." in unjudged

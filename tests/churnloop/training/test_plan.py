@@ -1,0 +1,82 @@
+import datetime as dt
+
+import pytest
+
+from churnloop.errors import DataError
+from churnloop.training.plan import TrainingPlan, drift_events_from, plan_training_run
+
+AS_OF = dt.date(2026, 3, 2)
+
+
+def test_window_ends_where_labels_have_matured(settings):
+    plan = plan_training_run(
+        settings, as_of=AS_OF, params={"training_window_days": 30}, trigger="scheduled"
+    )
+    # customer_data has processed up to AS_OF - 1, which brought labels of AS_OF - 31
+    assert plan.window_end == dt.date(2026, 1, 30)
+    assert plan.window_start == dt.date(2026, 1, 1)
+    assert plan.holdout_days == settings.holdout_days
+
+
+def test_params_override_the_gate_and_are_recorded(settings):
+    params = {"min_roc_auc": 0.7, "max_auc_drop_abs": None, "dry_run": True}
+    plan = plan_training_run(settings, as_of=AS_OF, params=params, trigger="manual")
+    assert plan.gate_overrides == {"min_roc_auc": 0.7, "max_auc_drop_abs": None}
+    assert plan.dry_run and plan.force_reason is None
+    assert "dry run" in plan.describe()
+
+
+def test_forcing_needs_a_reason(settings):
+    with pytest.raises(DataError, match="force_promote is set but reason is empty"):
+        plan_training_run(
+            settings, as_of=AS_OF, params={"force_promote": True, "reason": " "}, trigger="manual"
+        )
+    plan = plan_training_run(
+        settings,
+        as_of=AS_OF,
+        trigger="manual",
+        params={"force_promote": True, "reason": "hotfix for region east"},
+    )
+    assert plan.force_reason == "hotfix for region east"
+
+
+def test_holdout_must_leave_days_to_train_on(settings):
+    with pytest.raises(DataError, match="holdout_days .7. must be smaller"):
+        plan_training_run(
+            settings,
+            as_of=AS_OF,
+            trigger="manual",
+            params={"training_window_days": 7, "holdout_days": 7},
+        )
+
+
+def test_plan_survives_xcom_with_its_drift_events(settings):
+    events = [{"timestamp": "2026-03-01T02:00:00+00:00", "day": "2026-02-28", "columns": ["age"]}]
+    plan = plan_training_run(settings, as_of=AS_OF, params={}, trigger="drift", drift_events=events)
+    assert TrainingPlan.from_dict(plan.to_dict()) == plan
+    assert "1 drift event(s)" in plan.describe()
+
+
+def test_consumed_drift_events_are_kept_with_their_extra():
+    """Airflow merges queued churn_drift events into one run: every one is recorded."""
+    from types import SimpleNamespace
+
+    def event(day: str, hour: int) -> SimpleNamespace:
+        stamp = dt.datetime(2026, 3, 1, hour, tzinfo=dt.UTC)
+        return SimpleNamespace(timestamp=stamp, extra={"day": day, "reasons": ["age drifted"]})
+
+    consumed = drift_events_from({"churn_drift": [event("2026-02-27", 2), event("2026-02-28", 3)]})
+    assert [item["day"] for item in consumed] == ["2026-02-27", "2026-02-28"]
+    assert consumed[0]["timestamp"] == "2026-03-01T02:00:00+00:00"
+    assert drift_events_from(None) == []
+
+
+def test_a_drift_triggered_run_trains_as_of_the_day_after_the_drift_it_reacts_to():
+    """A backfilled or simulated drift day must not make a run train as of the wall clock."""
+    from churnloop.training.plan import as_of_day
+
+    now = dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC)
+    events = [{"day": "2026-02-27"}, {"day": "2026-02-28"}, {"timestamp": "no day"}]
+    assert as_of_day(None, now, events) == dt.date(2026, 3, 1)
+    assert as_of_day(dt.datetime(2026, 3, 9, 3, tzinfo=dt.UTC), now, events) == dt.date(2026, 3, 9)
+    assert as_of_day(None, now, []) == now.date()
