@@ -32,7 +32,9 @@ from churnloop.demo.simulation import generate_labels, generate_snapshots
 from churnloop.features import definition
 from churnloop.schema import ENTITY, TIMESTAMP
 from churnloop.settings import Settings
-from churnloop.training.challenger import build_pipeline, split_by_time, train_challenger
+from churnloop.training.challenger import train_and_register
+from churnloop.training.pipeline import build_pipeline
+from churnloop.training.split import split_by_time
 from tests.churnloop.training_support import LINEAGE, with_empty_mlflow
 
 FIRST_DAY = dt.date(2026, 3, 1)
@@ -61,7 +63,7 @@ def labelled_features(settings: Settings) -> pd.DataFrame:
 
 def _train(settings: Settings, frame: pd.DataFrame, n_estimators: int) -> int:
     train, holdout = split_by_time(frame, holdout_days=2)
-    trained = train_challenger(
+    trained = train_and_register(
         settings,
         train,
         holdout,

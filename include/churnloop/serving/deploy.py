@@ -1,27 +1,7 @@
-"""The deploy step: the model server serves the new ``@champion``, verified, or the old one.
-
-Called after `registry.promote` moved ``@champion`` to a version (the last task of
-``continuous_training``; skip it when nothing was promoted). In order:
-
-1. Reach the server at ``settings.serving_url``. In the embedded profile, when nothing
-   answers at a loopback URL and ``deploy_start_server`` is on, start ``churnloop serve``
-   as a detached process (log: ``<home>/logs/model-server.log``) reading the same
-   environment, and wait for ``/health``: the demo then needs no separate terminal. A
-   remote server (production) is its own service and is never started from here.
-2. Make it serve the version: ``POST /admin/reload`` when an admin token is configured,
-   else let its alias poller find it; wait until ``GET /model`` reports the version
-   (``deploy_timeout_seconds``), failing at once when the server reports it cannot load it.
-3. Smoke test: the first ``deploy_smoke_rows`` rows of the version's drift reference (a
-   sample of its holdout) scored by the server: one answer per row, each a probability
-   in [0, 1], all from the version.
-4. Skew check: those served probabilities equal the registered model's offline
-   ``predict_proba`` on the same rows, within ``deploy_skew_tolerance``: the compiled
-   serving path, the online encoding and the artifact agree with training.
-
-On any failure ``@champion`` rolls back to ``@previous-champion`` (recorded in the champion
-history with the reason), the server is made to serve it again and checked, and a
-`DeploymentError` says what failed and where things stand. A failure is never retried:
-the alias already points back, so a retry would only redeploy the old champion.
+"""The deploy step: the model server serves the new ``@champion`` (started here for a silent
+loopback URL in the embedded profile), passes a smoke test, and serves what the registered
+model predicts offline on the same rows; otherwise ``@champion`` rolls back to
+``@previous-champion`` and `DeploymentError` says what failed. A failure is never retried.
 """
 
 from __future__ import annotations
@@ -74,7 +54,12 @@ def deploy(
     server_url: str | None = None,
     timeout_seconds: float | None = None,
 ) -> DeployResult:
-    """Serve ``version`` (already ``@champion``) and verify it, or roll back and raise."""
+    """Serve ``version`` (already ``@champion``) and verify it, or roll back and raise.
+
+    The server reloads (admin token) or polls its way to the version within
+    ``deploy_timeout_seconds``; then ``deploy_smoke_rows`` of the version's drift reference
+    are scored and must match its offline predictions within ``deploy_skew_tolerance``.
+    """
     started = time.monotonic()
     url = (server_url or settings.serving_url).rstrip("/")
     timeout = settings.deploy_timeout_seconds if timeout_seconds is None else timeout_seconds
@@ -175,14 +160,21 @@ def _verify_predictions(
 ) -> tuple[int, float]:
     """Smoke-test and skew-check ``version`` on its reference rows; (rows, max skew)."""
     from churnloop.training.challenger import reference_data
-    from churnloop.training.gate import score
+    from churnloop.training.metrics import score
 
     model = registry.load_model(settings, version)
     names = list(model.feature_names_in_)
     frame = reference_data(settings, version).head(settings.deploy_smoke_rows)
     rows = json_rows(frame, names)
     answers = server.predict(rows)
+    _smoke_test(rows, answers, version)
+    served = [item["probability"] for item in answers]
+    offline = score(model, frame, f"v{version}").tolist()
+    return len(rows), _max_skew(served, offline, settings.deploy_skew_tolerance)
 
+
+def _smoke_test(rows: list[dict[str, Any]], answers: list[dict[str, Any]], version: int) -> None:
+    """One answer per row, each from ``version`` and a probability in [0, 1]."""
     if len(answers) != len(rows):
         raise _Failure(f"the smoke test sent {len(rows)} rows and got {len(answers)} answers")
     wrong_version = {item["version"] for item in answers} - {version}
@@ -199,17 +191,19 @@ def _verify_predictions(
             f"e.g. {invalid[:3]}"
         )
 
-    served = [item["probability"] for item in answers]
-    offline = score(model, frame, f"v{version}").tolist()
+
+def _max_skew(served: list[float], offline: list[float], tolerance: float) -> float:
+    """The largest gap between served and offline probabilities; over ``tolerance``, a
+    failure naming the row."""
     gaps = [abs(a - b) for a, b in zip(served, offline, strict=True)]
     worst = max(range(len(gaps)), key=gaps.__getitem__)
-    if gaps[worst] > settings.deploy_skew_tolerance:
+    if gaps[worst] > tolerance:
         raise _Failure(
             f"training-serving skew: served and offline probabilities differ by up to "
-            f"{gaps[worst]:.3g} (tolerance {settings.deploy_skew_tolerance:g}; row {worst}: "
+            f"{gaps[worst]:.3g} (tolerance {tolerance:g}; row {worst}: "
             f"served {served[worst]:.6f}, offline {offline[worst]:.6f})"
         )
-    return len(rows), gaps[worst]
+    return gaps[worst]
 
 
 def _rolled_back(

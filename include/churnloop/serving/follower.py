@@ -1,12 +1,7 @@
-"""Keeps the server's models in step with the registry's aliases.
-
-The server serves whatever ``@champion`` points at and, for shadow scoring, loads
-``@challenger`` too. A background thread polls the aliases (one registry read per
-interval, never one per request) and loads a version when its alias moves; an admin
-reload calls the same `ModelFollower.refresh` at once. A version that fails to load is
-reported (``load_errors``, the log, the reload's outcome) and the previous model
-keeps serving; the poller does not retry that version until an admin reload asks, or
-the alias moves on.
+"""Keeps the server's models in step with the registry's aliases: `ModelFollower` holds
+``@champion`` (and ``@challenger`` for shadowing), polled in the background and refreshed at
+once by an admin reload. A version that fails to load is reported and the old model keeps
+serving; the poller retries it only when a reload asks or the alias moves on.
 """
 
 from __future__ import annotations

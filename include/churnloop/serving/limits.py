@@ -1,10 +1,6 @@
-"""The model server's cap on request bodies: a client cannot make it read and parse an
-arbitrarily large payload.
-
-`BodySizeLimit` is a plain ASGI middleware, like the metrics one. A body whose declared
-``Content-Length`` is over the limit is refused before any of it is read; a body sent
-without one (chunked) is counted as it arrives and refused once it passes the limit.
-Either way the answer is a 413 whose ``detail`` names the limit and its setting.
+"""The model server's cap on request bodies: `BodySizeLimit` answers 413, its ``detail``
+naming the limit and its setting, to a body over ``max_bytes``: before reading it when its
+``Content-Length`` says so, else once the chunks received pass the limit.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Prometheus metrics of the model server, in a registry of its own per app.
-
-A per-app ``CollectorRegistry`` (not the process-global default) lets tests and
-benchmarks build several apps in one process. Request count and latency are recorded
-for every request by `MetricsMiddleware`, a plain ASGI middleware (Starlette's
-``BaseHTTPMiddleware`` costs far more per request), labelled by the matched route and
-the champion version serving at the time.
+"""Prometheus metrics of the model server, in a registry of its own per app (so several
+apps can live in one process); `MetricsMiddleware` counts and times every request by
+matched route and the champion version serving at the time.
 """
 
 from __future__ import annotations
@@ -25,32 +21,32 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        self.requests = self._counter(
             "churnloop_requests",
             "HTTP requests by route, status and champion version",
-            ["endpoint", "status", "model_version"],
-            registry=self.registry,
+            "endpoint",
+            "status",
+            "model_version",
         )
-        self.latency = Histogram(
+        self.latency = self._histogram(
             "churnloop_request_duration_seconds",
             "Time to answer a request, by route",
-            ["endpoint", "model_version"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
+            "endpoint",
+            "model_version",
         )
-        self.scores = Histogram(
+        self.scores = self._histogram(
             "churnloop_prediction_score",
             "Churn probabilities served (champion) or shadowed",
-            ["model_version", "role"],
-            buckets=SCORE_BUCKETS,
-            registry=self.registry,
+            SCORE_BUCKETS,
+            "model_version",
+            "role",
         )
-        self.errors = Counter(
+        self.errors = self._counter(
             "churnloop_errors",
             "Failures by kind (validation, unknown_customer, online_store, "
             "model, shadow, model_load, prediction_log)",
-            ["kind"],
-            registry=self.registry,
+            "kind",
         )
         self.model_version = Gauge(
             "churnloop_model_version",
@@ -58,22 +54,23 @@ class ServingMetrics:
             ["alias"],
             registry=self.registry,
         )
-        self.model_loads = Counter(
-            "churnloop_model_loads",
-            "Model load attempts by alias and outcome",
-            ["alias", "outcome"],
-            registry=self.registry,
+        self.model_loads = self._counter(
+            "churnloop_model_loads", "Model load attempts by alias and outcome", "alias", "outcome"
         )
-        self.logged_rows = Counter(
-            "churnloop_prediction_log_rows",
-            "Prediction log rows written to the lake",
-            registry=self.registry,
+        self.logged_rows = self._counter(
+            "churnloop_prediction_log_rows", "Prediction log rows written to the lake"
         )
-        self.dropped_rows = Counter(
-            "churnloop_prediction_log_dropped_rows",
-            "Prediction log rows dropped unwritten",
-            registry=self.registry,
+        self.dropped_rows = self._counter(
+            "churnloop_prediction_log_dropped_rows", "Prediction log rows dropped unwritten"
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
 
     def record_load(self, alias: str, version: int, error: str | None) -> None:
         self.model_loads.labels(alias, "failure" if error else "success").inc()
@@ -88,7 +85,10 @@ class ServingMetrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every request; ``version`` names the champion serving right now."""
+    """Counts and times every request; ``version`` names the champion serving right now.
+
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs far more per request.
+    """
 
     def __init__(self, app: ASGIApp, metrics: ServingMetrics, version: Callable[[], str]) -> None:
         self.app = app

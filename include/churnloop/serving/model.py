@@ -1,19 +1,7 @@
-"""One registered model version, ready to serve: loaded once, scored without pandas.
-
-The registered model is the training pipeline (`churnloop.training.challenger.build_pipeline`): a
-``ColumnTransformer`` (numbers passed through, categories ordinal-encoded) feeding
-LightGBM. ``Pipeline.predict_proba`` on a one-row DataFrame costs ~20 ms on this machine,
-nearly all of it pandas and scikit-learn checks around a LightGBM call of ~0.2 ms. So a
-version is compiled on load: each input column becomes a `FeatureColumn` that turns a
-JSON value into the float the booster expects (a number as is, a category through the
-fitted encoder's own categories, replaying its treatment of unknown and missing values),
-and rows go straight into a numpy matrix for the booster, predicted on one thread
-(OpenMP's fan-out costs more than it saves on a few rows: ~1.8 ms vs ~0.25 ms a row).
-
-A pipeline of another shape is refused with the step named, rather than served through
-a slow generic path; and on load the compiled path must reproduce the pipeline's own
-predictions on probe rows, or the version is refused. The deploy step then checks the
-served predictions against the registered model's offline predictions on real rows.
+"""One registered model version, ready to serve: loaded once, compiled to score rows
+without pandas. `load_served_model` refuses (`ModelLoadError`) a pipeline of another shape
+than ``Pipeline(ColumnTransformer, LGBMClassifier)``, or one whose compiled path does not
+reproduce the pipeline's own predictions on probe rows.
 """
 
 from __future__ import annotations
@@ -38,6 +26,13 @@ from churnloop.settings import Settings
 
 PROBE_TOLERANCE = 1e-12
 """How far the compiled path may stray from the pipeline on the probe rows (float noise)."""
+LINEAGE_TAGS = (
+    registry.FEATURE_SERVICE_TAG,
+    registry.DATA_WINDOW_START_TAG,
+    registry.TRAINING_DATA_END_TAG,
+    registry.GIT_SHA_TAG,
+)
+"""The version tags ``GET /model`` shows as the served model's lineage."""
 
 
 class ModelLoadError(Exception):
@@ -110,8 +105,7 @@ class ModelInfo:
     @property
     def lineage(self) -> dict[str, str | None]:
         """The version tags training writes to trace a model to its data and code."""
-        keys = ("feature_service", "data_window_start", registry.TRAINING_DATA_END, "git_sha")
-        return {"run_id": self.run_id, **{key: self.tags.get(key) for key in keys}}
+        return {"run_id": self.run_id, **{key: self.tags.get(key) for key in LINEAGE_TAGS}}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,8 +113,8 @@ class ModelInfo:
             "version": self.version,
             "alias": self.alias,
             "training_window": {
-                "start": self.tags.get("data_window_start"),
-                "end": self.tags.get(registry.TRAINING_DATA_END),
+                "start": self.tags.get(registry.DATA_WINDOW_START_TAG),
+                "end": self.tags.get(registry.TRAINING_DATA_END_TAG),
             },
             "lineage": self.lineage,
             "tags": self.tags,
@@ -139,7 +133,9 @@ class Explanation:
 
 
 class ServedModel:
-    """A fitted churn pipeline, compiled for serving (see the module docstring)."""
+    """A fitted churn pipeline, compiled for serving: each input a `FeatureColumn`, rows
+    straight into a numpy matrix for the booster (pandas and scikit-learn's checks cost far
+    more than LightGBM's own call on a few rows)."""
 
     def __init__(self, pipeline: Pipeline, info: ModelInfo) -> None:
         self.info = info
@@ -187,7 +183,8 @@ class ServedModel:
         return matrix
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        """Churn probability of each encoded row."""
+        """Churn probability of each encoded row, on one thread (OpenMP's fan-out costs more
+        than it saves on a few rows)."""
         return self._booster.predict(matrix, num_threads=1)
 
     def explain(self, matrix: np.ndarray) -> Explanation:

@@ -1,17 +1,7 @@
-"""The prediction log: what the server was asked and answered, in the lake, by day.
-
-It is the "current" data of the drift report: one row per scored instance with the
-request's features, the champion's probability (column ``prediction``, as in the drift
-reference), the label at the threshold, the model version and, when shadowing, the
-challenger's version and probability.
-
-Requests never wait for storage: `PredictionLog.append` queues rows in memory and a
-background thread writes them when ``flush_rows`` are pending, every ``flush_seconds``,
-and on close. Each flush writes NEW objects, ``predictions/dt=YYYY-MM-DD/part-<time>-
-<uuid>.parquet`` (one per UTC day it holds), through `storage.Store.write_bytes`, so
-writes are atomic and nothing is ever overwritten, from one server or many. If the lake
-is unreachable the rows are kept and retried; past ``max_pending_rows`` the oldest are
-dropped, counted (``dropped_rows``) and logged, never silently.
+"""The prediction log, the drift report's current data: a row per scored instance (its
+features, the champion's ``prediction``, label, version, shadow score) under
+``predictions/dt=YYYY-MM-DD/``. `PredictionLog.append` never waits for storage; a background
+thread writes new objects only, keeps unwritten rows, and drops (counted) only past a bound.
 """
 
 from __future__ import annotations

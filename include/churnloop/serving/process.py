@@ -1,9 +1,5 @@
-"""``churnloop serve`` as a process of its own: started, awaited, stopped.
-
-The deploy step starts one for a silent loopback URL in the embedded profile (and leaves
-it running); the demo and the integration tests start one for their run and stop it,
-with everything it started, at the end. Its output goes to a log file, not to the
-terminal of whoever started it.
+"""``churnloop serve`` as a process of its own: started with its output in
+``<home>/logs/model-server.log``, awaited on ``/health``, stopped with its process group.
 """
 
 from __future__ import annotations

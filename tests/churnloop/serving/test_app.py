@@ -12,28 +12,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from churnloop import registry, storage
 from churnloop.features import definition
 from churnloop.schema import ENTITY, TIMESTAMP
 from churnloop.serving.app import create_app, serve_in_background
-from churnloop.serving.model import ModelInfo, ModelLoadError, ServedModel
-from churnloop.serving.prediction_log import (
-    FEATURES_KEY,
-    PREDICTION,
-    PredictionLog,
-    read_predictions,
-    records_table,
-)
+from churnloop.serving.prediction_log import PREDICTION, read_predictions
 from churnloop.settings import Settings
-from churnloop.training.challenger import fit_pipeline
 from tests.churnloop.serving_support import (
     CORRUPT,
     FEATURES,
@@ -57,13 +45,14 @@ UNKNOWN_CUSTOMER = 999_999
 @pytest.fixture(scope="module")
 def online_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared template, plus a Feast registry and online store holding the last day."""
-    from churnloop.features import store
+    from churnloop.features.feast_config import apply_definitions
+    from churnloop.features.materialize import materialize_day
 
     home = tmp_path_factory.mktemp("serving-online") / "home"
     shutil.copytree(template_home(), home)
     settings = isolated_settings(home)
-    store.apply_definitions(settings)
-    store.materialize_day(settings, LAST_DAY, overlap_days=0)
+    apply_definitions(settings)
+    materialize_day(settings, LAST_DAY, overlap_days=0)
     return home
 
 
@@ -128,14 +117,15 @@ def test_customer_and_feature_predictions_match_the_registered_model(world, serv
 
 def test_customer_predictions_read_the_redis_online_store(world, serve, redis_address):
     """The production online store: Feast's async Redis read, inside the server's event loop."""
-    from churnloop.features import store
+    from churnloop.features.feast_config import apply_definitions, feature_store
+    from churnloop.features.materialize import materialize_day
 
     on_redis = world.model_copy(
         update={"feast_redis": redis_address, "feast_project": f"serving_{uuid.uuid4().hex[:8]}"}
     )
-    store.apply_definitions(on_redis)
+    apply_definitions(on_redis)
     try:
-        store.materialize_day(on_redis, LAST_DAY, overlap_days=0)
+        materialize_day(on_redis, LAST_DAY, overlap_days=0)
         url, _ = serve(feast_redis=on_redis.feast_redis, feast_project=on_redis.feast_project)
         online = last_day_features(world)
         customers = online.index[:4].tolist()
@@ -151,7 +141,7 @@ def test_customer_predictions_read_the_redis_online_store(world, serve, redis_ad
         assert [p["probability"] for p in batch[:-1]] == pytest.approx(expected, abs=1e-12)
         assert batch[-1]["error"]["status"] == 404
     finally:
-        store.feature_store(on_redis).teardown()
+        feature_store(on_redis).teardown()
 
 
 def test_batch_scores_each_instance_and_reports_an_unknown_customer_in_place(world, serve):
@@ -427,83 +417,3 @@ def test_metrics_count_requests_scores_and_errors_by_model_version(world, serve)
     assert metric(text, "churnloop_errors_total", kind="unknown_customer") == 1
     assert metric(text, "churnloop_errors_total", kind="validation") == 1
     assert metric(text, "churnloop_model_version", alias="champion") == GOOD
-
-
-# -- units: the compiled model and the log's buffer ----------------------------------------
-
-
-def _info() -> ModelInfo:
-    return ModelInfo("m", 1, "champion", "run", {}, dt.datetime.now(dt.UTC))
-
-
-def _tiny_frame() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame(
-        {
-            TIMESTAMP: pd.Timestamp("2026-01-01", tz="UTC"),
-            "x": rng.normal(size=200),
-            "plan": rng.choice(["basic", "premium", None], size=200),
-            "churned": rng.integers(0, 2, size=200),
-        }
-    )
-
-
-def test_compiled_encoding_replays_the_fitted_encoder_on_unknown_and_missing_values():
-    frame = _tiny_frame()
-    pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
-    model = ServedModel(pipeline, _info())
-    rows = [
-        {"x": 0.3, "plan": "basic"},
-        {"x": None, "plan": None},
-        {"x": 1.0, "plan": "unseen"},
-        {"x": -2, "plan": float("nan")},
-    ]
-
-    served = model.probabilities(model.encode(rows))
-
-    expected = pipeline.predict_proba(pd.DataFrame(rows).astype({"x": "float64"}))[:, 1]
-    assert np.array_equal(served, expected)
-
-
-def test_a_pipeline_serving_cannot_replay_is_refused_naming_the_step():
-    frame = _tiny_frame()
-    pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
-    scaled = ColumnTransformer(
-        [("numeric", StandardScaler(), ["x"]), ("categorical", OrdinalEncoder(), ["plan"])]
-    ).fit(frame[["x", "plan"]].fillna("none"))
-    altered = Pipeline([("preprocess", scaled), ("classifier", pipeline.steps[-1][1])])
-
-    with pytest.raises(ModelLoadError, match="transformer 'numeric' .*StandardScaler"):
-        ServedModel(altered, _info())
-
-
-def test_log_columns_take_one_type_whatever_the_rows_gave():
-    now = dt.datetime.now(dt.UTC)
-    records = [
-        {TIMESTAMP: now, FEATURES_KEY: {"age": 30, "plan": "basic", "flag": True}},
-        {TIMESTAMP: now, FEATURES_KEY: {"age": 31.5, "plan": 2, "flag": None}},
-    ]
-
-    table = records_table(records)
-
-    assert table.column("age").to_pylist() == [30.0, 31.5]
-    assert table.column("plan").to_pylist() == ["basic", "2"]
-    assert table.column("flag").to_pylist() == [1.0, None]
-    assert table.schema.field(ENTITY).type == pa.int64()
-
-
-def test_prediction_log_keeps_unwritten_rows_and_counts_what_it_drops(settings, tmp_path):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the lake should be")
-    unreachable = settings.model_copy(update={"lake_uri": str(blocker / "lake")})
-    prediction_log = PredictionLog(
-        unreachable, flush_rows=100, flush_seconds=3600, max_pending_rows=3
-    )
-    record = {TIMESTAMP: dt.datetime.now(dt.UTC), "features": {"age": 30.0}}
-
-    prediction_log.append([record, record])
-    assert prediction_log.flush() == []
-    assert prediction_log.pending_rows == 2 and prediction_log.last_error
-    prediction_log.append([record, record])
-
-    assert prediction_log.pending_rows == 3 and prediction_log.dropped_rows == 1

@@ -1,0 +1,42 @@
+"""The prediction log's table layout and its buffer when the lake is unreachable."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog, records_table
+
+
+def test_log_columns_take_one_type_whatever_the_rows_gave():
+    now = dt.datetime.now(dt.UTC)
+    records = [
+        {TIMESTAMP: now, FEATURES_KEY: {"age": 30, "plan": "basic", "flag": True}},
+        {TIMESTAMP: now, FEATURES_KEY: {"age": 31.5, "plan": 2, "flag": None}},
+    ]
+
+    table = records_table(records)
+
+    assert table.column("age").to_pylist() == [30.0, 31.5]
+    assert table.column("plan").to_pylist() == ["basic", "2"]
+    assert table.column("flag").to_pylist() == [1.0, None]
+    assert table.schema.field(ENTITY).type == pa.int64()
+
+
+def test_prediction_log_keeps_unwritten_rows_and_counts_what_it_drops(settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the lake should be")
+    unreachable = settings.model_copy(update={"lake_uri": str(blocker / "lake")})
+    prediction_log = PredictionLog(
+        unreachable, flush_rows=100, flush_seconds=3600, max_pending_rows=3
+    )
+    record = {TIMESTAMP: dt.datetime.now(dt.UTC), "features": {"age": 30.0}}
+
+    prediction_log.append([record, record])
+    assert prediction_log.flush() == []
+    assert prediction_log.pending_rows == 2 and prediction_log.last_error
+    prediction_log.append([record, record])
+
+    assert prediction_log.pending_rows == 3 and prediction_log.dropped_rows == 1
