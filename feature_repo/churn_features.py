@@ -1,17 +1,8 @@
 """Feast definitions of the churn model's features: entity, source, view, service.
 
-The features themselves are computed by ``churnloop.features.definition`` into daily partitions
-of the lake (``features/customer_features/dt=YYYY-MM-DD/``); this file only declares
-them to Feast. The field list is generated from ``churnloop.features.definition.FEATURE_SCHEMA``
-so the declared schema cannot drift from what the build writes.
-
-Where the source lives depends on the settings profile (a lake folder, or S3), so the
-objects are built by ``definitions(settings)``; ``feast apply`` run in this folder
-picks up the module-level objects, built from the environment's settings, and
-``churnloop.features.store.apply_definitions`` calls ``definitions`` directly.
-
-A model version records the FeatureService it was trained on; a changed feature set
-gets a new service name (``churnloop.features.definition.FEATURE_SERVICE``).
+``definitions(settings)`` builds them with the source where the settings' profile puts the
+lake; the view's fields come from ``churnloop.features.definition.FEATURE_SCHEMA``. ``feast
+apply`` reads the module-level objects; ``churnloop.features.feast_config`` calls ``definitions``.
 """
 
 from __future__ import annotations
@@ -51,7 +42,7 @@ def definitions(settings: Settings) -> tuple[Entity, FileSource, FeatureView, Fe
         file_format=ParquetFormat(),
         timestamp_field=TIMESTAMP,
         s3_endpoint_override=settings.s3_endpoint_url,
-        description="Daily partitions written by churnloop.features.store.build_feature_partition.",
+        description="Daily partitions written by churnloop.features.build.build_feature_partition.",
     )
     view = FeatureView(
         name=FEATURE_VIEW,

@@ -1,36 +1,8 @@
 """The feature definition: from validated daily snapshots to the churn model's inputs.
 
-One definition serves training and serving alike: the daily feature partition built
-here is Feast's offline source (point-in-time training sets) and what is materialized
-into the online store (the model server's lookups).
-
-For each customer in the day's snapshot, a row holds:
-
-- the current attributes of that snapshot (plan, region, contract, age, tenure,
-  charges, days since the last login) and a tenure bucket;
-- sums of the activity columns over the trailing 7, 30 and 90 days, today included;
-- ``days_observed_<w>d``: on how many days of each window the customer had a snapshot;
-- rates and trends: spend and minutes per login, tickets and payment failures per 30
-  days, the change of daily logins and spend between the last 7 and the last 30 days;
-- ``days_since_last_ticket`` and ``days_since_last_payment_failure`` within the lookback.
-
-Missing days: sums cover the days present in each window, never imputed. Rates and
-trends divide by ``days_observed`` so that a gap in the data does not read as a drop
-in activity, and the ``days_observed`` columns let the model see the gap itself.
-
-Zero denominators: per-login ratios divide by ``max(logins, 1)`` (no login: the ratio
-is the sum itself, finite), per-day rates divide by ``days_observed`` which is at least
-1 because today's row is always in the window. No feature is ever NaN or infinite.
-
-Scale: a day's features need 90 days of history. Rather than holding 90 partitions in
-memory, ``RollingWindows`` takes history one chunk at a time (one partition, only the
-activity columns) and keeps running sums indexed by today's customers: memory is one
-row per customer today, cost is linear in the rows read. An incremental scheme (today
-= yesterday's sums + today - the day leaving the window) would read fewer partitions
-but chains every day to the previous one, so a backfilled or corrected day would
-silently invalidate all later days; recomputing from the validated snapshots keeps
-each day's build independent and idempotent. Each chunk is reduced by hash lookups and
-``numpy.bincount``, so the same code moves to Dask or Spark partition by partition.
+One definition serves training and serving: a day's partition built from it is Feast's
+offline source and what is materialized online. ``FEATURE_SCHEMA`` names and types the
+columns; no feature is ever NaN or infinite, and each day's build stands alone.
 """
 
 from __future__ import annotations
@@ -130,6 +102,9 @@ def _days_before(timestamps: pd.Series, day: dt.date) -> np.ndarray:
 class RollingWindows:
     """Running window sums for one day's customers, fed history one chunk at a time.
 
+    Memory is one row per customer of the day; each day is computed from the snapshots,
+    not from the day before, so every day's build stands alone (backfills, corrections).
+
     ``add`` accepts any rows with the ``HISTORY_COLUMNS``: rows of other customers, of
     days outside the lookback or after the feature day are ignored, so a caller may
     pass whole partitions. Each (customer, day) must be added once: a chunk with a
@@ -171,7 +146,12 @@ class RollingWindows:
 
 
 def assemble(today: pd.DataFrame, windows: RollingWindows) -> pd.DataFrame:
-    """The feature rows of ``today``'s customers, once ``windows`` has seen all history."""
+    """The feature rows of ``today``'s customers, once ``windows`` has seen all history.
+
+    Rates and trends divide by ``days_observed`` (at least 1: today is in every window), so
+    a gap in the data does not read as a drop in activity; per-login ratios divide by
+    ``max(logins, 1)``.
+    """
     frame = today[[ENTITY, TIMESTAMP, *CURRENT]].reset_index(drop=True)
     tenure = frame["tenure_months"].to_numpy()
     frame["tenure_bucket"] = np.searchsorted(TENURE_BUCKET_EDGES, tenure, side="right")

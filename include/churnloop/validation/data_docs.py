@@ -1,11 +1,8 @@
 """Publish Great Expectations Data Docs into the lake, where the Airflow plugin serves them.
 
-GX 1.x builds a site only on the local filesystem (its S3 store backend is gone). A
-checkpoint's docs action therefore builds into a local folder, and this module copies what
-that one run produced (its validation page, its suite page, the index, and any static asset
-the lake still lacks) under ``reports/data_docs/`` with ``storage.Store``: the same code for a
-lake folder and for S3, each object written atomically, about 130 KB per run rather than
-the whole 4 MB site.
+GX builds a site only on the local filesystem; ``publish_build`` copies what one run built
+(its validation page, its suite page, the index, missing static assets) under
+``reports/data_docs/`` with ``storage.Store``, each object written atomically.
 """
 
 from __future__ import annotations
@@ -68,7 +65,7 @@ def _publish(lake: Store, build_dir: Path, relpath: str) -> bool:
 
 
 def _publish_static_assets(lake: Store, build_dir: Path) -> None:
-    """Styles, scripts and fonts (~4 MB) are the same for every run: copy only missing ones."""
+    """Styles, scripts and fonts are the same for every run: copy only missing ones."""
     held = set(lake.list_files(f"{DATA_DOCS_PREFIX}/{STATIC_DIR}"))
     for path in sorted((build_dir / STATIC_DIR).rglob("*")):
         relpath = f"{DATA_DOCS_PREFIX}/{path.relative_to(build_dir).as_posix()}"

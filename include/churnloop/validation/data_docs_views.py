@@ -1,14 +1,8 @@
 """GX's Data Docs page views, with their Jinja templates compiled once per process.
 
-GX builds a new view, and with it a new Jinja environment, for every Data Docs build, so
-each validation compiled GX's page templates again: ~0.5 s of a validation task,
-a third of a 100k-customer day's suite. These views are GX's own (the site's config in
-``great_expectations.yml`` names them) with one addition: their environments share a
-bytecode cache for the process. `warm` fills it before a preloading worker forks
-(`churnloop.orchestration.executor.preload`), so a task's first build compiles nothing.
-
-Jinja checks each cached entry against its template's source, so a changed template is
-compiled again rather than served stale.
+``great_expectations.yml`` names these views: GX's own, whose environments share one bytecode
+cache, which ``warm`` fills before a preloading worker forks. Jinja checks each cached entry
+against its template's source, so a changed template is compiled again.
 """
 
 from __future__ import annotations

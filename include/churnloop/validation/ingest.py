@@ -1,16 +1,15 @@
 """Ingest: take a day's drop from the landing zone and stage it in the lake.
 
-Ingest coerces only what is safe to coerce (integer and float widths, timestamp units,
-time zones to UTC) and otherwise keeps the drop exactly as it came: a renamed, missing,
-extra or mistyped column is staged as is, so that validation can judge it, quarantine it
-with its result, and lose nothing. What ingest itself refuses is a drop that is not there,
-cannot be read, or is empty where the contract wants rows.
+Only safe coercions (integer and float widths, timestamp units, time zones to UTC); any other
+difference from the contract is staged as it came, for validation to judge. Ingest refuses a
+drop that is missing, unreadable, or empty where the contract wants rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +33,10 @@ class IngestResult:
     """Columns whose physical type was normalised (e.g. int64 -> int32)."""
     off_contract: list[str]
     """Columns not as the contract says (missing, extra, or of another kind): left to validation."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, for an Airflow task's return value."""
+        return asdict(self)
 
 
 def ingest_day(settings: Settings, dataset: str, day: dt.date) -> IngestResult:

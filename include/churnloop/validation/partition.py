@@ -1,14 +1,8 @@
-"""Validate one day's raw partition and route it: to ``validated/`` or to quarantine.
+"""Validate one day's raw partition and route it whole: to ``validated/`` or to quarantine.
 
-Rule 4 of the design lives here: data that fails its suite never reaches ``validated/``
-(which features read); it is moved, whole, to ``quarantine/<dataset>/dt=DAY/`` with GX's
-result beside it, and the task fails with a message naming every failed expectation. A
-partition is routed whole, so raw rows always equal validated rows plus quarantined rows.
-
-Re-validating a day replaces the earlier outcome. A quarantine record that a new run
-supersedes (the day was fixed and passed, or failed again) is kept for audit: it is moved
-to ``quarantine_history/<dataset>/dt=DAY/superseded_at=<UTC time>/`` first, so
-``quarantine/`` always lists exactly the days that are quarantined now.
+Failing data never reaches ``validated/``: it moves to ``quarantine/<dataset>/dt=DAY/`` with
+GX's result, and ``PartitionQuarantined`` names each failed expectation. Re-validating a day
+replaces its outcome; the record it supersedes goes to ``quarantine_history/``.
 """
 
 from __future__ import annotations
@@ -55,7 +49,7 @@ class ValidationOutcome:
     data_docs_relpath: str | None = None
     data_docs_url: str | None = None
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON values, small enough for an XCom; failures as their one-line form."""
         return {
             "dataset": self.dataset,
@@ -166,7 +160,7 @@ def _quarantine(
         result = {"success": False, "suite_name": dataset, "exception_message": str(verdict)}
         problems, failures, docs_relpath = str(verdict), (), None
     else:
-        result, problems = verdict.result, verdict.summary()
+        result, problems = verdict.result, verdict.describe()
         failures, docs_relpath = verdict.failures, verdict.data_docs_relpath
     store.delete_partition(schema.validated_dataset(dataset), day)
     _supersede_quarantine(store, dataset, day)
@@ -200,7 +194,9 @@ def _docs_url(settings: Settings, relpath: str | None) -> str | None:
 
 
 def _supersede_quarantine(store: Store, dataset: str, day: dt.date) -> None:
-    """Move the day's current quarantine record, if any, to the history (see module doc)."""
+    """Move the day's current quarantine record, if any, to
+    ``quarantine_history/<dataset>/dt=DAY/superseded_at=<UTC time>/``: kept for audit, while
+    ``quarantine/`` lists exactly the days that are quarantined now."""
     current = store.partition(schema.quarantine_dataset(dataset), day)
     files = list(store.list_files(current))
     if not files:

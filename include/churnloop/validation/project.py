@@ -1,9 +1,8 @@
 """Give every Great Expectations suite what it needs to run, once, when the suite is added.
 
-A suite (``great_expectations/expectations/<name>.json``) runs through a checkpoint of the
-same name, which validates a whole DataFrame of the pandas datasource's asset ``<name>`` and
-then updates the lake's Data Docs site. This writes the missing pieces into the committed GX
-project; run it (``churnloop validation-setup``) after adding a suite and commit the files.
+``setup_gx_project`` (``churnloop validation-setup``) adds to the committed GX project the
+pandas asset, batch definition, validation definition and checkpoint, all named after the
+suite, that a suite lacks; commit the files it writes.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Run a committed Great Expectations suite on a DataFrame and summarise what failed.
 
-The GX project in ``great_expectations/`` is the reviewable source: one suite, validation
-definition and checkpoint per dataset, all of the same name (``validation_setup`` adds the
-latter two for a new suite). At run time this module only reads it. Where GX keeps run
-state (validation results, the Data Docs build) depends on the machine, so those folders
-are handed to GX through config substitution instead of being written into
-``great_expectations.yml``; several processes can validate at once because each run writes
-only its own result and its own pages.
-
-Importing this module imports GX (~11 s): DAG files import it inside their tasks.
+``great_expectations/`` is only read at run time; run state (results, the Data Docs build)
+goes to this machine's working folder through config substitution, so several processes can
+validate at once. Importing this module imports GX, which is slow: tasks import it inside.
 """
 
 from __future__ import annotations
@@ -88,7 +82,7 @@ class SuiteResult:
     data_docs_relpath: str | None
     result: dict[str, Any] = field(repr=False)
 
-    def summary(self) -> str:
+    def describe(self) -> str:
         """``2 of 31 expectations failed:`` followed by one line per failure."""
         lines = [f"{len(self.failures)} of {self.evaluated} expectations failed:"]
         lines += [f" - {failure.describe()}" for failure in self.failures]
@@ -138,11 +132,10 @@ def run_suite(
     ``parameters`` fill the suite's ``{"$PARAMETER": ...}`` bounds (row counts, the day).
     Raises SuiteNotEvaluated when GX cannot evaluate the data at all.
 
-    GX runs with pandas' Copy-on-Write (pandas 3's default), in its run only: its pandas
-    engine selects a column's non-null rows before each column-map expectation, and
-    with no nulls pandas returns the whole frame, which it deep-copies otherwise (25
-    copies of a 700k-row training set, ~1 s of its suite). Under Copy-on-Write such a
-    copy is lazy, and GX writing to one would still copy it first: ``df`` is unchanged.
+    GX runs with pandas' Copy-on-Write, in its run only: its pandas engine selects a
+    column's non-null rows before each column-map expectation, a deep copy of the whole
+    frame when there are no nulls; under Copy-on-Write that copy is lazy, and GX writing
+    to one would still copy it first: ``df`` is unchanged.
     """
     context = gx_context(settings)
     try:

@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 
 import pyarrow as pa
 import pytest
@@ -43,6 +44,7 @@ def test_stages_the_drop_coerced_to_the_contract(settings):
     drop(settings, pa.table(snapshot_rows()))  # plain int64/timestamp[us, UTC] from Python
     result = ingest_day(settings, schema.SNAPSHOTS, DAY)
     assert result.rows == 3 and result.off_contract == []
+    assert json.loads(json.dumps(result.to_dict()))["staged_uri"] == result.staged_uri
     assert "age" in result.coerced, "int64 age must be narrowed to the contract's int32"
     assert staged(settings).schema == schema.SNAPSHOT_SCHEMA
 

@@ -203,7 +203,7 @@ def test_each_violation_quarantines_the_day_and_names_what_failed(settings, brea
     assert outcome.failures and lake(settings).exists(outcome.data_docs_relpath)
     result = assert_quarantined(settings, schema.SNAPSHOTS, raw)
     assert result["statistics"]["unsuccessful_expectations"] == len(outcome.failures)
-    assert json.loads(json.dumps(outcome.summary()))["failures"][0] in message
+    assert json.loads(json.dumps(outcome.to_dict()))["failures"][0] in message
     assert caught.value.report_url == outcome.data_docs_url
 
 

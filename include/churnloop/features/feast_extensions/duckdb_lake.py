@@ -1,23 +1,8 @@
 """DuckDB, the engine of Feast's offline store here: one connection per process, and the lake on S3.
 
-Feast's DuckDB offline store reads Parquet through ibis's default DuckDB connection, made
-on first use and kept for the process. A forked child must not use its parent's: DuckDB's
-worker threads do not survive a fork, and Airflow's preloading executor, Celery's pool
-and the benchmarks all fork. Importing this module makes every forked child start
-without one, so its first query opens its own.
-
-A local lake needs nothing more. An S3 lake needs two things DuckDB would otherwise
-fetch or guess:
-
-- the ``httpfs`` extension. DuckDB downloads extensions from its own site on first use,
-  which a locked-down worker (and this project's CI) cannot reach; the extension comes
-  instead from its PyPI package ``duckdb-extension-httpfs`` (locked in ``uv.lock``, built
-  for the locked DuckDB) and is installed from that file. DuckDB checks the file's
-  signature when it loads it (unsigned extensions stay refused), so a file that is not
-  DuckDB's own build fails here rather than runs.
-- the lake's S3 endpoint and credentials. They are resolved as boto3 resolves them
-  (environment, profile, instance role) and handed to DuckDB as a secret scoped to the
-  lake's bucket, on every call, so rotated credentials are picked up.
+Importing this module makes every forked child open its own DuckDB connection;
+``prepare_for_lake`` gives the connection httpfs (from its PyPI package) and the lake's S3
+credentials (as boto3 resolves them) when the lake is on S3.
 """
 
 from __future__ import annotations

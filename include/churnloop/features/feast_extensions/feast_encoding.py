@@ -1,18 +1,7 @@
 """Feast's byte encodings of entity keys, feature values and event times, a column at a time.
 
-Feast serializes what it writes online one protobuf per key and per value, in Python
-(``serialize_entity_key``, ``python_values_to_proto_values``): at 100k customers x 34
-features, most of a day's materialization. The online writers (``feast_extensions.online_store``,
-``feast_extensions.redis_online_writer``) produce the same bytes column-wise instead:
-
-- a value whose encoding is a fixed prefix and the value's little-endian bytes (an INT64
-  key, a DOUBLE or FLOAT value) is packed with NumPy (``_prefixed``), the prefix taken from
-  Feast's own serialization and checked on probe values first; a layout that fails the
-  check goes through Feast's serializer;
-- any other column is serialized by Feast once per distinct value and expanded to its
-  rows, so the bytes are Feast's whatever its rules (nulls, NaN, type checks).
-
-Either way the result equals Feast's byte for byte; the tests compare them.
+The online writers (``online_store``, ``redis_online_writer``) use these instead of Feast's
+protobuf per value; the bytes equal Feast's byte for byte (the tests compare them).
 """
 
 from __future__ import annotations
@@ -79,9 +68,9 @@ def _int64_key_prefix(join_key: str, version: int) -> bytes | None:
 def serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[bytes]:
     """Feast's serialized entity keys of ``data``'s rows, in order.
 
-    A single INT64 join key, the churn model's, is a fixed prefix and the id's 8 bytes
-    (0.9 of 1.5 s materializing 100k customers went to a protobuf per key); any other
-    key goes through Feast's serializer key by key.
+    A single INT64 join key, the churn model's, is a fixed prefix and the id's 8 bytes,
+    packed without a protobuf per key; any other key goes through Feast's serializer
+    key by key.
     """
     columns = view.entity_columns
     if len(columns) == 1 and columns[0].dtype == Int64:

@@ -1,33 +1,8 @@
 """Feast's DuckDB offline store, joining a training set from only the rows it can use.
 
-Feast's DuckDB store hands its point-in-time join each source whole, and joins every
-entity row with every feature row of its customer before a window function keeps the
-latest. Two costs follow, both fixed here (``docs/benchmarks.md`` measures them):
-
-- **The window.** A training set's cost grew with the lake's history, not with its
-  window (at 100k customers, about 35 ms a day of history: a year of partitions adds
-  some 12 s). Feast's warehouse stores bound the same join by the entity rows'
-  timestamps (``min_event_timestamp`` in their query context); this store does that for
-  DuckDB: each source reaches the join filtered to ``[earliest entity timestamp - its
-  view's TTL, latest entity timestamp]``. A feature row before that range has expired
-  for every entity row, one after it is later than every entity row, so the result is
-  the same; DuckDB skips the Parquet row groups outside the range from their statistics.
-  A view without a TTL reads its source back to the start.
-- **The join.** Sorting every match of every entity row (1.8M rows of 38 columns for a
-  700k-row training set) took DuckDB 2 s of the 2.2 s retrieval. DuckDB's ``ASOF JOIN``
-  finds each entity row's latest feature row at or before its timestamp directly (0.7 s);
-  a TTL then empties the features of a row older than it. That is Feast's rule: Feast
-  keeps the latest row within the TTL, which is the latest row overall when that one is
-  within it, and none otherwise.
-
-The ASOF join covers the requests whose answer it gives exactly: an entity DataFrame,
-views whose sources have no ``created_timestamp_column`` (Feast breaks ties between rows
-of one timestamp by it; ASOF would not) and no on-demand views or created-timestamp
-cut-off. Anything else goes to Feast's own join, over the windowed sources. Everything
-else is Feast's DuckDB store, which this class extends through Feast's documented
-extension point (``offline_store.type`` names the class); reading and writing a source
-stay Feast's own functions (private to its DuckDB module: the tests run the store
-against Feast's, so a Feast upgrade that moves them fails there).
+Each source is read only within [earliest entity timestamp - its view's TTL, latest entity
+timestamp]; where that gives Feast's answer exactly, DuckDB's ASOF JOIN replaces Feast's
+join. Configured as ``offline_store.type``; the result equals Feast's DuckDB store's.
 """
 
 from __future__ import annotations
@@ -35,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.datatypes as ibis_types
@@ -194,10 +169,55 @@ def _plan_asof_joins(connection) -> None:
     """Let DuckDB plan every ASOF join as one.
 
     DuckDB runs an ASOF join whose left side it expects to be small as a nested loop
-    (``asof_loop_join_threshold`` rows); it expects a scan of an in-memory frame to hold
-    one row, so a 700k-row training set ran for over ten minutes instead of a second.
+    (``asof_loop_join_threshold`` rows), and it expects a scan of an in-memory frame to
+    hold one row: a large training set would run as a nested loop.
     """
     connection.execute("SET asof_loop_join_threshold = 0")
+
+
+def _staging(config: RepoConfig) -> dict[str, Any]:
+    """Where the DuckDB store's settings say a retrieval job stages its result."""
+    return {
+        "staging_location": config.offline_store.staging_location,
+        "staging_location_endpoint_override": (
+            config.offline_store.staging_location_endpoint_override
+        ),
+    }
+
+
+def _as_of_retrieval(
+    config: RepoConfig,
+    feature_views: Sequence[FeatureView],
+    feature_refs: list[str],
+    entity_df: pd.DataFrame,
+    full_feature_names: bool,
+    timestamps: pd.Series,
+    read: SourceReader,
+) -> RetrievalJob:
+    """The retrieval as one ASOF join per view over the windowed sources; ``timestamps``
+    is the entity frame's timestamp column parsed as UTC."""
+    timestamp_column = str(timestamps.name)
+    repo_path = str(config.repo_path)
+    views = [
+        _view_rows(view, feature_refs, full_feature_names, read(view.batch_source, repo_path))
+        for view in feature_views
+    ]
+    entity_table = _entity_table(entity_df, timestamp_column, timestamps)
+    _plan_asof_joins(ibis.get_backend().con)
+    return IbisRetrievalJob(
+        _as_of_join(entity_table, views, timestamp_column),
+        on_demand_feature_views=[],
+        full_feature_names=full_feature_names,
+        metadata=RetrievalMetadata(
+            features=feature_refs,
+            keys=list(set(entity_df.columns) - {timestamp_column}),
+            min_event_timestamp=timestamps.min().to_pydatetime(),
+            max_event_timestamp=timestamps.max().to_pydatetime(),
+        ),
+        data_source_writer=feast_duckdb._write_data_source,
+        repo_path=repo_path,
+        **_staging(config),
+    )
 
 
 class WindowedDuckDBOfflineStore(feast_duckdb.DuckDBOfflineStore):
@@ -228,50 +248,26 @@ class WindowedDuckDBOfflineStore(feast_duckdb.DuckDBOfflineStore):
             )
         timestamp_column = infer_event_timestamp_from_entity_df(dict(entity_df.dtypes))
         # As Feast reads them: naive timestamps are UTC, strings are parsed.
-        timestamps = pd.to_datetime(entity_df[timestamp_column], utc=True)
+        timestamps = pd.to_datetime(entity_df[timestamp_column], utc=True).rename(timestamp_column)
         read = windowed_reader(
             feast_duckdb._read_data_source, feature_views, timestamps.min(), timestamps.max()
         )
-        staging = {
-            "staging_location": config.offline_store.staging_location,
-            "staging_location_endpoint_override": (
-                config.offline_store.staging_location_endpoint_override
-            ),
-        }
-        if not _as_of_joinable(
+        if _as_of_joinable(
             feature_views, feature_refs, registry, project, filter_by_created_timestamp
         ):
-            return get_historical_features_ibis(
-                config=config,
-                feature_views=feature_views,
-                feature_refs=feature_refs,
-                entity_df=entity_df,
-                registry=registry,
-                project=project,
-                full_feature_names=full_feature_names,
-                data_source_reader=read,
-                data_source_writer=feast_duckdb._write_data_source,
-                filter_by_created_timestamp=filter_by_created_timestamp,
-                **staging,
+            return _as_of_retrieval(
+                config, feature_views, feature_refs, entity_df, full_feature_names, timestamps, read
             )
-        repo_path = str(config.repo_path)
-        views = [
-            _view_rows(view, feature_refs, full_feature_names, read(view.batch_source, repo_path))
-            for view in feature_views
-        ]
-        entity_table = _entity_table(entity_df, timestamp_column, timestamps)
-        _plan_asof_joins(ibis.get_backend().con)
-        return IbisRetrievalJob(
-            _as_of_join(entity_table, views, timestamp_column),
-            on_demand_feature_views=[],
+        return get_historical_features_ibis(
+            config=config,
+            feature_views=feature_views,
+            feature_refs=feature_refs,
+            entity_df=entity_df,
+            registry=registry,
+            project=project,
             full_feature_names=full_feature_names,
-            metadata=RetrievalMetadata(
-                features=feature_refs,
-                keys=list(set(entity_df.columns) - {timestamp_column}),
-                min_event_timestamp=timestamps.min().to_pydatetime(),
-                max_event_timestamp=timestamps.max().to_pydatetime(),
-            ),
+            data_source_reader=read,
             data_source_writer=feast_duckdb._write_data_source,
-            repo_path=repo_path,
-            **staging,
+            filter_by_created_timestamp=filter_by_created_timestamp,
+            **_staging(config),
         )

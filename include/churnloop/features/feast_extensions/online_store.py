@@ -1,17 +1,8 @@
 """A Feast online store for the embedded profile: one SQLite row per entity, not one per value.
 
-Feast's own SQLite store keeps a row per (entity, feature): materializing 100k customers
-x 34 features is 3.4M upserts, each value first turned into a protobuf in Python; at
-100k customers that was 29 of the loop's 51 seconds (``docs/benchmarks.md``). This store,
-plugged in through Feast's documented extension point (``online_store.type`` names the
-class), keeps a table per feature view with a column per feature, so a day is 100k
-rows written straight from Arrow by ``write_arrow``. Reads still go through Feast
-(``get_online_features``): ``online_read`` turns the requested rows back into Feast's
-values, so statuses, TTLs and types are Feast's.
-
-Only scalar features are held (the types SQLite stores without loss, ``_SCALAR_TYPES``);
-a feature view with another type is refused when applied. Writing a row replaces the
-entity's whole row. Not for production (Redis is); the production profile never loads it.
+Plugged in through ``online_store.type``: ``write_arrow`` writes a day straight from Arrow,
+reads stay Feast's (``online_read`` answers in Feast's values, so statuses and TTLs are
+Feast's). Scalar features only; a write replaces the entity's whole row. Not for production.
 """
 
 from __future__ import annotations

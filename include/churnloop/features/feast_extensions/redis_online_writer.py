@@ -1,18 +1,8 @@
 """Materializing into Feast's Redis online store from Arrow, in the layout Feast reads.
 
-Feast's ``write_to_online_store`` turns each value of a day into a protobuf in Python
-and hashes each field name once per value: 18 of the 22 s a day of 100k customers took
-to reach Redis (``docs/benchmarks.md``). What it stores is simple: per entity, a hash
-under Feast's serialized key followed by the project, holding ``_ts:<view>`` (the event
-time as a serialized ``Timestamp``) and, per feature, the serialized ``Value`` under the
-murmur3 hash of ``<view>:<feature>``. ``RedisArrowWriter.write_arrow`` writes those
-bytes column-wise (``feast_extensions.feast_encoding``), with the field names of Feast's own
-read path and the client of Feast's store (its connection string, cluster and sentinel
-modes), so Feast's reads see exactly what its own write would have left.
-
-It writes as Feast's ``skip_dedup`` mode does, the production profile's: every row
-replaces its entity's hash. Without ``skip_dedup`` Feast first compares each row with the
-stored timestamp; ``churnloop.features.store`` then leaves the write to Feast.
+``RedisArrowWriter.write_arrow`` stores what Feast's ``skip_dedup`` write would (every row
+replaces its entity's hash), column-wise through ``feast_encoding``, with Feast's client
+and field names; without ``skip_dedup``, ``churnloop.features.materialize`` leaves it to Feast.
 """
 
 from __future__ import annotations
