@@ -1,13 +1,7 @@
 """The model registry: which version is served, how it got there, and how to go back.
 
-MLflow 3 aliases, not stages: ``@champion`` is what the model server loads,
-``@challenger`` the latest trained candidate, ``@previous-champion`` the version a
-rollback returns to. Only `promote` (after the evaluation gate) and `rollback` move
-``@champion``, and both record the move in a champion history kept as tags of the
-registered model, so the record lives with the registry in both profiles.
-
-See https://mlflow.org/docs/latest/ml/model-registry/ (aliases) and TFX's Pusher,
-which pushes only blessed models.
+MLflow aliases (``@champion``, ``@challenger``, ``@previous-champion``), the names of every
+model-version tag, and the champion history. Only `promote` and `rollback` move ``@champion``.
 """
 
 from __future__ import annotations
@@ -17,9 +11,10 @@ import functools
 import itertools
 import json
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -33,19 +28,33 @@ from churnloop.settings import Settings
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-    from churnloop.training.gate import Decision
-
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 
-TRAINING_DATA_END = "training_data_end"
-"""Version tag: ISO date of the last snapshot day the version's training set holds."""
+# -- model-version tags: every reader and writer names them through these -------------
+TRAINING_DATA_END_TAG = "training_data_end"
+"""ISO date of the last snapshot day the version's training set holds."""
+DATA_WINDOW_START_TAG = "data_window_start"
+"""ISO date of the first snapshot day the version's training set holds."""
+FEATURE_SERVICE_TAG = "feature_service"
+DATASET_DIGEST_TAG = "dataset_digest"
+GIT_SHA_TAG = "git_sha"
+LINEAGE_TAG_PREFIX = "airflow."
+"""``airflow.<key>``: the Airflow run that trained the version (dag_id, run_id, ...)."""
+LOGICAL_DATE_TAG = f"{LINEAGE_TAG_PREFIX}logical_date"
+"""The as-of day of the run that trained the version (its lineage key ``logical_date``)."""
+GATE_TAG_PREFIX = "gate."
+"""``gate.<check>``: one tag per check of the evaluation gate, ``<status>: <message>``."""
+GATE_DECISION_TAG = f"{GATE_TAG_PREFIX}decision"
+"""The gate's verdict, ``blessed`` or ``rejected``."""
 PROMOTION_TAG = "promotion"
 FORCED_REASON_TAG = "promotion.forced_reason"
+HISTORY_TAG_PREFIX = "champion_history."
+"""Tags of the registered model (not of a version): one champion-history event each."""
+
 DECISION_FOLDER = "evaluation"
 DECISION_ARTIFACT = f"{DECISION_FOLDER}/decision.json"
-HISTORY_TAG_PREFIX = "champion_history."
 
 SKOPS_TRUSTED_TYPES = [
     "collections.OrderedDict",
@@ -67,6 +76,13 @@ class PromotionResult:
     previous_champion: int | None
     reason: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        verb = "promoted" if self.promoted else "not promoted"
+        return f"v{self.version} {verb}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class HistoryEntry:
@@ -80,7 +96,7 @@ class HistoryEntry:
     replaced: int | None
     logical_date: str | None
 
-    def as_line(self) -> str:
+    def describe(self) -> str:
         until = f"{self.until:%Y-%m-%d %H:%M}" if self.until else "now"
         replaced = f", replaced v{self.replaced}" if self.replaced is not None else ""
         period = f"{self.since:%Y-%m-%d %H:%M} -> {until}"
@@ -97,7 +113,7 @@ def connect(settings: Settings) -> MlflowClient:
 
 @functools.lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
-    """One client per store: building one costs ~0.1 s, and a promotion makes dozens of calls."""
+    """One client per store, built once: a promotion makes dozens of calls."""
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -133,7 +149,7 @@ def champion_version(settings: Settings) -> ModelVersion | None:
 
 
 def training_data_end(version: ModelVersion) -> dt.date | None:
-    value = version.tags.get(TRAINING_DATA_END)
+    value = version.tags.get(TRAINING_DATA_END_TAG)
     return dt.date.fromisoformat(value) if value else None
 
 
@@ -162,69 +178,76 @@ def load_model(settings: Settings, alias_or_version: str | int) -> Pipeline:
         return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
 
 
-# -- the gate's decision on the version ---------------------------------------------------
+# -- the gate's decision on the version --------------------------------------------------
 
 
-def record_decision(settings: Settings, version: int, decision: Decision) -> None:
-    """Write the decision as version tags (for the UI) and as JSON on its run (for the card)."""
+def save_decision(
+    settings: Settings, version: int, tags: Mapping[str, str], document: Mapping[str, Any]
+) -> None:
+    """Write a decision as version tags (for the UI) and as JSON on its run (for the card)."""
     client = connect(settings)
     target = model_version(settings, version)
-    for key, value in decision.as_tags().items():
+    for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, str(version), key, value)
-    client.log_dict(target.run_id, decision.to_dict(), DECISION_ARTIFACT)
+    client.log_dict(target.run_id, dict(document), DECISION_ARTIFACT)
 
 
-def recorded_decision(settings: Settings, version: int) -> Decision | None:
-    """The decision `record_decision` stored for a version, or None if it was never judged."""
-    from churnloop.training.gate import Decision
-
+def load_decision(settings: Settings, version: int) -> dict[str, Any] | None:
+    """The JSON document `save_decision` stored for a version, or None if it was never judged."""
     client = connect(settings)
     run_id = model_version(settings, version).run_id
     stored = {item.path for item in client.list_artifacts(run_id, DECISION_FOLDER)}
     if DECISION_ARTIFACT not in stored:
         return None
-    return Decision.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{DECISION_ARTIFACT}"))
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{DECISION_ARTIFACT}")
 
 
 # -- moving @champion ---------------------------------------------------------------------
+
+
+def check_force_reason(force_reason: str | None) -> None:
+    """A forced promotion must say why (it is recorded); None means not forced."""
+    if force_reason is not None and not force_reason.strip():
+        raise ValueError("a forced promotion needs a reason")
 
 
 def promote(
     settings: Settings,
     version: int,
     *,
-    decision: Decision,
+    blessed: bool,
+    gate_failures: Sequence[str],
     logical_date: dt.date,
     force_reason: str | None = None,
     dry_run: bool = False,
 ) -> PromotionResult:
     """Make ``version`` the champion if the gate blessed it (or a person forced it).
 
+    ``gate_failures`` are the messages of the gate's failed checks, quoted in a rejection.
     Never promotes in a dry run, nor a version whose data is older than the champion's, nor
     in a run whose logical date precedes the end of the champion's data: a backfill must
     not demote a model trained on newer data (forcing does not override this; `rollback`
-    is the deliberate way back). The decision (`record_decision`) and the outcome are
-    tagged on the version either way.
+    is the deliberate way back). The outcome is tagged on the version either way.
 
     Safe to retry after the registry failed in the middle (the task's retries): a retry
     finishes a promotion that already moved ``@champion`` (see `_resume_promotion`).
     """
-    if force_reason is not None and not force_reason.strip():
-        raise ValueError("a forced promotion needs a reason")
+    check_force_reason(force_reason)
     client = connect(settings)
     name, number, day = settings.model_name, str(version), _as_date(logical_date)
-    record_decision(settings, version, decision)
     current = aliases(settings)
     champion = current.get(CHAMPION)
-    if decision.blessed:
+    if blessed:
         kind, reason = "promotion", "blessed by the evaluation gate"
     else:
         kind, reason = "forced", f"forced: {force_reason}"
-    if champion == version and not dry_run and (decision.blessed or force_reason):
+    if champion == version and not dry_run and (blessed or force_reason):
         resumed = _resume_promotion(settings, version, current, kind, reason, day)
         if resumed is not None:
             return resumed
-    refusal = _refusal(settings, version, champion, decision, day, force_reason)
+    refusal = _refusal(settings, version, champion, day)
+    if refusal is None and not (blessed or force_reason):
+        refusal = f"rejected by the evaluation gate: {'; '.join(gate_failures)}"
     if dry_run:
         outcome = refusal or f"would promote ({kind})"
         refusal = f"dry run, nothing promoted; otherwise: {outcome}"
@@ -233,7 +256,7 @@ def promote(
         previous = current.get(PREVIOUS_CHAMPION)
         return PromotionResult(False, version, champion, previous, refusal)
 
-    if not decision.blessed:
+    if not blessed:
         client.set_model_version_tag(name, number, FORCED_REASON_TAG, force_reason)
     _move_champion(settings, version, champion, kind, reason, day)
     return _promoted(settings, version, champion, reason)
@@ -324,34 +347,25 @@ def champion_history(settings: Settings) -> list[HistoryEntry]:
 
 
 def _refusal(
-    settings: Settings,
-    version: int,
-    champion: int | None,
-    decision: Decision,
-    logical_date: dt.date,
-    force_reason: str | None,
+    settings: Settings, version: int, champion: int | None, logical_date: dt.date
 ) -> str | None:
-    """Why ``version`` must not become champion, or None if it may."""
+    """Why ``version`` must not become champion whatever the gate said, or None."""
     if champion == version:
         return f"version {version} is already the champion"
-    if champion is not None:
-        champion_end = training_data_end(model_version(settings, champion))
-        challenger_end = training_data_end(model_version(settings, version))
-        older_data = (
-            challenger_end is not None
-            and champion_end is not None
-            and (challenger_end < champion_end)
-        )
-        if champion_end is not None and (logical_date < champion_end or older_data):
-            return (
-                f"stale: champion v{champion} was trained on data up to {champion_end}, newer than "
-                f"this run (logical date {logical_date}, data up to {challenger_end}); a backfill "
-                "never replaces it (use `churnloop rollback --to` to serve an older version)"
-            )
-    if decision.blessed or force_reason:
+    if champion is None:
         return None
-    failed = "; ".join(check.message for check in decision.failed_checks)
-    return f"rejected by the evaluation gate: {failed}"
+    champion_end = training_data_end(model_version(settings, champion))
+    challenger_end = training_data_end(model_version(settings, version))
+    older_data = (
+        challenger_end is not None and champion_end is not None and challenger_end < champion_end
+    )
+    if champion_end is not None and (logical_date < champion_end or older_data):
+        return (
+            f"stale: champion v{champion} was trained on data up to {champion_end}, newer than "
+            f"this run (logical date {logical_date}, data up to {challenger_end}); a backfill "
+            "never replaces it (use `churnloop rollback --to` to serve an older version)"
+        )
+    return None
 
 
 def _move_champion(

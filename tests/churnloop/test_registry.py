@@ -1,6 +1,7 @@
 """Promotion through the gate, backfill safety, history and rollback on a real MLflow registry."""
 
 import datetime as dt
+import json
 import uuid
 
 import mlflow
@@ -13,6 +14,7 @@ from churnloop.schema import LABEL
 from churnloop.settings import get_settings
 from churnloop.training.challenger import reference_data
 from churnloop.training.gate import GateConfig, evaluate
+from churnloop.training.promotion import promote_on_decision, recorded_decision
 from tests.churnloop.training_support import (
     FEATURES,
     labelled_days,
@@ -55,8 +57,8 @@ def logical_date_for(trained):
 def bootstrap_champion(settings, frame):
     trained, holdout = register_challenger(settings, frame)
     decision = evaluate(None, trained.model, holdout, GATE)
-    result = registry.promote(
-        settings, trained.version, decision=decision, logical_date=logical_date_for(trained)
+    result = promote_on_decision(
+        settings, trained.version, decision, logical_date=logical_date_for(trained)
     )
     assert result.promoted, result.reason
     return trained
@@ -69,9 +71,9 @@ def two_champions(mlflow_settings, older, newer):
     second, holdout = register_challenger(mlflow_settings, newer)
     champion = registry.load_model(mlflow_settings, registry.CHAMPION)
     decision = evaluate(champion, second.model, holdout, GATE)
-    assert decision.blessed, decision.as_table()
-    result = registry.promote(
-        mlflow_settings, 2, decision=decision, logical_date=logical_date_for(second)
+    assert decision.blessed, decision.describe()
+    result = promote_on_decision(
+        mlflow_settings, 2, decision, logical_date=logical_date_for(second)
     )
     return first, second, holdout, result
 
@@ -82,6 +84,8 @@ def test_blessed_challenger_becomes_champion_and_the_old_one_stays_reachable(
     _, second, holdout, result = two_champions
 
     assert (result.promoted, result.champion, result.previous_champion) == (True, 2, 1)
+    assert result.describe() == "v2 promoted: blessed by the evaluation gate"
+    assert json.loads(json.dumps(result.to_dict()))["version"] == 2
     assert registry.aliases(mlflow_settings) == {
         "champion": 2,
         "previous-champion": 1,
@@ -91,7 +95,7 @@ def test_blessed_challenger_becomes_champion_and_the_old_one_stays_reachable(
     assert tags["gate.decision"] == "blessed"
     assert tags["gate.min_roc_auc"].startswith("passed: challenger ROC AUC")
     assert tags[registry.PROMOTION_TAG] == "blessed by the evaluation gate"
-    assert registry.recorded_decision(mlflow_settings, 2).blessed
+    assert recorded_decision(mlflow_settings, 2).blessed
 
     history = registry.champion_history(mlflow_settings)
     assert [(h.version, h.kind, h.replaced) for h in history] == [
@@ -120,15 +124,15 @@ def test_rejected_challenger_stays_out_until_a_person_forces_it_with_a_reason(
     decision = evaluate(champion, challenger.model, holdout, GATE)
     day = logical_date_for(challenger)
 
-    rejected = registry.promote(mlflow_settings, 2, decision=decision, logical_date=day)
-    dry = registry.promote(
-        mlflow_settings, 2, decision=decision, logical_date=day, force_reason="x", dry_run=True
+    rejected = promote_on_decision(mlflow_settings, 2, decision, logical_date=day)
+    dry = promote_on_decision(
+        mlflow_settings, 2, decision, logical_date=day, force_reason="x", dry_run=True
     )
     with pytest.raises(ValueError, match="needs a reason"):
-        registry.promote(mlflow_settings, 2, decision=decision, logical_date=day, force_reason=" ")
+        promote_on_decision(mlflow_settings, 2, decision, logical_date=day, force_reason=" ")
     assert registry.aliases(mlflow_settings)["champion"] == 1
-    forced = registry.promote(
-        mlflow_settings, 2, decision=decision, logical_date=day, force_reason="INC-42 hotfix"
+    forced = promote_on_decision(
+        mlflow_settings, 2, decision, logical_date=day, force_reason="INC-42 hotfix"
     )
 
     assert not rejected.promoted
@@ -149,8 +153,8 @@ def test_dry_run_promotes_nothing(mlflow_settings, older):
     trained, holdout = register_challenger(mlflow_settings, older)
     decision = evaluate(None, trained.model, holdout, GATE)
 
-    result = registry.promote(
-        mlflow_settings, 1, decision=decision, logical_date=logical_date_for(trained), dry_run=True
+    result = promote_on_decision(
+        mlflow_settings, 1, decision, logical_date=logical_date_for(trained), dry_run=True
     )
 
     assert decision.blessed and not result.promoted
@@ -166,14 +170,12 @@ def test_backfill_never_replaces_a_champion_trained_on_newer_data(mlflow_setting
     decision = evaluate(None, backfilled.model, holdout, GATE)
     backfill_day = newest.training_data_end - dt.timedelta(days=1)
 
-    plain = registry.promote(mlflow_settings, 2, decision=decision, logical_date=backfill_day)
-    forced = registry.promote(
-        mlflow_settings, 2, decision=decision, logical_date=backfill_day, force_reason="try"
+    plain = promote_on_decision(mlflow_settings, 2, decision, logical_date=backfill_day)
+    forced = promote_on_decision(
+        mlflow_settings, 2, decision, logical_date=backfill_day, force_reason="try"
     )
     # Even on a current logical date, a model trained on older data is not newer.
-    later = registry.promote(
-        mlflow_settings, 2, decision=decision, logical_date=logical_date_for(newest)
-    )
+    later = promote_on_decision(mlflow_settings, 2, decision, logical_date=logical_date_for(newest))
 
     assert decision.blessed
     for result in (plain, forced, later):
@@ -237,10 +239,10 @@ def test_production_registry_on_postgres_and_s3(production_settings, mlflow_serv
 
     trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 2, 1), 8, 300))
     decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
-    promoted = registry.promote(
+    promoted = promote_on_decision(
         settings,
         trained.version,
-        decision=decision,
+        decision,
         logical_date=dt.date(2026, 3, 20),
         force_reason=None if decision.blessed else "production-profile test",
     )

@@ -13,7 +13,8 @@ import pandas as pd
 from churnloop.demo.simulation import generate_labels, generate_snapshots
 from churnloop.schema import CATEGORICAL, ENTITY, NUMERIC, TIMESTAMP
 from churnloop.settings import Settings
-from churnloop.training.challenger import TrainedModel, split_by_time, train_challenger
+from churnloop.training.challenger import TrainedModel, train_and_register
+from churnloop.training.split import split_by_time
 
 FEATURES = [*NUMERIC, *CATEGORICAL]
 FEATURE_SERVICE = "churn_model_v1"
@@ -57,7 +58,7 @@ def register_challenger(
 ) -> tuple[TrainedModel, pd.DataFrame]:
     """Train, log and register a small challenger on ``frame``; returns it and its holdout."""
     train, holdout = split_by_time(frame, HOLDOUT_DAYS)
-    trained = train_challenger(
+    trained = train_and_register(
         settings,
         train,
         holdout,

@@ -1,45 +1,34 @@
 """The evaluation gate: may the challenger replace the champion? (after TFX's Evaluator)
 
-Both models score the same holdout. Three kinds of check decide, each recorded with what
-was observed, its threshold and its status, so a rejection explains itself in the task
-log and in the tags of the model version:
-
-- a value threshold: the challenger is good enough on its own (minimum ROC AUC);
-- change thresholds: it is not worse than the champion by more than a tolerance
-  (absolute and/or relative), skipped at bootstrap when there is no champion yet;
-- slices (e.g. each plan and region): no group of customers gets much worse even when
-  the average holds. A slice with too few rows or one class only is reported, not
-  judged, because its AUC would be noise.
-
-See https://www.tensorflow.org/tfx/guide/evaluator for the model this follows.
+`evaluate` scores both models on the same holdout and returns a `Decision`: value, change
+and slice checks, each with what was observed, its threshold and its status. The decision
+survives a JSON round trip (XCom) and becomes model-version tags (`Decision.to_tags`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from churnloop.errors import DataError
-from churnloop.schema import LABEL
+from churnloop.registry import GATE_DECISION_TAG, GATE_TAG_PREFIX
 from churnloop.settings import Settings
+from churnloop.training.metrics import (
+    METRICS,
+    Scorer,
+    binary_labels,
+    classification_metrics,
+    format_number,
+    score,
+)
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "positives_rate", "rows")
-
-
-class Scorer(Protocol):
-    """What the gate needs of a model: a fitted scikit-learn classifier on named columns."""
-
-    feature_names_in_: np.ndarray
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +106,7 @@ class Decision:
     def verdict(self) -> str:
         return "blessed" if self.blessed else "rejected"
 
-    def as_table(self) -> str:
+    def describe(self) -> str:
         """The decision as text tables, for the task log."""
         failed = len(self.failed_checks)
         title = f"Evaluation gate: {self.verdict.upper()} ({failed} of {len(self.checks)} failed)"
@@ -147,11 +136,11 @@ class Decision:
             ]
         )
 
-    def as_tags(self) -> dict[str, str]:
+    def to_tags(self) -> dict[str, str]:
         """``gate.decision`` plus one ``gate.<check>`` tag per check, for the model version."""
-        tags = {"gate.decision": self.verdict}
+        tags = {GATE_DECISION_TAG: self.verdict}
         for check in self.checks:
-            tags[f"gate.{_tag_safe(check.name)}"] = f"{check.status}: {check.message}"
+            tags[f"{GATE_TAG_PREFIX}{_tag_safe(check.name)}"] = f"{check.status}: {check.message}"
         return tags
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,27 +155,6 @@ class Decision:
             challenger_metrics=data["challenger_metrics"],
             champion_metrics=data["champion_metrics"],
         )
-
-
-def classification_metrics(labels: Sequence[int], scores: np.ndarray) -> dict[str, float]:
-    """Ranking (ROC/PR AUC), probability quality (log loss, Brier) and the base rate."""
-    labels = np.asarray(labels)
-    return {
-        "roc_auc": float(roc_auc_score(labels, scores)),
-        "pr_auc": float(average_precision_score(labels, scores)),
-        "log_loss": float(log_loss(labels, scores, labels=[0, 1])),
-        "brier": float(brier_score_loss(labels, scores)),
-        "positives_rate": float(labels.mean()),
-        "rows": float(len(labels)),
-    }
-
-
-def score(model: Scorer, frame: pd.DataFrame, role: str = "model") -> np.ndarray:
-    """Churn probabilities of ``frame``'s rows; names the columns the model lacks."""
-    missing = sorted(set(model.feature_names_in_) - set(frame.columns))
-    if missing:
-        raise DataError(f"the {role} needs column(s) the data lacks: {', '.join(missing)}")
-    return model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
 
 
 def evaluate(
@@ -216,27 +184,6 @@ def evaluate(
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
     )
-
-
-def binary_labels(frame: pd.DataFrame, role: str) -> np.ndarray:
-    """The label column as 0/1 integers; both classes must be present for ROC AUC."""
-    if frame.empty:
-        raise DataError(f"the {role} is empty")
-    if LABEL not in frame.columns:
-        raise DataError(f"the {role} has no label column {LABEL!r}")
-    labels = frame[LABEL]
-    invalid = labels.isna() | ~labels.isin([0, 1])
-    if invalid.any():
-        examples = list(labels[invalid].unique()[:5])
-        raise DataError(
-            f"the {role}'s {LABEL!r} must be 0/1; {invalid.sum()} rows are not, e.g. {examples}"
-        )
-    if labels.nunique() < 2:
-        raise DataError(
-            f"the {role} has only {LABEL}={labels.iloc[0]} in {len(labels)} rows: "
-            "ROC AUC is undefined; widen the window"
-        )
-    return labels.to_numpy(dtype=np.int64)
 
 
 def _value_check(auc: float, minimum: float) -> Check:
@@ -318,11 +265,6 @@ def _slice_check(item: SliceMetrics, gate: GateConfig) -> Check:
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
-
-
-def format_number(value: float | None) -> str:
-    """Four significant digits, ``-`` for a value that does not exist."""
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _tag_safe(name: str) -> str:

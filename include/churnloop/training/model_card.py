@@ -1,13 +1,8 @@
 """Model cards: one Markdown page per model version, logged as ``model_card.md`` on its run.
 
-Whoever decides to trust a version, or to roll back to one, should not need to piece it
-together from five MLflow pages: the card states the data window, the features, metrics
-overall and per slice, the gate's decision with every reason, the promotion outcome and
-the lineage back to the code and the Airflow run. After Mitchell et al., "Model Cards for
-Model Reporting" (2019), https://arxiv.org/abs/1810.03993.
-
-Everything comes from the registry, so a card can be (re)written for any version at any
-time; write it after `registry.promote` so it carries the outcome.
+The card states the data window, features, metrics overall and per slice, the gate's
+decision, the promotion outcome and the lineage. Everything comes from the registry, so a
+card can be (re)written for any version at any time; write it after a promotion.
 """
 
 from __future__ import annotations
@@ -19,8 +14,9 @@ import mlflow
 from churnloop import registry
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
-from churnloop.training.challenger import LINEAGE_TAG_PREFIX
-from churnloop.training.gate import METRICS, Decision, format_number
+from churnloop.training.gate import Decision
+from churnloop.training.metrics import METRICS, format_number
+from churnloop.training.promotion import recorded_decision
 
 CARD_ARTIFACT = "model_card.md"
 HOLDOUT_PREFIX = "holdout_"
@@ -59,76 +55,27 @@ def card_facts(settings: Settings, version: int) -> CardFacts:
             if key.startswith(HOLDOUT_PREFIX)
         },
         features=info.signature.inputs.input_names() if info.signature else [],
-        decision=registry.recorded_decision(settings, version),
+        decision=recorded_decision(settings, version),
     )
 
 
 def render_model_card(facts: CardFacts) -> str:
     """The card as Markdown."""
-    tags, params = facts.tags, facts.params
     aliases = ", ".join(f"`@{alias}`" for alias in facts.aliases) or "none"
-    promotion = tags.get(registry.PROMOTION_TAG, "not decided yet")
+    promotion = facts.tags.get(registry.PROMOTION_TAG, "not decided yet")
     sections = [
         f"# Model card: {facts.model_name} version {facts.version}",
         f"Aliases now: {aliases}. Promotion: {promotion}.",
-        "## Intended use\n\n"
-        f"Ranks customers by the probability that they churn within {LABEL_DELAY_DAYS} days of "
-        "a daily snapshot, so that retention work reaches the riskiest first. The scores are "
-        "LightGBM's, not recalibrated: check `plots/calibration.png` before reading them as "
-        f"probabilities. Labels mature {LABEL_DELAY_DAYS} days late, so the newest month is "
-        "never in the training data.",
-        "## Data\n\n"
-        + _bullets(
-            [
-                (
-                    "window",
-                    f"{tags.get('data_window_start', '?')} to "
-                    f"{tags.get(registry.TRAINING_DATA_END, '?')}",
-                ),
-                ("holdout from", params.get("holdout_start", "?")),
-                ("training rows", params.get("train_rows", "?")),
-                ("holdout rows", params.get("holdout_rows", "?")),
-                ("training dataset digest", f"`{tags.get('dataset_digest', '?')}`"),
-            ]
-        ),
-        f"## Features\n\nFeatureService `{tags.get('feature_service', '?')}`, "
-        f"{len(facts.features)} model inputs: " + ", ".join(f"`{name}`" for name in facts.features),
+        _intended_use(),
+        _data_section(facts),
+        _features_section(facts),
         "## Metrics on the holdout\n\n" + _metrics_table(facts),
+        *_gate_sections(facts.decision),
     ]
-    decision = facts.decision
-    if decision is None:
-        sections.append("## Evaluation gate\n\nNot evaluated yet.")
-    else:
-        sections.append("## Metrics per slice\n\n" + _slices_table(decision))
-        sections.append(
-            f"## Evaluation gate: {decision.verdict}\n\n"
-            + _markdown_table(
-                ["check", "status", "observed", "threshold", "reason"],
-                [
-                    [
-                        c.name,
-                        c.status,
-                        format_number(c.observed),
-                        format_number(c.threshold),
-                        c.message,
-                    ]
-                    for c in decision.checks
-                ],
-            )
-        )
-    forced = tags.get(registry.FORCED_REASON_TAG)
+    forced = facts.tags.get(registry.FORCED_REASON_TAG)
     if forced:
         sections.append(f"Promotion was forced by a person: {forced}")
-    lineage = [
-        ("MLflow run", f"`{facts.run_id}`"),
-        ("model URI", f"`models:/{facts.model_name}/{facts.version}`"),
-        ("git sha", f"`{tags.get('git_sha', 'unknown')}`"),
-    ] + [
-        (f"Airflow {key.removeprefix(LINEAGE_TAG_PREFIX)}", f"`{value}`")
-        for key, value in sorted(tags.items())
-        if key.startswith(LINEAGE_TAG_PREFIX)
-    ]
-    sections.append("## Lineage\n\n" + _bullets(lineage))
+    sections.append(_lineage_section(facts))
     return "\n\n".join(sections) + "\n"
 
 
@@ -138,6 +85,66 @@ def log_model_card(settings: Settings, version: int) -> str:
     client = registry.connect(settings)
     client.log_text(facts.run_id, render_model_card(facts), CARD_ARTIFACT)
     return f"{client.get_run(facts.run_id).info.artifact_uri}/{CARD_ARTIFACT}"
+
+
+def _intended_use() -> str:
+    return (
+        "## Intended use\n\n"
+        f"Ranks customers by the probability that they churn within {LABEL_DELAY_DAYS} days of "
+        "a daily snapshot, so that retention work reaches the riskiest first. The scores are "
+        "LightGBM's, not recalibrated: check `plots/calibration.png` before reading them as "
+        f"probabilities. Labels mature {LABEL_DELAY_DAYS} days late, so the newest month is "
+        "never in the training data."
+    )
+
+
+def _data_section(facts: CardFacts) -> str:
+    tags, params = facts.tags, facts.params
+    start = tags.get(registry.DATA_WINDOW_START_TAG, "?")
+    end = tags.get(registry.TRAINING_DATA_END_TAG, "?")
+    facts_of_data = [
+        ("window", f"{start} to {end}"),
+        ("holdout from", params.get("holdout_start", "?")),
+        ("training rows", params.get("train_rows", "?")),
+        ("holdout rows", params.get("holdout_rows", "?")),
+        ("training dataset digest", f"`{tags.get(registry.DATASET_DIGEST_TAG, '?')}`"),
+    ]
+    return "## Data\n\n" + _bullets(facts_of_data)
+
+
+def _features_section(facts: CardFacts) -> str:
+    service = facts.tags.get(registry.FEATURE_SERVICE_TAG, "?")
+    names = ", ".join(f"`{name}`" for name in facts.features)
+    return f"## Features\n\nFeatureService `{service}`, {len(facts.features)} model inputs: {names}"
+
+
+def _gate_sections(decision: Decision | None) -> list[str]:
+    """Metrics per slice and the gate's checks, or a line saying the gate has not judged."""
+    if decision is None:
+        return ["## Evaluation gate\n\nNot evaluated yet."]
+    checks = [
+        [c.name, c.status, format_number(c.observed), format_number(c.threshold), c.message]
+        for c in decision.checks
+    ]
+    header = ["check", "status", "observed", "threshold", "reason"]
+    return [
+        "## Metrics per slice\n\n" + _slices_table(decision),
+        f"## Evaluation gate: {decision.verdict}\n\n" + _markdown_table(header, checks),
+    ]
+
+
+def _lineage_section(facts: CardFacts) -> str:
+    prefix = registry.LINEAGE_TAG_PREFIX
+    lineage = [
+        ("MLflow run", f"`{facts.run_id}`"),
+        ("model URI", f"`models:/{facts.model_name}/{facts.version}`"),
+        ("git sha", f"`{facts.tags.get(registry.GIT_SHA_TAG, 'unknown')}`"),
+    ] + [
+        (f"Airflow {key.removeprefix(prefix)}", f"`{value}`")
+        for key, value in sorted(facts.tags.items())
+        if key.startswith(prefix)
+    ]
+    return "## Lineage\n\n" + _bullets(lineage)
 
 
 def _metrics_table(facts: CardFacts) -> str:

@@ -1,14 +1,7 @@
 """What one ``continuous_training`` run works on, decided once at its start.
 
-A run is anchored to an as-of day: its logical date (a scheduled run, a manual run or a
-backfill) or, for a run started by drift events (which has no logical date), the day after
-the newest day the events report drift on: ``drift_report`` checks day D on D+1, so in
-production that is the day the run starts, and in a backfill or a simulated history it
-is still the data the run reacts to. Labels mature 30 days
-after a snapshot, and the day before the as-of day is the last one ``customer_data`` has
-processed, so the training window ends ``LABEL_DELAY_DAYS + 1`` days before the as-of day.
-Evaluating "as of" that day is what makes a backfilled run reproduce what a run on that
-day would have done.
+`plan_run` turns the run's Airflow facts and Params into a `TrainingPlan` (as-of day,
+training window, gate overrides, promotion mode), which the steps receive as its dict.
 """
 
 from __future__ import annotations
@@ -28,6 +21,8 @@ GATE_PARAMS = ("min_roc_auc", "max_auc_drop_abs", "max_auc_drop_rel", "max_slice
 
 @dataclass(frozen=True)
 class TrainingPlan:
+    """A run's plan; crosses XCom as `to_dict` and comes back through `from_dict`."""
+
     as_of: dt.date
     window_start: dt.date
     window_end: dt.date
@@ -58,6 +53,32 @@ class TrainingPlan:
 _DATES = ("as_of", "window_start", "window_end")
 
 
+def plan_run(
+    settings: Settings,
+    *,
+    params: Mapping[str, Any],
+    logical_date: dt.datetime | None,
+    run_after: dt.datetime,
+    run_type: object,
+    asset_events: Mapping[Any, list[Any]] | None,
+) -> dict[str, Any]:
+    """The ``plan`` task: the run's plan from its context, printed, as the XCom dict.
+
+    A run started by drift events has the trigger ``drift``; any other run is named by its
+    Airflow run type (scheduled, manual, backfill).
+    """
+    events = drift_events_from(asset_events)
+    planned = plan_training_run(
+        settings,
+        as_of=as_of_day(logical_date, run_after, events),
+        params=params,
+        trigger="drift" if events else str(run_type),
+        drift_events=events,
+    )
+    print(planned.describe())
+    return planned.to_dict()
+
+
 def drift_events_from(triggering_asset_events: Mapping[Any, list[Any]] | None) -> list[dict]:
     """The drift events a run consumed, as JSON-safe dicts (Airflow merges queued ones).
 
@@ -74,7 +95,12 @@ def drift_events_from(triggering_asset_events: Mapping[Any, list[Any]] | None) -
 def as_of_day(
     logical_date: dt.datetime | None, run_after: dt.datetime, drift_events: list[dict[str, Any]]
 ) -> dt.date:
-    """The day a run trains as of (see the module docstring)."""
+    """The day a run trains as of: its logical date, else the day after the newest drift.
+
+    ``drift_report`` checks day D on D+1, so the day after the drift is the day a drift run
+    starts in production, and the day it reacts to in a backfill or a simulated history.
+    A run with neither trains as of the day it runs after.
+    """
     if logical_date is not None:
         return logical_date.date()
     drift_days = [dt.date.fromisoformat(event["day"]) for event in drift_events if "day" in event]
@@ -91,7 +117,11 @@ def plan_training_run(
     trigger: str,
     drift_events: list[dict[str, Any]] | None = None,
 ) -> TrainingPlan:
-    """Resolve a run's Params against settings; a bad combination fails with the fix."""
+    """Resolve a run's Params against settings; a bad combination fails with the fix.
+
+    The window ends ``LABEL_DELAY_DAYS + 1`` days before ``as_of``: labels mature that long
+    after a snapshot, and ``customer_data`` has processed up to the day before ``as_of``.
+    """
     window_days = int(params.get("training_window_days") or settings.training_window_days)
     holdout_days = int(params.get("holdout_days") or settings.holdout_days)
     if holdout_days >= window_days:

@@ -1,11 +1,7 @@
-"""The steps of a ``continuous_training`` run, one function per Airflow task.
+"""The steps of a ``continuous_training`` run, one function per Airflow task, named after it.
 
-Each step reads what it needs from the lake or the registry and returns a small
-JSON-safe dict for the next task; nothing large travels through XCom. The training set
-takes the same road as daily data: staged under ``raw/training_sets/dt=<as-of>``, judged
-by its Great Expectations suite, then published to ``validated/`` or quarantined. Every
-later step (and a person re-running one) works on the very rows the challenger was
-trained and judged on.
+Each takes the plan as its XCom dict (`TrainingPlan.to_dict`) and returns a small JSON-safe
+value for the next task; every step after validation reads the validated training set.
 """
 
 from __future__ import annotations
@@ -21,10 +17,15 @@ from churnloop.settings import Settings
 from churnloop.training.plan import TrainingPlan
 
 
-def save_training_set(settings: Settings, plan: TrainingPlan) -> str:
-    """Build the window's point-in-time training set (Feast) and stage it for validation."""
-    from churnloop.features.store import training_set
+def build_training_set(settings: Settings, planned: dict[str, Any]) -> str:
+    """Build the window's point-in-time training set (Feast) and stage it for validation.
 
+    It is staged under ``raw/training_sets/dt=<as-of>``, as daily data is, until its suite
+    publishes it to ``validated/`` or quarantines it.
+    """
+    from churnloop.features.training_set import training_set
+
+    plan = TrainingPlan.from_dict(planned)
     table = training_set(settings, plan.window_start, plan.window_end)
     dataset = schema.raw_dataset(schema.TRAINING_SETS)
     uri = storage.lake(settings).write_table(dataset, plan.as_of, table)
@@ -33,13 +34,7 @@ def save_training_set(settings: Settings, plan: TrainingPlan) -> str:
     return uri
 
 
-def load_training_set(settings: Settings, plan: TrainingPlan) -> pd.DataFrame:
-    """The validated training set of the run; only what passed its suite is ever read."""
-    dataset = schema.validated_dataset(schema.TRAINING_SETS)
-    return storage.lake(settings).read_table(dataset, plan.as_of).to_pandas()
-
-
-def check_training_set(settings: Settings, plan: TrainingPlan) -> str | None:
+def validate_training_set(settings: Settings, planned: dict[str, Any]) -> str | None:
     """Run the ``training_sets`` suite; returns its Data Docs URL.
 
     Raises ``DataValidationError`` naming each failed expectation; the set is then in
@@ -47,6 +42,7 @@ def check_training_set(settings: Settings, plan: TrainingPlan) -> str | None:
     """
     from churnloop.validation.partition import validate_partition
 
+    plan = TrainingPlan.from_dict(planned)
     window = {
         "window_start": pd.Timestamp(plan.window_start, tz="UTC"),
         "window_end": pd.Timestamp(plan.window_end + dt.timedelta(days=1), tz="UTC"),
@@ -55,12 +51,18 @@ def check_training_set(settings: Settings, plan: TrainingPlan) -> str | None:
     return outcome.data_docs_url
 
 
-def train(settings: Settings, plan: TrainingPlan, lineage: dict[str, str]) -> dict[str, Any]:
-    from churnloop.features.store import FEATURE_SERVICE, feature_names
-    from churnloop.training.challenger import split_by_time, train_challenger
+def train_challenger(
+    settings: Settings, planned: dict[str, Any], lineage: dict[str, str]
+) -> dict[str, Any]:
+    """Fit, log and register the challenger; ``lineage`` names the Airflow run."""
+    from churnloop.features.definition import FEATURE_SERVICE
+    from churnloop.features.feast_config import feature_names
+    from churnloop.training.challenger import train_and_register
+    from churnloop.training.split import split_by_time
 
+    plan = TrainingPlan.from_dict(planned)
     train_rows, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
-    trained = train_challenger(
+    trained = train_and_register(
         settings,
         train_rows,
         holdout,
@@ -77,43 +79,50 @@ def train(settings: Settings, plan: TrainingPlan, lineage: dict[str, str]) -> di
     return trained.to_dict()
 
 
-def evaluate(settings: Settings, plan: TrainingPlan, trained: dict[str, Any]) -> dict[str, Any]:
+def evaluate_challenger(
+    settings: Settings, planned: dict[str, Any], trained: dict[str, Any]
+) -> dict[str, Any]:
     """Judge the challenger against the champion on the same holdout; tag the version."""
     from churnloop import registry
-    from churnloop.training.challenger import split_by_time
-    from churnloop.training.gate import GateConfig
-    from churnloop.training.gate import evaluate as judge
+    from churnloop.training.gate import GateConfig, evaluate
+    from churnloop.training.promotion import record_decision
+    from churnloop.training.split import split_by_time
 
+    plan = TrainingPlan.from_dict(planned)
     _, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
     champion = registry.champion_version(settings)
     champion_model = None if champion is None else registry.load_model(settings, registry.CHAMPION)
     challenger_model = registry.load_model(settings, trained["version"])
     gate = GateConfig.from_settings(settings, **plan.gate_overrides)
-    decision = judge(champion_model, challenger_model, holdout, gate)
-    registry.record_decision(settings, trained["version"], decision)
-    print(decision.as_table())
+    decision = evaluate(champion_model, challenger_model, holdout, gate)
+    record_decision(settings, trained["version"], decision)
+    print(decision.describe())
     return decision.to_dict()
 
 
-def promote(
-    settings: Settings, plan: TrainingPlan, trained: dict[str, Any], decision: dict[str, Any]
+def promote_challenger(
+    settings: Settings, planned: dict[str, Any], trained: dict[str, Any], decision: dict[str, Any]
 ) -> dict[str, Any]:
     """Apply the decision, then log the model card, which tells both."""
-    from dataclasses import asdict
-
-    from churnloop import registry
     from churnloop.training.gate import Decision
     from churnloop.training.model_card import log_model_card
+    from churnloop.training.promotion import promote_on_decision
 
-    result = registry.promote(
+    plan = TrainingPlan.from_dict(planned)
+    result = promote_on_decision(
         settings,
         trained["version"],
-        decision=Decision.from_dict(decision),
+        Decision.from_dict(decision),
         logical_date=plan.as_of,
         force_reason=plan.force_reason,
         dry_run=plan.dry_run,
     )
-    verb = "promoted" if result.promoted else "not promoted"
-    print(f"v{result.version} {verb}: {result.reason}")
+    print(result.describe())
     print(f"model card: {log_model_card(settings, result.version)}")
-    return asdict(result)
+    return result.to_dict()
+
+
+def load_training_set(settings: Settings, plan: TrainingPlan) -> pd.DataFrame:
+    """The validated training set of the run; only what passed its suite is ever read."""
+    dataset = schema.validated_dataset(schema.TRAINING_SETS)
+    return storage.lake(settings).read_table(dataset, plan.as_of).to_pandas()

@@ -1,26 +1,17 @@
-"""Time-based split, a reproducible pipeline, and the challenger's MLflow record."""
+"""The challenger's MLflow record: its run, dataset, registered version and drift reference."""
 
 import datetime as dt
 import json
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 
 from churnloop import registry
-from churnloop.errors import DataError
-from churnloop.schema import ENTITY, LABEL, TIMESTAMP
-from churnloop.training.challenger import (
-    PREDICTION,
-    SCHEMA_SAMPLE_ROWS,
-    _dataset_record,
-    fit_pipeline,
-    reference_data,
-    split_by_time,
-)
+from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
+from churnloop.training.challenger import SCHEMA_SAMPLE_ROWS, _dataset_record, reference_data
+from churnloop.training.split import split_by_time
 from tests.churnloop.training_support import (
-    FAST_PARAMS,
     FEATURE_SERVICE,
     FEATURES,
     HOLDOUT_DAYS,
@@ -36,61 +27,6 @@ FIRST_DAY = dt.date(2026, 1, 1)
 @pytest.fixture(scope="module")
 def frame():
     return labelled_days(FIRST_DAY, days=8, customers=300)
-
-
-def test_split_holds_out_the_latest_days(frame):
-    shuffled = frame.sample(frac=1, random_state=0)
-    original_index = shuffled.index.copy()
-    train, holdout = split_by_time(shuffled, holdout_days=3)
-
-    assert shuffled.index.equals(original_index)  # the input keeps its own numbering
-    for part in (train, holdout):
-        assert part.index.equals(pd.RangeIndex(len(part)))
-    assert len(train) + len(holdout) == len(frame)
-    assert train[TIMESTAMP].max() < holdout[TIMESTAMP].min()
-    held_days = sorted(holdout[TIMESTAMP].dt.date.unique())
-    assert held_days == [FIRST_DAY + dt.timedelta(days=d) for d in (5, 6, 7)]
-
-
-def test_split_refuses_a_window_that_is_all_holdout(frame):
-    with pytest.raises(DataError, match="falls in the 8-day holdout: widen the training window"):
-        split_by_time(frame, holdout_days=8)
-
-
-def test_split_refuses_naive_timestamps(frame):
-    naive = frame.assign(**{TIMESTAMP: frame[TIMESTAMP].dt.tz_localize(None)})
-
-    with pytest.raises(DataError, match="must be timezone-aware"):
-        split_by_time(naive, holdout_days=2)
-
-
-def test_same_inputs_give_identical_predictions_and_the_seed_matters(frame):
-    train, holdout = split_by_time(frame, holdout_days=3)
-    params = {**FAST_PARAMS, "subsample": 0.7, "subsample_freq": 1, "colsample_bytree": 0.7}
-
-    first = fit_pipeline(train, FEATURES, params, seed=3).predict_proba(holdout[FEATURES])
-    again = fit_pipeline(train, FEATURES, params, seed=3).predict_proba(holdout[FEATURES])
-    other = fit_pipeline(train, FEATURES, params, seed=4).predict_proba(holdout[FEATURES])
-
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, other)
-
-
-def test_unseen_category_and_missing_numbers_are_scored_not_rejected(frame):
-    train, holdout = split_by_time(frame, holdout_days=3)
-    model = fit_pipeline(train, FEATURES, FAST_PARAMS, seed=1)
-    odd = holdout.head(3).assign(plan="enterprise", monthly_charges=np.nan)
-
-    scores = model.predict_proba(odd[FEATURES])[:, 1]
-
-    assert np.isfinite(scores).all()
-
-
-def test_missing_feature_or_label_problems_are_data_errors(frame):
-    with pytest.raises(DataError, match="lacks column.*tenure_months"):
-        fit_pipeline(frame.drop(columns=["tenure_months"]), FEATURES, FAST_PARAMS, seed=1)
-    with pytest.raises(DataError, match="must be 0/1"):
-        fit_pipeline(frame.assign(**{LABEL: 2}), FEATURES, FAST_PARAMS, seed=1)
 
 
 @pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
@@ -135,7 +71,7 @@ def test_challenger_is_logged_registered_and_reloads_identically(settings, frame
     assert registry.aliases(settings) == {registry.CHALLENGER: 1}
     assert trained.training_data_end == FIRST_DAY + dt.timedelta(days=7)
     version = registry.model_version(settings, 1)
-    assert version.tags[registry.TRAINING_DATA_END] == "2026-01-08"
+    assert version.tags[registry.TRAINING_DATA_END_TAG] == "2026-01-08"
     assert version.tags["feature_service"] == FEATURE_SERVICE
     assert version.tags["airflow.dag_id"] == "continuous_training"
     assert len(version.tags["git_sha"]) in (40, len("unknown"))

@@ -10,8 +10,9 @@ import pytest
 
 from churnloop.errors import DataError
 from churnloop.schema import LABEL
-from churnloop.training.challenger import fit_pipeline, split_by_time
 from churnloop.training.gate import FAILED, PASSED, SKIPPED, GateConfig, evaluate
+from churnloop.training.pipeline import fit_pipeline
+from churnloop.training.split import split_by_time
 from tests.churnloop.training_support import FAST_PARAMS, FEATURES, labelled_days
 
 GATE = GateConfig(
@@ -138,11 +139,11 @@ def test_small_slice_is_reported_not_judged(data, models):
 def test_decision_is_readable_as_tags_table_and_json(data, models):
     decision = evaluate(models["good"], models["no_tenure"], data[1], GATE)
 
-    tags = decision.as_tags()
+    tags = decision.to_tags()
     assert tags["gate.decision"] == "rejected"
     assert set(tags) == {"gate.decision"} | {f"gate.{c.name}" for c in decision.checks}
     assert tags["gate.max_auc_drop_abs"].startswith("failed: ")
-    table = decision.as_table()
+    table = decision.describe()
     assert "REJECTED" in table and "slice.region.north" in table and "region=north" in table
     assert type(decision).from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
 

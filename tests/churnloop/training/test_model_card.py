@@ -12,6 +12,7 @@ from churnloop.training.model_card import (
     log_model_card,
     render_model_card,
 )
+from churnloop.training.promotion import promote_on_decision
 from tests.churnloop.training_support import (
     FEATURE_SERVICE,
     FEATURES,
@@ -25,7 +26,7 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
     settings = with_empty_mlflow(settings)
     trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 1), 8, 300))
     decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
-    registry.promote(settings, 1, decision=decision, logical_date=dt.date(2026, 2, 7))
+    promote_on_decision(settings, 1, decision, logical_date=dt.date(2026, 2, 7))
 
     uri = log_model_card(settings, 1)
 

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from churnloop.errors import DataError
-from churnloop.training.plan import TrainingPlan, drift_events_from, plan_training_run
+from churnloop.training.plan import TrainingPlan, drift_events_from, plan_run, plan_training_run
 
 AS_OF = dt.date(2026, 3, 2)
 
@@ -80,3 +80,35 @@ def test_a_drift_triggered_run_trains_as_of_the_day_after_the_drift_it_reacts_to
     assert as_of_day(None, now, events) == dt.date(2026, 3, 1)
     assert as_of_day(dt.datetime(2026, 3, 9, 3, tzinfo=dt.UTC), now, events) == dt.date(2026, 3, 9)
     assert as_of_day(None, now, []) == now.date()
+
+
+def test_plan_run_reads_the_runs_facts_and_returns_the_xcom_dict(settings, capsys):
+    """The ``plan`` task's work: drift events make a drift run as of the day after."""
+    from types import SimpleNamespace
+
+    stamp = dt.datetime(2026, 3, 1, 2, tzinfo=dt.UTC)
+    drift = SimpleNamespace(timestamp=stamp, extra={"day": "2026-02-28"})
+    now = dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC)
+
+    planned = plan_run(
+        settings,
+        params={"dry_run": True},
+        logical_date=None,
+        run_after=now,
+        run_type="asset_triggered",
+        asset_events={"churn_drift": [drift]},
+    )
+    scheduled = plan_run(
+        settings,
+        params={},
+        logical_date=dt.datetime(2026, 3, 9, 3, tzinfo=dt.UTC),
+        run_after=now,
+        run_type="scheduled",
+        asset_events=None,
+    )
+
+    plan = TrainingPlan.from_dict(planned)
+    assert (plan.as_of, plan.trigger, plan.dry_run) == (AS_OF - dt.timedelta(days=1), "drift", True)
+    assert plan.drift_events == [{"timestamp": stamp.isoformat(), "day": "2026-02-28"}]
+    assert TrainingPlan.from_dict(scheduled).trigger == "scheduled"
+    assert plan.describe() in capsys.readouterr().out

@@ -1,0 +1,71 @@
+"""The churn model: column preprocessing and a seeded LightGBM classifier in one Pipeline.
+
+The preprocessing ships inside the registered model, so serving cannot drift from
+training; the same data, parameters and seed give the same predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+from churnloop.errors import DataError
+from churnloop.schema import LABEL, TIMESTAMP
+from churnloop.training.metrics import binary_labels
+
+
+def build_pipeline(
+    numeric: list[str], categorical: list[str], params: Mapping[str, Any], seed: int
+) -> Pipeline:
+    """Preprocessing and a seeded LightGBM classifier, as one deployable object.
+
+    Numbers pass through (LightGBM handles missing values itself); categories become
+    integer codes that LightGBM splits on natively (`fit_pipeline` names them), and a
+    category unseen in training maps to -1, which LightGBM treats as missing.
+    """
+    encoder = OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+    )
+    preprocess = ColumnTransformer(
+        [("numeric", "passthrough", numeric), ("categorical", encoder, categorical)],
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    classifier = LGBMClassifier(
+        **{**params, "random_state": seed, "deterministic": True, "force_col_wise": True},
+        verbose=-1,
+    )
+    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+
+
+def fit_pipeline(
+    train: pd.DataFrame, feature_names: list[str], params: Mapping[str, Any], seed: int
+) -> Pipeline:
+    """Fit `build_pipeline` on ``train``; columns are numeric or categorical by dtype."""
+    require_training_columns(train, "training split", feature_names)
+    labels = binary_labels(train, "training split")
+    numeric, categorical = [], []
+    for name in feature_names:
+        dtype = train[name].dtype
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            numeric.append(name)
+        elif pd.api.types.is_object_dtype(dtype) or isinstance(
+            dtype, pd.StringDtype | pd.CategoricalDtype
+        ):
+            categorical.append(name)
+        else:
+            raise DataError(f"feature {name!r} has dtype {dtype}: neither numeric nor categorical")
+    pipeline = build_pipeline(numeric, categorical, params, seed)
+    return pipeline.fit(train[feature_names], labels, classifier__categorical_feature=categorical)
+
+
+def require_training_columns(frame: pd.DataFrame, role: str, columns: list[str]) -> None:
+    """The timestamp, the label and ``columns`` must all be in ``frame``."""
+    missing = [column for column in [TIMESTAMP, LABEL, *columns] if column not in frame.columns]
+    if missing:
+        raise DataError(f"the {role} lacks column(s): {', '.join(missing)}")
