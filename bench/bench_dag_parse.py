@@ -1,20 +1,8 @@
 """How fast the DAG files parse, and what a task pays to import its libraries.
 
-Three measurements, each the median of ``--runs`` runs:
-
-- ``airflow dags report`` per DAG file: the DagBag's own parse duration of the file,
-  alone in a DAGS_FOLDER of its own (so no file rides on imports another paid for), with
-  the embedded Airflow's environment (``churnloop airflow-env``) on a throwaway
-  CHURNLOOP_HOME. Target: under 0.3 s.
-- each DAG file's import time in a fresh interpreter, after ``airflow.sdk`` (which the
-  DAG processor has already imported): wall and CPU seconds of executing the module.
-- each kind of task's import cost, the churnloop modules its body imports, timed in a
-  fresh interpreter that has imported ``airflow.sdk`` (a plain LocalExecutor or Celery
-  worker: the task process pays the libraries) against a fork of a process that has run
-  ``churnloop.orchestration.executor.preload()`` first (what ``PreloadingLocalExecutor``'s
-  task processes inherit).
-
-Run: ``.venv/bin/python bench/bench_dag_parse.py`` (figures to bench/results/dag_parse.json).
+Medians of ``--runs`` runs: ``airflow dags report`` per DAG file alone in a DAGS_FOLDER, each
+file's import after ``airflow.sdk``, and each task's imports fresh and in a fork of a preloaded
+process. Run: ``.venv/bin/python bench/bench_dag_parse.py`` (bench/results/dag_parse.json).
 """
 
 from __future__ import annotations
@@ -36,23 +24,67 @@ BIN = Path(sys.executable).parent
 
 TASK_IMPORTS = {
     "customer_data.ingest_*": [
-        "churnloop.validation.ingest",
         "churnloop.orchestration.task_support",
+        "churnloop.validation.ingest",
     ],
     "customer_data.validate_*": [
+        "churnloop.orchestration.task_support",
         "churnloop.validation.partition",
+    ],
+    "customer_data.build_features": [
+        "churnloop.features.build",
         "churnloop.orchestration.task_support",
     ],
-    "customer_data.build_features, materialize_features": ["churnloop.features.store"],
-    "continuous_training.train_challenger": [
-        "churnloop.training.steps",
-        "churnloop.features.store",
-        "churnloop.training.challenger",
+    "customer_data.materialize_features": [
+        "churnloop.features.materialize",
+        "churnloop.orchestration.task_support",
     ],
-    "drift_report.check_drift": ["churnloop.monitoring.daily_check"],
+    "continuous_training.plan": [
+        "churnloop.orchestration.task_support",
+        "churnloop.training.plan",
+    ],
+    "continuous_training.build_training_set": [
+        "churnloop.training.steps",
+        "churnloop.features.training_set",
+    ],
+    "continuous_training.validate_training_set": [
+        "churnloop.orchestration.task_support",
+        "churnloop.training.steps",
+        "churnloop.validation.partition",
+    ],
+    "continuous_training.train_challenger": [
+        "churnloop.orchestration.task_support",
+        "churnloop.training.steps",
+        "churnloop.features.feast_config",
+        "churnloop.training.challenger",
+        "churnloop.training.split",
+    ],
+    "continuous_training.evaluate_challenger": [
+        "churnloop.training.steps",
+        "churnloop.registry",
+        "churnloop.training.gate",
+        "churnloop.training.promotion",
+        "churnloop.training.split",
+    ],
+    "continuous_training.promote_challenger": [
+        "churnloop.training.steps",
+        "churnloop.training.gate",
+        "churnloop.training.model_card",
+        "churnloop.training.promotion",
+    ],
+    "continuous_training.deploy_champion": [
+        "churnloop.orchestration.task_support",
+        "churnloop.serving.deploy",
+        "churnloop.training.challenger",
+        "churnloop.training.metrics",
+    ],
+    "drift_report.check_drift, emit_churn_drift": [
+        "churnloop.monitoring.daily_check",
+        "churnloop.orchestration.task_support",
+    ],
 }
-"""What each task body imports. The tasks not listed need the same libraries as one listed
-(deploy_champion: MLflow, LightGBM and scikit-learn through churnloop.training.challenger)."""
+"""What each task imports: its body's imports (dags/), then what the function it calls
+imports when called (churnloop.training.steps and churnloop.serving.deploy import lazily)."""
 
 _TIMED_IMPORT = """
 import airflow.sdk, importlib, json, sys, time

@@ -31,10 +31,7 @@ says why); `churnloop rollback --reason "…"` moves `@champion` back by hand.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import (
-    Asset,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
     Param,
@@ -43,12 +40,16 @@ from airflow.sdk import (
     task,
 )
 
-from churnloop.orchestration.environment import FEAST_POOL
+from churnloop.orchestration.dag_defaults import (
+    CHURN_DRIFT,
+    FEAST_POOL,
+    INFRA_RETRIES,
+    NO_RETRIES,
+    dag_start_date,
+)
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
-CHURN_DRIFT = Asset("churn_drift")
-NO_RETRIES = {"retries": 0}
 
 PARAMS = {
     "training_window_days": Param(
@@ -104,6 +105,85 @@ PARAMS = {
 }
 
 
+@task(multiple_outputs=True)
+def plan() -> dict:
+    """Resolve Params, as-of day, training window and consumed drift events."""
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+    from churnloop.training.plan import plan_run
+
+    context = get_current_context()
+    with data_errors_fail_fast():
+        return plan_run(
+            get_settings(),
+            params=context["params"],
+            logical_date=context.get("logical_date"),
+            run_after=context["dag_run"].run_after,
+            run_type=context["dag_run"].run_type,
+            asset_events=context.get("triggering_asset_events"),
+        )
+
+
+@task(pool=FEAST_POOL, pool_slots=1)
+def build_training_set(planned: dict) -> str:
+    """Point-in-time training set from Feast, saved to the lake."""
+    from churnloop.training import steps
+
+    return steps.build_training_set(get_settings(), planned)
+
+
+@task(**NO_RETRIES)
+def validate_training_set(planned: dict) -> None:
+    """Great Expectations suite `training_set`; a failure stops the run."""
+    from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
+    from churnloop.training import steps
+
+    with data_errors_fail_fast():
+        report = steps.validate_training_set(get_settings(), planned)
+    publish_report_link(report)
+
+
+@task(multiple_outputs=True)
+def train_challenger(planned: dict) -> dict:
+    """Fit the challenger; log to MLflow; register it as `@challenger`."""
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+    from churnloop.training import steps
+
+    context = get_current_context()
+    lineage = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
+    with data_errors_fail_fast():
+        return steps.train_challenger(get_settings(), planned, lineage)
+
+
+@task(multiple_outputs=True)
+def evaluate_challenger(planned: dict, trained: dict) -> dict:
+    """Champion vs challenger on the same holdout; decision tagged on the version."""
+    from churnloop.training import steps
+
+    return steps.evaluate_challenger(get_settings(), planned, trained)
+
+
+@task(multiple_outputs=True)
+def promote_challenger(planned: dict, trained: dict, decision: dict) -> dict:
+    """Move `@champion` if blessed (or forced); never in a dry run or a stale run."""
+    from churnloop.training import steps
+
+    return steps.promote_challenger(get_settings(), planned, trained, decision)
+
+
+@task(multiple_outputs=True)
+def deploy_champion(promotion: dict) -> dict:
+    """Serve the new champion: reload, smoke test, skew check; else roll back."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+    from churnloop.serving.deploy import deploy
+
+    if not promotion["promoted"]:
+        raise AirflowSkipException(f"nothing to deploy: {promotion['reason']}")
+    with data_errors_fail_fast():  # a rolled-back deployment must not be retried
+        return deploy(get_settings(), promotion["version"]).to_dict()
+
+
 @dag(
     dag_id="continuous_training",
     schedule=AssetOrTimeSchedule(
@@ -111,100 +191,20 @@ PARAMS = {
     )
     if SETTINGS.training_cron
     else CHURN_DRIFT,
-    start_date=dt.datetime.combine(SETTINGS.schedule_start, dt.time(), tzinfo=dt.UTC),
+    start_date=dag_start_date(SETTINGS),
     catchup=False,
     max_active_runs=1,
     params=PARAMS,
-    default_args={"owner": "ml-engineering", "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    default_args={"owner": "ml-engineering", **INFRA_RETRIES},
     tags=["churnloop", "training", "mlflow"],
     doc_md=__doc__,
 )
 def continuous_training():
-    @task(doc_md="Resolve Params, as-of day, training window and consumed drift events.")
-    def plan() -> dict:
-        from churnloop.orchestration.task_support import data_errors_fail_fast
-        from churnloop.training.plan import as_of_day, drift_events_from, plan_training_run
-
-        context = get_current_context()
-        events = drift_events_from(context.get("triggering_asset_events"))
-        as_of = as_of_day(context.get("logical_date"), context["dag_run"].run_after, events)
-        trigger = "drift" if events else context["dag_run"].run_type
-        with data_errors_fail_fast():
-            planned = plan_training_run(
-                get_settings(),
-                as_of=as_of,
-                params=context["params"],
-                trigger=str(trigger),
-                drift_events=events,
-            )
-        print(planned.describe())
-        return planned.to_dict()
-
-    @task(
-        doc_md="Point-in-time training set from Feast, saved to the lake.",
-        pool=FEAST_POOL,
-        pool_slots=1,
-    )
-    def build_training_set(planned: dict) -> str:
-        from churnloop.training.steps import save_training_set
-
-        return save_training_set(get_settings(), _plan(planned))
-
-    @task(doc_md="Great Expectations suite `training_set`; a failure stops the run.", **NO_RETRIES)
-    def validate_training_set(planned: dict, training_set_uri: str) -> str:
-        from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
-        from churnloop.training.steps import check_training_set
-
-        with data_errors_fail_fast():
-            report = check_training_set(get_settings(), _plan(planned))
-        publish_report_link(report)
-        return training_set_uri
-
-    @task(doc_md="Fit the challenger; log to MLflow; register it as `@challenger`.")
-    def train_challenger(planned: dict, training_set_uri: str) -> dict:
-        from churnloop.orchestration.task_support import data_errors_fail_fast
-        from churnloop.training.steps import train
-
-        context = get_current_context()
-        lineage = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
-        with data_errors_fail_fast():
-            return train(get_settings(), _plan(planned), lineage)
-
-    @task(doc_md="Champion vs challenger on the same holdout; decision tagged on the version.")
-    def evaluate_challenger(planned: dict, trained: dict) -> dict:
-        from churnloop.training.steps import evaluate
-
-        return evaluate(get_settings(), _plan(planned), trained)
-
-    @task(doc_md="Move `@champion` if blessed (or forced); never in a dry run or a stale run.")
-    def promote_challenger(planned: dict, trained: dict, decision: dict) -> dict:
-        from churnloop.training.steps import promote
-
-        return promote(get_settings(), _plan(planned), trained, decision)
-
-    @task(doc_md="Serve the new champion: reload, smoke test, skew check; else roll back.")
-    def deploy_champion(promotion: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from churnloop.orchestration.task_support import data_errors_fail_fast
-        from churnloop.serving.deploy import deploy
-
-        if not promotion["promoted"]:
-            raise AirflowSkipException(f"nothing to deploy: {promotion['reason']}")
-        with data_errors_fail_fast():  # a rolled-back deployment must not be retried
-            return deploy(get_settings(), promotion["version"]).to_dict()
-
     planned = plan()
-    training_set_uri = validate_training_set(planned, build_training_set(planned))
-    trained = train_challenger(planned, training_set_uri)
+    trained = train_challenger(planned)
+    build_training_set(planned) >> validate_training_set(planned) >> trained
     decision = evaluate_challenger(planned, trained)
     deploy_champion(promote_challenger(planned, trained, decision))
-
-
-def _plan(planned: dict):
-    from churnloop.training.plan import TrainingPlan
-
-    return TrainingPlan.from_dict(planned)
 
 
 continuous_training()

@@ -33,21 +33,73 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from churnloop.orchestration.environment import FEAST_POOL
+from churnloop.orchestration.dag_defaults import (
+    CUSTOMER_FEATURES,
+    FEAST_POOL,
+    INFRA_RETRIES,
+    NO_RETRIES,
+    dag_start_date,
+)
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
-CUSTOMER_FEATURES = Asset("customer_features")
-INFRA_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
-NO_RETRIES = {"retries": 0}
+
+
+@task(multiple_outputs=True)
+def ingest(dataset: str, ds: str | None = None) -> dict:
+    """Stage the day's drop of `dataset` in `raw/` (schema-coerced); a label drop holds the
+    labels of the snapshots 30 days earlier. Fails at once on a missing, empty or corrupt
+    drop; retries on storage errors."""
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+    from churnloop.validation.ingest import ingest_day
+
+    with data_errors_fail_fast():
+        return ingest_day(get_settings(), dataset, dt.date.fromisoformat(ds)).to_dict()
+
+
+@task(multiple_outputs=True, **NO_RETRIES)
+def validate(staged: dict) -> dict:
+    """The dataset's Great Expectations suite (`customer_snapshots`, `churn_labels`).
+    Failing data goes to `quarantine/` with its result; the **Report** link opens its
+    Data Docs."""
+    from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
+    from churnloop.validation.partition import validate_partition
+
+    day = dt.date.fromisoformat(staged["day"])
+    with data_errors_fail_fast():
+        outcome = validate_partition(get_settings(), staged["dataset"], day)
+    publish_report_link(outcome.data_docs_url)
+    return outcome.to_dict()
+
+
+@task
+def build_features(validated: dict) -> str:
+    """The day's features from validated snapshots (rolling 7/30/90-day aggregates,
+    ratios, recency), written to the Feast offline source."""
+    from churnloop.features.build import build_feature_partition
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+
+    with data_errors_fail_fast():
+        return build_feature_partition(get_settings(), dt.date.fromisoformat(validated["day"]))
+
+
+@task(multiple_outputs=True, pool=FEAST_POOL, outlets=[CUSTOMER_FEATURES])
+def materialize_features(ds: str | None = None) -> dict:
+    """Register the Feast definitions and write the day (with a small overlap for late
+    rows) to the online store."""
+    from churnloop.features import materialize
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+
+    with data_errors_fail_fast():
+        return materialize.materialize_features(get_settings(), dt.date.fromisoformat(ds))
 
 
 @dag(
     dag_id="customer_data",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=dt.datetime.combine(SETTINGS.schedule_start, dt.time(), tzinfo=dt.UTC),
+    start_date=dag_start_date(SETTINGS),
     catchup=True,
     max_active_runs=SETTINGS.customer_data_max_active_runs,
     default_args={"owner": "data-engineering", **INFRA_RETRIES},
@@ -55,85 +107,14 @@ NO_RETRIES = {"retries": 0}
     doc_md=__doc__,
 )
 def customer_data():
-    @task(
-        doc_md="Stage the day's snapshot drop in `raw/` (schema-coerced). Fails at once "
-        "on a missing, empty or corrupt drop; retries on storage errors."
-    )
-    def ingest_snapshots(ds: str | None = None) -> dict:
-        return _ingest("customer_snapshots", ds)
+    ingest_snapshots = ingest.override(task_id="ingest_snapshots")
+    validate_snapshots = validate.override(task_id="validate_snapshots")
+    ingest_labels = ingest.override(task_id="ingest_labels")
+    validate_labels = validate.override(task_id="validate_labels")
 
-    @task(doc_md="Stage the day's label drop (labels of snapshots 30 days earlier).")
-    def ingest_labels(ds: str | None = None) -> dict:
-        return _ingest("churn_labels", ds)
-
-    @task(
-        doc_md="Great Expectations suite `customer_snapshots`. Failing data goes to "
-        "`quarantine/` with its result; the **Report** link opens its Data Docs.",
-        **NO_RETRIES,
-    )
-    def validate_snapshots(staged: dict) -> dict:
-        return _validate(staged)
-
-    @task(doc_md="Great Expectations suite `churn_labels`.", **NO_RETRIES)
-    def validate_labels(staged: dict) -> dict:
-        return _validate(staged)
-
-    @task(
-        doc_md="The day's features from validated snapshots (rolling 7/30/90-day "
-        "aggregates, ratios, recency), written to the Feast offline source."
-    )
-    def build_features(validated: dict) -> str:
-        from churnloop.features.store import build_feature_partition
-        from churnloop.orchestration.task_support import data_errors_fail_fast
-
-        with data_errors_fail_fast():
-            return build_feature_partition(get_settings(), dt.date.fromisoformat(validated["day"]))
-
-    @task(
-        doc_md="Register the Feast definitions and write the day (with a small overlap for "
-        "late rows) to the online store.",
-        pool=FEAST_POOL,
-        outlets=[CUSTOMER_FEATURES],
-    )
-    def materialize_features(ds: str | None = None) -> dict:
-        from churnloop.features.store import apply_definitions, materialize_day
-        from churnloop.orchestration.task_support import data_errors_fail_fast
-
-        settings = get_settings()
-        with data_errors_fail_fast():
-            apply_definitions(settings)
-            stats = materialize_day(settings, dt.date.fromisoformat(ds))
-        print(
-            f"materialized {stats.rows_written:,} rows of {stats.days} "
-            f"({stats.rows_per_second:,.0f} rows/s)"
-        )
-        return stats.as_dict()
-
-    features = build_features(validate_snapshots(ingest_snapshots()))
+    features = build_features(validate_snapshots(ingest_snapshots("customer_snapshots")))
     features >> materialize_features()
-    validate_labels(ingest_labels())
-
-
-def _ingest(dataset: str, ds: str) -> dict:
-    from dataclasses import asdict
-
-    from churnloop.orchestration.task_support import data_errors_fail_fast
-    from churnloop.validation.ingest import ingest_day
-
-    with data_errors_fail_fast():
-        return asdict(ingest_day(get_settings(), dataset, dt.date.fromisoformat(ds)))
-
-
-def _validate(staged: dict) -> dict:
-    from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
-    from churnloop.validation.partition import validate_partition
-
-    with data_errors_fail_fast():
-        outcome = validate_partition(
-            get_settings(), staged["dataset"], dt.date.fromisoformat(staged["day"])
-        )
-    publish_report_link(outcome.data_docs_url)
-    return outcome.summary()
+    validate_labels(ingest_labels("churn_labels"))
 
 
 customer_data()

@@ -23,63 +23,63 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
+from churnloop.orchestration.dag_defaults import CHURN_DRIFT, INFRA_RETRIES, dag_start_date
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
-CHURN_DRIFT = Asset("churn_drift")
+
+
+@task(multiple_outputs=True)
+def check_drift(ds: str | None = None) -> dict:
+    """Drift of the day vs the champion's reference; saves the Evidently report and decides
+    whether it may trigger retraining (deduplication)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from churnloop.monitoring import daily_check
+    from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
+
+    active = get_current_context()["ti"].get_dr_count(
+        dag_id="continuous_training", states=["queued", "running"]
+    )
+    with data_errors_fail_fast():
+        report = daily_check.check_drift(get_settings(), dt.date.fromisoformat(ds), active)
+    if report is None:
+        raise AirflowSkipException("no champion yet: nothing to compare with")
+    publish_report_link(report["report_url"])
+    return report
+
+
+@task(multiple_outputs=True, outlets=[CHURN_DRIFT])
+def emit_churn_drift(report: dict) -> dict:
+    """Emit `churn_drift` unless deduplicated."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from churnloop.monitoring.daily_check import churn_drift_event
+
+    if report["suppressed"]:
+        raise AirflowSkipException(f"churn_drift not emitted: {report['suppressed']}")
+    extra = churn_drift_event(report)
+    get_current_context()["outlet_events"][CHURN_DRIFT].extra = extra
+    return extra
 
 
 @dag(
     dag_id="drift_report",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=dt.datetime.combine(SETTINGS.schedule_start, dt.time(), tzinfo=dt.UTC),
+    start_date=dag_start_date(SETTINGS),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "ml-engineering", "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+    default_args={
+        "owner": "ml-engineering",
+        **INFRA_RETRIES,
+        "retry_delay": dt.timedelta(minutes=5),
+    },
     tags=["churnloop", "monitoring", "evidently"],
     doc_md=__doc__,
 )
 def drift_report():
-    @task(
-        doc_md="Drift of the day vs the champion's reference; saves the Evidently report "
-        "and decides whether it may trigger retraining (deduplication)."
-    )
-    def check_drift(ds: str | None = None) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from churnloop.monitoring.daily_check import check_day, suppression
-        from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
-
-        settings = get_settings()
-        with data_errors_fail_fast():
-            report = check_day(settings, dt.date.fromisoformat(ds))
-        if report is None:
-            raise AirflowSkipException("no champion yet: nothing to compare with")
-        publish_report_link(report.report_url)
-        active = get_current_context()["ti"].get_dr_count(
-            dag_id="continuous_training", states=["queued", "running"]
-        )
-        suppressed = suppression(settings, report, active)
-        print("\n".join([*report.notes, f"trigger: {suppressed or 'yes'}"]))
-        return {**report.to_dict(), "suppressed": suppressed}
-
-    @task(outlets=[CHURN_DRIFT], doc_md="Emit `churn_drift` unless deduplicated.")
-    def emit_churn_drift(report: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if report["suppressed"]:
-            raise AirflowSkipException(f"churn_drift not emitted: {report['suppressed']}")
-        context = get_current_context()
-        extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report")}
-        extra["scores"] = {
-            column: round(report["scores"][column], 4) for column in report["drifted_columns"]
-        }
-        context["outlet_events"][CHURN_DRIFT].extra = extra
-        print(f"churn_drift emitted for {report['day']}: {'; '.join(report['reasons'])}")
-        return extra
-
     emit_churn_drift(check_drift())
 
 

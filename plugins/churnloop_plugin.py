@@ -1,10 +1,8 @@
 """The churnloop Airflow plugin: links from tasks to the reports that explain them.
 
-- A "Report" extra link on every task that published one (Data Docs of a validation,
-  the day's drift report, ...), on failed tasks too.
-- The lake's ``reports/`` served under ``/churnloop/reports/`` on the API server, so those
-  links work whether the lake is a local folder or S3.
-- Menu entries for Data Docs and drift reports.
+A "Report" extra link on every task that published one (failed tasks too), the lake's
+``reports/`` served under ``/churnloop/reports/`` in both profiles, and menu entries for
+Data Docs and drift reports.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
 from churnloop.links import PLUGIN_MOUNT
-from churnloop.orchestration.report_app import create_app
+from churnloop.orchestration.report_app import create_report_app
 from churnloop.orchestration.task_support import REPORT_LINK_KEY
 
 
@@ -33,7 +31,9 @@ class ReportLink(BaseOperatorLink):
 class ChurnloopPlugin(AirflowPlugin):
     name = "churnloop"
     global_operator_extra_links = [ReportLink()]
-    fastapi_apps = [{"name": "churnloop-reports", "app": create_app(), "url_prefix": PLUGIN_MOUNT}]
+    fastapi_apps = [
+        {"name": "churnloop-reports", "app": create_report_app(), "url_prefix": PLUGIN_MOUNT}
+    ]
     external_views = [
         {
             "name": "Data Docs",

@@ -6,6 +6,9 @@ import argparse
 import datetime as dt
 import shlex
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from churnloop.settings import get_settings
 
@@ -29,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _feast_yaml(args: argparse.Namespace) -> int:
     """Render feature_repo/feature_store.yaml for the ``feast`` CLI and UI."""
-    from churnloop.features.store import write_feature_store_yaml
+    from churnloop.features.feast_config import write_feature_store_yaml
 
     print(write_feature_store_yaml(get_settings()))
     return 0
@@ -37,7 +40,7 @@ def _feast_yaml(args: argparse.Namespace) -> int:
 
 def _feast_apply(args: argparse.Namespace) -> int:
     """Register the Feast definitions of feature_repo/ (idempotent)."""
-    from churnloop.features.store import apply_definitions
+    from churnloop.features.feast_config import apply_definitions
 
     apply_definitions(get_settings())
     return 0
@@ -45,7 +48,7 @@ def _feast_apply(args: argparse.Namespace) -> int:
 
 def _build_features(args: argparse.Namespace) -> int:
     """Build one day's feature partition from the validated snapshots."""
-    from churnloop.features.store import build_feature_partition
+    from churnloop.features.build import build_feature_partition
 
     print(build_feature_partition(get_settings(), args.day))
     return 0
@@ -53,7 +56,7 @@ def _build_features(args: argparse.Namespace) -> int:
 
 def _materialize(args: argparse.Namespace) -> int:
     """Write one day's features (and the overlap before it) to the online store."""
-    from churnloop.features.store import materialize_day
+    from churnloop.features.materialize import materialize_day
 
     print(materialize_day(get_settings(), args.day, args.overlap_days))
     return 0
@@ -126,7 +129,7 @@ def _champion_history(args: argparse.Namespace) -> int:
     if not entries:
         print(f"model {settings.model_name!r} has had no champion yet")
     for entry in entries:
-        print(entry.as_line())
+        print(entry.describe())
     return 0
 
 
@@ -186,114 +189,62 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnloop", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+@dataclass(frozen=True)
+class Argument:
+    """One ``add_argument`` call: its flags (or positional name) and options."""
 
-    env = commands.add_parser("airflow-env", help="print the embedded Airflow environment")
-    env.set_defaults(handler=_airflow_env)
-    setup = commands.add_parser("airflow-setup", help="migrate Airflow's DB and create pools")
-    setup.set_defaults(handler=_airflow_setup)
+    flags: tuple[str, ...]
+    options: dict[str, Any]
 
-    demo = commands.add_parser("demo", help="run the whole loop on the embedded default")
-    demo.add_argument("--days", type=int, default=60, help="days to simulate and run (>= 50)")
-    demo.add_argument("--customers", type=int, default=2_000, help="customers per day")
-    demo.set_defaults(handler=_demo)
 
-    # Each module's commands are added below, one block per module.
+def _argument(*flags: str, **options: Any) -> Argument:
+    return Argument(flags, options)
 
-    serve = commands.add_parser(
-        "serve",
-        help="run the model server: serves @champion, follows the alias, logs predictions",
-        description="FastAPI on uvicorn at CHURNLOOP_SERVING_HOST:CHURNLOOP_SERVING_PORT "
-        "(default 127.0.0.1:8000); OpenAPI docs at /docs.",
-    )
-    serve.set_defaults(handler=_serve)
 
-    feast_yaml = commands.add_parser(
-        "feast-yaml", help="render feature_repo/feature_store.yaml from the settings"
-    )
-    feast_yaml.set_defaults(handler=_feast_yaml)
-    feast_apply = commands.add_parser("feast-apply", help="register the Feast definitions")
-    feast_apply.set_defaults(handler=_feast_apply)
-    build = commands.add_parser("build-features", help="build one day's feature partition")
-    build.add_argument("day", type=_day, help="feature day (YYYY-MM-DD)")
-    build.set_defaults(handler=_build_features)
-    materialize = commands.add_parser(
-        "materialize", help="write one day's features to the online store"
-    )
-    materialize.add_argument("day", type=_day, help="feature day (YYYY-MM-DD)")
-    materialize.add_argument(
-        "--overlap-days", type=int, help="earlier days to re-send (default: from settings)"
-    )
-    materialize.set_defaults(handler=_materialize)
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, its one-line help, what it runs, and its arguments."""
 
-    drift = commands.add_parser(
-        "drift-report",
-        help="compare two Parquet files and save the day's drift report in the lake",
-    )
-    drift.add_argument("--reference", required=True, help="Parquet file of the reference")
-    drift.add_argument("--current", required=True, help="Parquet file of the current data")
-    drift.add_argument("--day", type=_day, required=True, help="report day (YYYY-MM-DD)")
-    drift.add_argument(
-        "--columns", nargs="+", help="columns to compare (default: all but id, time, label)"
-    )
-    drift.set_defaults(handler=_drift_report)
+    name: str
+    help: str
+    handler: Callable[[argparse.Namespace], int]
+    arguments: tuple[Argument, ...] = ()
+    description: str | None = None
 
-    day_steps = (
-        (
-            "ingest",
-            "stage a day's landing drop in raw/ (fails on a missing, empty or corrupt drop)",
-            _ingest,
-        ),
-        (
-            "validate",
-            "validate a day's raw partition (pass: to validated/, fail: to quarantine/)",
-            _validate,
-        ),
-    )
-    for name, help_text, handler in day_steps:
-        step = commands.add_parser(name, help=help_text)
-        step.add_argument("dataset", help="customer_snapshots or churn_labels")
-        step.add_argument("day", type=_day, help="partition day (YYYY-MM-DD)")
-        step.set_defaults(handler=handler)
-    gx_setup = commands.add_parser(
-        "validation-setup",
-        help="add the GX asset, validation definition and checkpoint of any new suite",
-    )
-    gx_setup.set_defaults(handler=_validation_setup)
 
-    back = commands.add_parser(
-        "rollback",
-        help="serve an earlier model version again (moves @champion)",
-        description="Move @champion to --to VERSION, or to @previous-champion; the replaced "
-        "champion becomes @previous-champion and the move is recorded in the champion history.",
-    )
-    back.add_argument("--to", dest="to_version", type=int, help="version (default: previous)")
-    back.add_argument("--reason", required=True, help="why; recorded in the champion history")
-    back.set_defaults(handler=_rollback)
-    history = commands.add_parser(
-        "champion-history", help="which model version was champion, from when to when, and why"
-    )
-    history.set_defaults(handler=_champion_history)
+FEATURE_DAY = _argument("day", type=_day, help="feature day (YYYY-MM-DD)")
+DATASET = _argument("dataset", help="customer_snapshots or churn_labels")
+PARTITION_DAY = _argument("day", type=_day, help="partition day (YYYY-MM-DD)")
 
-    sim = commands.add_parser(
-        "simulate",
-        help="write demo customer snapshots and churn labels to the landing zone",
-        description="Write daily snapshot drops and 30-day-late label drops, with optional "
-        "drift from --drift-start and broken drops on chosen days.",
-    )
-    sim.add_argument("--start", type=_day, required=True, help="first day (YYYY-MM-DD)")
-    sim.add_argument("--days", type=int, default=60, help="days to write (default: 60)")
-    sim.add_argument("--customers", type=int, default=2000, help="rows a day (default: 2000)")
-    sim.add_argument(
+DEMO_ARGUMENTS = (
+    _argument("--days", type=int, default=60, help="days to simulate and run (>= 50)"),
+    _argument("--customers", type=int, default=2_000, help="customers per day"),
+)
+
+DRIFT_REPORT_ARGUMENTS = (
+    _argument("--reference", required=True, help="Parquet file of the reference"),
+    _argument("--current", required=True, help="Parquet file of the current data"),
+    _argument("--day", type=_day, required=True, help="report day (YYYY-MM-DD)"),
+    _argument("--columns", nargs="+", help="columns to compare (default: all but id, time, label)"),
+)
+
+ROLLBACK_ARGUMENTS = (
+    _argument("--to", dest="to_version", type=int, help="version (default: previous)"),
+    _argument("--reason", required=True, help="why; recorded in the champion history"),
+)
+
+SIMULATE_ARGUMENTS = (
+    _argument("--start", type=_day, required=True, help="first day (YYYY-MM-DD)"),
+    _argument("--days", type=int, default=60, help="days to write (default: 60)"),
+    _argument("--customers", type=int, default=2000, help="rows a day (default: 2000)"),
+    _argument(
         "--scenario",
         default="baseline",
         help="baseline, covariate_drift or concept_drift (default: baseline)",
-    )
-    sim.add_argument("--drift-start", type=_day, help="first drifted day (drift scenarios)")
-    sim.add_argument("--ramp-days", type=int, help="days until the drift is complete (default: 14)")
-    sim.add_argument(
+    ),
+    _argument("--drift-start", type=_day, help="first drifted day (drift scenarios)"),
+    _argument("--ramp-days", type=int, help="days until the drift is complete (default: 14)"),
+    _argument(
         "--break",
         dest="breaks",
         type=_breakage,
@@ -302,15 +253,99 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DAY:KIND",
         help="break that day's snapshot drop, e.g. 2026-01-20:out_of_range (repeatable; "
         "an unknown KIND lists the valid ones)",
-    )
-    sim.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    sim.add_argument(
+    ),
+    _argument("--seed", type=int, default=42, help="random seed (default: 42)"),
+    _argument(
         "--history-start",
         type=_day,
         help="first day that had snapshots, when extending an earlier simulation "
         "(labels are due from 30 days after it; default: --start)",
-    )
-    sim.set_defaults(handler=_simulate)
+    ),
+)
+
+COMMANDS = (
+    Command("airflow-env", "print the embedded Airflow environment", _airflow_env),
+    Command("airflow-setup", "migrate Airflow's DB and create pools", _airflow_setup),
+    Command("demo", "run the whole loop on the embedded default", _demo, DEMO_ARGUMENTS),
+    Command(
+        "serve",
+        "run the model server: serves @champion, follows the alias, logs predictions",
+        _serve,
+        description="FastAPI on uvicorn at CHURNLOOP_SERVING_HOST:CHURNLOOP_SERVING_PORT "
+        "(default 127.0.0.1:8000); OpenAPI docs at /docs.",
+    ),
+    Command("feast-yaml", "render feature_repo/feature_store.yaml from the settings", _feast_yaml),
+    Command("feast-apply", "register the Feast definitions", _feast_apply),
+    Command("build-features", "build one day's feature partition", _build_features, (FEATURE_DAY,)),
+    Command(
+        "materialize",
+        "write one day's features to the online store",
+        _materialize,
+        (
+            FEATURE_DAY,
+            _argument(
+                "--overlap-days", type=int, help="earlier days to re-send (default: from settings)"
+            ),
+        ),
+    ),
+    Command(
+        "drift-report",
+        "compare two Parquet files and save the day's drift report in the lake",
+        _drift_report,
+        DRIFT_REPORT_ARGUMENTS,
+    ),
+    Command(
+        "ingest",
+        "stage a day's landing drop in raw/ (fails on a missing, empty or corrupt drop)",
+        _ingest,
+        (DATASET, PARTITION_DAY),
+    ),
+    Command(
+        "validate",
+        "validate a day's raw partition (pass: to validated/, fail: to quarantine/)",
+        _validate,
+        (DATASET, PARTITION_DAY),
+    ),
+    Command(
+        "validation-setup",
+        "add the GX asset, validation definition and checkpoint of any new suite",
+        _validation_setup,
+    ),
+    Command(
+        "rollback",
+        "serve an earlier model version again (moves @champion)",
+        _rollback,
+        ROLLBACK_ARGUMENTS,
+        description="Move @champion to --to VERSION, or to @previous-champion; the replaced "
+        "champion becomes @previous-champion and the move is recorded in the champion history.",
+    ),
+    Command(
+        "champion-history",
+        "which model version was champion, from when to when, and why",
+        _champion_history,
+    ),
+    Command(
+        "simulate",
+        "write demo customer snapshots and churn labels to the landing zone",
+        _simulate,
+        SIMULATE_ARGUMENTS,
+        description="Write daily snapshot drops and 30-day-late label drops, with optional "
+        "drift from --drift-start and broken drops on chosen days.",
+    ),
+)
+"""Every ``churnloop`` subcommand, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churnloop", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        subparser = subparsers.add_parser(
+            command.name, help=command.help, description=command.description
+        )
+        for argument in command.arguments:
+            subparser.add_argument(*argument.flags, **argument.options)
+        subparser.set_defaults(handler=command.handler)
     return parser
 
 

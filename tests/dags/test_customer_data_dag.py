@@ -54,7 +54,7 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     assert lake.partitions(definition.DATASET) == [START, START + dt.timedelta(days=1)]
     emitted = _customer_features_events() - events_before
     assert emitted == 2, "each published day emits customer_features"
-    from churnloop.features.store import online_features
+    from churnloop.features.online import online_features
 
     online = online_features(settings, [1, 2])
     assert len(online) == 2 and online["plan"].notna().all(), "materialized to the online store"

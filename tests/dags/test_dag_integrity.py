@@ -47,6 +47,17 @@ def test_every_dag_has_tags_owner_and_docs(dagbag):
             assert task.doc_md, f"{where} task {task.task_id} has no doc_md"
 
 
+def test_task_docs_are_their_functions_docstrings(dagbag):
+    """``@task`` shows the function's docstring as the task's docs (``doc_md``) unless a
+    ``doc*`` argument replaces it: the docs stay with the code they describe."""
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            where = f"DAG {dag_id} task {task.task_id} ({dag.fileloc})"
+            docstring = task.python_callable.__doc__
+            assert docstring, f"{where}: its function has no docstring"
+            assert task.doc_md == docstring, f"{where}: give the docs as a docstring, not doc_md="
+
+
 def test_infrastructure_tasks_retry_and_validation_tasks_do_not(dagbag):
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:

@@ -112,7 +112,7 @@ def airflow_loop(tmp_path_factory, s3_server, mlflow_server, redis_address):
 
 
 def _remove_online_rows(environment: dict[str, str]) -> None:
-    from churnloop.features.store import feature_store
+    from churnloop.features.feast_config import feature_store
 
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():

@@ -21,7 +21,7 @@ from airflow.api_fastapi.auth.managers.base_auth_manager import (
 
 from churnloop import registry, schema, storage
 from churnloop.features import definition
-from churnloop.features.store import FOUND, online_features
+from churnloop.features.online import FOUND, online_features
 from churnloop.settings import get_settings
 from tests.integration.loop_story import ADMIN_TOKEN
 

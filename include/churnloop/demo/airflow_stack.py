@@ -1,14 +1,8 @@
 """Real Airflow components, started, driven through the REST API, and stopped.
 
-``make demo`` and the integration tests run the DAGs the way production does: an
-api-server, a scheduler with the LocalExecutor and a dag-processor, each its own process
-on one metadata DB (SQLite in the embedded profile, PostgreSQL in production), driven
-only through Airflow's public REST API (``/api/v2``): backfills, manual runs with a
-logical date, unpausing, and reading back runs, task states and XComs. Asset-triggered
-runs are the scheduler's own doing.
-
-Every process is started in its own process group and the whole group is stopped on
-exit, so the executor's workers and their task processes go with it.
+`airflow_stack` runs an api-server, a scheduler and a dag-processor on one metadata DB, each
+in its own process group (stopped whole on exit), and yields an `AirflowClient` of Airflow's
+public REST API (``/api/v2``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """``make demo``: the loop on the embedded default, from simulated drops to a summary.
 
-The demo simulates upstream (healthy days, one broken drop, then covariate drift) up to
-yesterday, and runs the project's DAGs the way production does: real Airflow components
-(api-server, scheduler, dag-processor; ``churnloop.demo.airflow_stack``) on a SQLite metadata
-DB, driven through Airflow's REST API. ``customer_data`` processes the history as one
-Airflow backfill; the first training is a manual run with a logical date (the weekly
-schedule is off: real time is not the simulation's time); ``drift_report`` is backfilled
-over the last days, and the training run a ``churn_drift`` event starts is the
-scheduler's own doing. A model server runs beside them and serves the champion.
-
-Airflow's output goes to log files; the terminal shows progress and a summary.
+`run_demo` simulates upstream up to yesterday and runs the project's DAGs on a real Airflow
+(`churnloop.demo.airflow_stack`) beside a model server; `render_summary` says what happened
+and where to look. Airflow's output goes to log files.
 """
 
 from __future__ import annotations
@@ -216,7 +209,7 @@ def _collect(settings: Settings, summary: DemoSummary) -> None:
     lake = storage.lake(settings)
     summary.validated = lake.partitions(schema.validated_dataset(schema.SNAPSHOTS))
     summary.quarantined = lake.partitions(schema.quarantine_dataset(schema.SNAPSHOTS))
-    summary.champion_history = [entry.as_line() for entry in champion_history(settings)]
+    summary.champion_history = [entry.describe() for entry in champion_history(settings)]
 
 
 def render_summary(summary: DemoSummary) -> str:

@@ -1,26 +1,7 @@
 """Demo data for the loop: daily customer snapshots, late churn labels, drift and breakage.
 
-The loop needs an upstream that behaves like a real one: the same customers day after
-day, labels that arrive 30 days late, a population or a churn mechanism that changes,
-and drops that are sometimes broken. This module plays that upstream.
-
-How the world is simulated (deliberate simplifications, so that any day is cheap to
-produce on its own and identical on every re-run):
-
-- The population is fixed: ``customers`` customers, ids ``1..customers``, each with a
-  static profile (plan, region, contract, age, signup date, price, engagement, support
-  and payment propensities) drawn from an RNG keyed by ``seed`` alone. Nobody joins or
-  leaves; churn is only a label, so rolling per-customer features stay meaningful.
-- A day's behaviour (logins, minutes, tickets, payment failures, spend, days since the
-  last login) is drawn around the profile from an RNG keyed by ``(seed, day)``. Day N is
-  therefore produced without simulating days before it.
-- ``event_timestamp`` is 00:00 UTC of the snapshot day for every row, and a label carries
-  its snapshot's timestamp, so labels join their snapshot exactly.
-- ``churned`` for (customer, day) is a Bernoulli draw of a logistic score of that
-  snapshot's features, from an RNG keyed by ``(seed, day)``; draws of different days are
-  independent, so a customer may be labelled churned on one day and not the next.
-- ``tenure_months`` counts whole 30-day months since the customer's signup date and is
-  floored at 0 for days before it.
+Any day is produced on its own, identically on every re-run (random streams keyed by seed
+and day); `simulate` writes days of snapshot and label drops to the landing zone.
 """
 
 from __future__ import annotations
@@ -416,6 +397,43 @@ def _write_snapshot_drop(landing: storage.Store, day: dt.date, drop: Drop) -> in
     return drop.num_rows
 
 
+def _simulated_days(
+    start: dt.date, days: int, scenario: Scenario, history_start: dt.date
+) -> dt.date:
+    """The last simulated day, once the days asked for are known to make sense."""
+    if days < 1:
+        raise InvalidSimulation(f"days must be >= 1, got {days}")
+    end = start + dt.timedelta(days=days - 1)
+    outside = sorted(day for day in scenario.breaks if not start <= day <= end)
+    if outside:
+        listed = ", ".join(map(str, outside))
+        raise InvalidSimulation(f"breakage days outside the simulated {start}..{end}: {listed}")
+    if history_start > start:
+        raise InvalidSimulation(f"history_start {history_start} is after start {start}")
+    return end
+
+
+def _snapshot_drop(
+    day: dt.date, customers: int, seed: int, scenario: Scenario
+) -> tuple[Drop, str | None]:
+    """What upstream delivers as ``day``'s snapshots, and the breakage it suffered, if any."""
+    table = generate_snapshots(day, customers, seed, scenario)
+    kind = scenario.breaks.get(day)
+    return (table if kind is None else break_drop(kind, table, day, seed)), kind
+
+
+def _label_drop(
+    day: dt.date, customers: int, seed: int, scenario: Scenario, history_start: dt.date
+) -> tuple[pa.Table, str]:
+    """The labels due on ``day`` (of the snapshot 30 days earlier) and a progress note;
+    empty while that snapshot predates ``history_start``."""
+    labelled_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
+    if labelled_day < history_start:
+        return schema.LABEL_SCHEMA.empty_table(), "labels: empty drop (none due yet)"
+    labels = generate_labels(labelled_day, customers, seed, scenario)
+    return labels, f"labels {labels.num_rows:,} rows of {labelled_day}"
+
+
 def simulate(
     settings: Settings,
     start: dt.date,
@@ -436,16 +454,8 @@ def simulate(
     A re-run rewrites the same partitions, including removing a ``missing_day`` drop.
     """
     _check_request(customers, seed)
-    if days < 1:
-        raise InvalidSimulation(f"days must be >= 1, got {days}")
-    end = start + dt.timedelta(days=days - 1)
-    outside = sorted(day for day in scenario.breaks if not start <= day <= end)
-    if outside:
-        listed = ", ".join(map(str, outside))
-        raise InvalidSimulation(f"breakage days outside the simulated {start}..{end}: {listed}")
     history_start = history_start or start
-    if history_start > start:
-        raise InvalidSimulation(f"history_start {history_start} is after start {start}")
+    end = _simulated_days(start, days, scenario, history_start)
     landing = storage.landing(settings)
     labels_dataset = schema.landing_dataset(schema.LABELS)
     snapshot_rows = label_rows = 0
@@ -453,19 +463,11 @@ def simulate(
     for index in range(days):
         day_began = time.perf_counter()
         day = start + dt.timedelta(days=index)
-        table = generate_snapshots(day, customers, seed, scenario)
-        kind = scenario.breaks.get(day)
-        drop = table if kind is None else break_drop(kind, table, day, seed)
+        drop, kind = _snapshot_drop(day, customers, seed, scenario)
         rows = _write_snapshot_drop(landing, day, drop)
-        snapshot_rows += rows
-        labelled_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
-        if labelled_day >= history_start:
-            labels = generate_labels(labelled_day, customers, seed, scenario)
-            labels_note = f"labels {labels.num_rows:,} rows of {labelled_day}"
-        else:
-            labels = schema.LABEL_SCHEMA.empty_table()
-            labels_note = "labels: empty drop (none due yet)"
+        labels, labels_note = _label_drop(day, customers, seed, scenario, history_start)
         landing.write_table(labels_dataset, day, labels)
+        snapshot_rows += rows
         label_rows += labels.num_rows
         broken_note = f" ({kind})" if kind else ""
         progress(

@@ -1,15 +1,8 @@
 """The daily drift check of the champion, and whether it may trigger retraining.
 
-Reference: the sample of the champion's holdout kept when it was trained, with its
-scores. Current: what the model server logged that day when it served traffic, else the
-day's features from the lake, scored offline by the champion; the report says which.
-Besides data drift the check looks at prediction drift (the score distribution), at the
-champion's real performance on the day whose labels matured today (concept drift), and
-at the age of its training data.
-
-A trigger is deduplicated here, in plain functions the DAG calls: no trigger while a
-training run is queued or running, within the cooldown after the last training, or for
-data the champion was already trained on. Every suppression says why.
+`check_drift` saves the day's report and returns it as a JSON-safe dict whose
+``suppressed`` says why it must not trigger training (None: it may); `churn_drift_event`
+is the ``churn_drift`` asset event's extra for a day that triggers.
 """
 
 from __future__ import annotations
@@ -30,10 +23,7 @@ from churnloop.schema import PREDICTION
 from churnloop.serving.prediction_log import read_predictions
 from churnloop.settings import Settings
 from churnloop.training.challenger import reference_data
-from churnloop.training.gate import score
-
-LOGICAL_DATE_TAG = "airflow.logical_date"
-"""Version tag (set by training) holding the as-of day of the run that trained it."""
+from churnloop.training.metrics import score
 
 
 @dataclass(frozen=True)
@@ -55,6 +45,31 @@ class DayReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_drift(
+    settings: Settings, day: dt.date, active_training_runs: int
+) -> dict[str, Any] | None:
+    """Check ``day`` and decide whether it may trigger training; None: no champion yet.
+
+    Prints the report's notes and the trigger decision for the task log.
+    """
+    report = check_day(settings, day)
+    if report is None:
+        return None
+    suppressed = suppression(settings, report, active_training_runs)
+    print("\n".join([*report.notes, f"trigger: {suppressed or 'yes'}"]))
+    return {**report.to_dict(), "suppressed": suppressed}
+
+
+def churn_drift_event(report: dict[str, Any]) -> dict[str, Any]:
+    """The ``churn_drift`` event's extra for a checked day: what training records it consumed."""
+    extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report")}
+    extra["scores"] = {
+        column: round(report["scores"][column], 4) for column in report["drifted_columns"]
+    }
+    print(f"churn_drift emitted for {report['day']}: {'; '.join(report['reasons'])}")
+    return extra
 
 
 def check_day(settings: Settings, day: dt.date) -> DayReport | None:
@@ -162,5 +177,6 @@ def suppression(settings: Settings, report: DayReport, active_training_runs: int
 def _last_training_day(settings: Settings) -> dt.date | None:
     """The as-of day of the newest registered version's training run."""
     versions = registry.connect(settings).search_model_versions(f"name='{settings.model_name}'")
-    days = [v.tags[LOGICAL_DATE_TAG] for v in versions if LOGICAL_DATE_TAG in v.tags]
+    tag = registry.LOGICAL_DATE_TAG
+    days = [v.tags[tag] for v in versions if tag in v.tags]
     return dt.date.fromisoformat(max(days)) if days else None

@@ -1,12 +1,7 @@
 """The drift report people read: Evidently's charts under our verdict, saved in the lake.
 
-The verdict is ``effect_sizes.compute_drift`` on all rows (about a second for 1M
-rows). Evidently draws the per-column distributions with the same methods and
-thresholds, but takes minutes on millions of rows, so it runs on a seeded sample of
-``drift_report_sample_rows`` rows per side; the report says when it did. Evidently's
-numbers can differ a little from the verdict's: it drops missing values, and its PSI
-cuts equal-width bins over both samples where ours cuts the reference's quantiles. The
-report says that too, and puts the verdict's own table at the top of the page.
+The verdict (`effect_sizes.compute_drift` on all rows) heads the page; Evidently draws the
+per-column distributions on a seeded sample of ``drift_report_sample_rows`` rows per side.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """Whether the champion needs retraining: data drift, a performance drop, or stale data.
 
-Three independent signals, each with its own threshold in settings:
-
-- data drift (``effect_sizes``) on a column that matters on its own (the important
-  columns), or on a large share of all columns;
-- concept drift, seen only once labels mature (30 days after a snapshot): the champion's
-  ROC AUC on an earlier day's served predictions against its evaluation baseline. Few
-  labelled rows or a single class give no meaningful AUC, so such a day is reported as
-  not judged rather than as good or bad;
-- staleness: the champion's training data ending too long before the day judged.
-
-``decide`` only says whether and why; deduplicating triggers (active training runs,
-cooldown) is the drift DAG's job, because it needs Airflow's state.
+`decide` combines three signals, each with its own threshold in settings, and only says
+whether and why; deduplicating triggers is `churnloop.monitoring.daily_check.suppression`'s job.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Airflow's Celery configuration for the compose topology, with the task libraries preloaded.
 
 Selected by
-``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=churnloop.orchestration.celery_config.CELERY_CONFIG``.
-The configuration is Airflow's own default; importing this module also connects
-Celery's ``worker_init`` signal, which runs in the worker's main process before its
-prefork pool starts, to `churnloop.orchestration.executor.preload`. Every pool process, and
-every task process forked from one, then finds GX, Feast, MLflow, LightGBM and
-Evidently imported instead of paying 3-7 s of imports per task: what
-`churnloop.orchestration.executor.PreloadingLocalExecutor` does for the embedded profile.
-The scheduler and API server import this module too (they build the same Celery app);
-the signal never fires there, so they load nothing extra.
+``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=churnloop.orchestration.celery_config.CELERY_CONFIG``;
+importing it connects Celery's ``worker_init`` to `churnloop.orchestration.executor.preload`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The environment of the embedded Airflow and its tasks, derived from the settings.
 
-`make airflow`, `make demo` and the tests all start Airflow through this one mapping.
-Variables already present in the environment win, so the production profile (for
-example ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at PostgreSQL) is set by the
-environment alone.
+`make airflow`, `make demo` and the tests all start Airflow through this one mapping;
+variables already set in the environment win (that is how production configures Airflow).
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ PARALLELISM = 4
 """`airflow standalone` would start ~32 workers on 2 cores; four keep the machine usable."""
 
 FEAST_POOL = "feast"
+"""Pool of the tasks that write Feast's registry; DAG files take it from `dag_defaults`."""
+
 EXECUTOR = "churnloop.orchestration.executor.PreloadingLocalExecutor"
 """LocalExecutor whose task processes fork with the heavy libraries already imported."""
 

@@ -1,22 +1,8 @@
 """A LocalExecutor whose workers start with the task libraries already imported.
 
-Every task process is forked from a LocalExecutor worker, which is forked from the
-scheduler. Importing Great Expectations, Feast, MLflow, LightGBM and Evidently costs
-each task 5-13 s of CPU (docs/benchmarks.md); imported once in the scheduler before its
-workers fork, they cost the tasks nothing (copy-on-write pages). A few caches the
-libraries fill on first use are filled then too (`CACHE_WARMERS`). Nothing else is run:
-no connection or thread is shared across the fork.
-
-Then everything the preload made is frozen out of the garbage collector (`gc.freeze`,
-as Python's documentation advises before a fork without exec): the libraries hold
-millions of objects, and without it every full collection in a task walks them all
-again (~0.45 s each at the loop's scale, e.g. the first plot of "train + log") and
-dirties their copy-on-write pages.
-
-Select it with ``AIRFLOW__CORE__EXECUTOR=churnloop.orchestration.executor.PreloadingLocalExecutor``
-(the embedded Airflow of ``make airflow``, the demo and the integration tests do). The
-CeleryExecutor of the compose topology preloads the same list through
-`churnloop.orchestration.celery_config`.
+Selected by ``AIRFLOW__CORE__EXECUTOR=churnloop.orchestration.executor.PreloadingLocalExecutor``.
+`preload` imports ``PRELOADED_MODULES``, runs ``CACHE_WARMERS`` and freezes what they made
+out of the garbage collector, so forked task processes inherit it all.
 """
 
 from __future__ import annotations
@@ -48,8 +34,13 @@ PRELOADED_MODULES = (
     "evidently",
     "churnloop.validation.ingest",
     "churnloop.validation.partition",
-    "churnloop.features.store",
+    "churnloop.features.build",
+    "churnloop.features.materialize",
+    "churnloop.features.training_set",
     "churnloop.training.steps",
+    "churnloop.training.gate",  # steps import these three when called
+    "churnloop.training.model_card",
+    "churnloop.training.promotion",
     "churnloop.monitoring.daily_check",
     "churnloop.serving.deploy",
 )

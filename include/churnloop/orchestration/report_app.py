@@ -1,13 +1,7 @@
-"""Serve the lake's ``reports/`` (Data Docs, drift reports) over HTTP.
+"""Serve the lake's ``reports/`` (Data Docs, drift reports) over HTTP, beside Airflow's API.
 
-Reports may live in a local folder or in S3; a browser can open neither directly from
-the Airflow UI. The Airflow plugin mounts this app on the API server, so an extra link
-on a failed task opens the page that explains it, in both profiles.
-
-Airflow authenticates its own API, not the apps plugins mount beside it, and reports
-hold data (Data Docs show failing values). So every request needs what the Airflow UI
-needs: a signed-in user whom the auth manager lets see the UI, identified by the UI's
-session cookie (the extra link opens in the same browser) or a bearer token.
+The plugin mounts `create_report_app` under ``/churnloop``; every request needs what the
+Airflow UI needs (a signed-in user allowed to see it), since reports hold data.
 """
 
 from __future__ import annotations
@@ -29,7 +23,8 @@ may_see_airflow = requires_access_view(AccessView.WEBSITE)
 """The dependency every report request passes: Airflow's own check for its UI."""
 
 
-def create_app() -> FastAPI:
+def create_report_app() -> FastAPI:
+    """The reports app the plugin mounts; every route first passes `may_see_airflow`."""
     app = FastAPI(
         title="churnloop reports",
         docs_url=None,

@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churnloop import storage
-from churnloop.orchestration.report_app import create_app, may_see_airflow
+from churnloop.orchestration.report_app import create_report_app, may_see_airflow
 
 
 @pytest.fixture
@@ -12,7 +12,7 @@ def client(settings):
     lake.write_bytes("reports/drift/dt=2026-03-04/report.html", b"<html>drift</html>")
     lake.write_bytes("reports/drift/dt=2026-03-04/report.json", b'{"drift": true}')
     lake.write_bytes("validated/customer_snapshots/dt=2026-03-04/data.parquet", b"PAR1")
-    app = create_app()
+    app = create_report_app()
     app.dependency_overrides[may_see_airflow] = lambda: None  # signed in: see test_airflow_loop
     return TestClient(app)
 
@@ -57,6 +57,6 @@ def test_nothing_outside_reports_is_served(client, path):
 
 def test_without_airflow_sign_in_nothing_is_served(settings):
     storage.lake(settings).write_bytes("reports/data_docs/index.html", b"<html>docs</html>")
-    response = TestClient(create_app()).get("/reports/data_docs/index.html")
+    response = TestClient(create_report_app()).get("/reports/data_docs/index.html")
     assert response.status_code == 401
     assert b"docs" not in response.content

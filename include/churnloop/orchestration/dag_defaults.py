@@ -1,0 +1,39 @@
+"""What the DAG files share: the assets that link them, their start date, retry policies, pools.
+
+Every DAG file imports this at parse time, so it imports only Airflow's SDK and the settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset
+
+from churnloop.orchestration.environment import FEAST_POOL
+from churnloop.settings import Settings
+
+__all__ = [
+    "CHURN_DRIFT",
+    "CUSTOMER_FEATURES",
+    "FEAST_POOL",
+    "INFRA_RETRIES",
+    "NO_RETRIES",
+    "dag_start_date",
+]
+
+CUSTOMER_FEATURES = Asset("customer_features")
+"""Emitted by customer_data once a day's features are online."""
+
+CHURN_DRIFT = Asset("churn_drift")
+"""Emitted by drift_report when drift may trigger training; schedules continuous_training."""
+
+INFRA_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
+"""Tasks that touch infrastructure retry: a storage or service hiccup passes."""
+
+NO_RETRIES = {"retries": 0}
+"""Tasks that judge data never retry: a retry cannot fix data."""
+
+
+def dag_start_date(settings: Settings) -> dt.datetime:
+    """Midnight UTC of ``settings.schedule_start``: the first day every DAG may run for."""
+    return dt.datetime.combine(settings.schedule_start, dt.time(), tzinfo=dt.UTC)
