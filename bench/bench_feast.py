@@ -7,7 +7,7 @@ At ``--customers`` (default 100k) customers x the 34 features of ``churn_model_v
   source, here ``--feature-days`` daily partitions, then writes the online store and the
   registry); for SQLite, Feast's ``SqliteOnlineStore`` (a row per value), not the
   embedded profile's row-per-customer store (``churnloop.features.feast_extensions.online_store``);
-- after: ``store.materialize_day`` of the same day (the built partition
+- after: ``materialize_day`` of the same day (the built partition
   straight to the online store: ``write_arrow`` into SQLite,
   ``RedisArrowWriter.write_arrow`` into Redis), with no overlap and with the default
   overlap of one day (the day before is re-sent; its customers are all superseded);
@@ -110,7 +110,8 @@ def bench_retrieval(customers: int, window_days: int, runs: int) -> list[dict]:
     import pandas as pd
     from feast import FeatureStore, RepoConfig
 
-    from churnloop.features import store
+    from churnloop.features.definition import FEATURE_SERVICE
+    from churnloop.features.feast_config import feast_config
     from churnloop.schema import ENTITY, TIMESTAMP
     from churnloop.settings import get_settings
 
@@ -124,14 +125,14 @@ def bench_retrieval(customers: int, window_days: int, runs: int) -> list[dict]:
         }
     )
     figures = []
-    config = store.feast_config(settings)
+    config = feast_config(settings)
     for case, offline in (
         ("before: Feast's DuckDB store", {"type": "duckdb"}),
         ("after: windowed DuckDB store", config["offline_store"]),
     ):
         with_store = RepoConfig(**{**config, "offline_store": offline}, repo_path=repo)
         store = FeatureStore(repo_path=str(repo), config=with_store)
-        service = store.get_feature_service(store.FEATURE_SERVICE)
+        service = store.get_feature_service(FEATURE_SERVICE)
 
         def retrieve(store=store, service=service) -> None:
             store.get_historical_features(entity_df=labels, features=service).to_df()
@@ -146,16 +147,16 @@ def bench_backend(
 ) -> tuple[list[str], list[dict]]:
     from feast import FeatureStore, RepoConfig
 
-    from churnloop.features import store
+    from churnloop.features import feast_config, materialize
     from churnloop.features.definition import FEATURE_VIEW
-    from churnloop.serving.features import OnlineRows
+    from churnloop.features.online import OnlineFeatureReader
     from churnloop.settings import get_settings
 
     settings = get_settings()
     rows: list[str] = []
     figures: list[dict] = []
 
-    config = store.feast_config(settings)
+    config = feast_config.feast_config(settings)
     feasts_sqlite = Path(settings.feast_sqlite_path).with_suffix(".feast-sqlite.db")
     if settings.feast_redis:
         config["online_store"].pop("skip_dedup", None)  # Feast's default Redis writes
@@ -166,11 +167,11 @@ def bench_backend(
 
     def reset() -> None:
         nonlocal plain_store
-        store.feature_store(settings).teardown()
-        store.apply_definitions(settings)
+        feast_config.feature_store(settings).teardown()
+        feast_config.apply_definitions(settings)
         feasts_sqlite.unlink(missing_ok=True)
         plain_store = FeatureStore(repo_path=str(repo), config=RepoConfig(**config, repo_path=repo))
-        plain_store.apply(list(store._definitions(settings)))  # its online tables
+        plain_store.apply(list(feast_config.load_definitions(settings)))  # its online tables
 
     def plain() -> None:
         start = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
@@ -178,10 +179,10 @@ def bench_backend(
 
     cases = {
         "before: store.materialize (1 day)": plain,
-        "after: materialize_day, no overlap": lambda: store.materialize_day(
+        "after: materialize_day, no overlap": lambda: materialize.materialize_day(
             settings, DAY, overlap_days=0
         ),
-        "after: materialize_day, overlap 1 day": lambda: store.materialize_day(
+        "after: materialize_day, overlap 1 day": lambda: materialize.materialize_day(
             settings, DAY, overlap_days=1
         ),
     }
@@ -195,8 +196,8 @@ def bench_backend(
             {"store": name, "case": case, "rows": customers, "seconds": wall, "cpu_seconds": cpu}
         )
 
-    reader = store.OnlineFeatureReader(settings)
-    server_rows = OnlineRows(settings)
+    reader = OnlineFeatureReader(settings)
+    server_rows = OnlineFeatureReader(settings)
     loop = asyncio.new_event_loop()
     ids = list(range(1, customers + 1))
     for batch in (1, 100):
@@ -207,7 +208,7 @@ def bench_backend(
                 {"store": name, "case": case, "customers": batch, "p50_ms": p50, "p99_ms": p99}
             )
     loop.close()
-    store.feature_store(settings).teardown()
+    feast_config.feature_store(settings).teardown()
     return rows, figures
 
 
@@ -228,19 +229,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-feast-") as home:
         os.environ["CHURNLOOP_HOME"] = home
         os.environ["CHURNLOOP_FEAST_PROJECT"] = f"bench_{uuid.uuid4().hex[:8]}"
-        from churnloop.features import store
+        from churnloop.features.build import build_feature_partition
         from churnloop.features.definition import LOOKBACK_DAYS
+        from churnloop.features.feast_config import apply_definitions
         from churnloop.settings import get_settings
 
         settings = get_settings()
         _write_history(settings, args.customers, LOOKBACK_DAYS + args.feature_days - 1)
-        store.apply_definitions(settings)
+        apply_definitions(settings)
         for offset in range(args.feature_days - 1, 0, -1):
-            store.build_feature_partition(settings, DAY - dt.timedelta(days=offset))
+            build_feature_partition(settings, DAY - dt.timedelta(days=offset))
         build_times = []
         for _ in range(args.runs):
             started = time.perf_counter()
-            store.build_feature_partition(settings, DAY)
+            build_feature_partition(settings, DAY)
             build_times.append(time.perf_counter() - started)
         retrieval = bench_retrieval(args.customers, args.window_days, args.runs)
 

@@ -108,7 +108,8 @@ def prepare(
     os.environ.update(_environment(home, window_days, holdout_days, redis))
     from churnloop import registry, schema, storage
     from churnloop.demo.simulation import BASELINE, generate_labels, generate_snapshots, simulate
-    from churnloop.features.store import apply_definitions, build_feature_partition
+    from churnloop.features.build import build_feature_partition
+    from churnloop.features.feast_config import apply_definitions
     from churnloop.settings import get_settings
     from churnloop.training import steps
     from churnloop.training.plan import plan_training_run
@@ -133,9 +134,9 @@ def prepare(
     apply_definitions(settings)
     # The champion: the run of the day before, on the window one day earlier.
     plan = plan_training_run(settings, as_of=DAY, params={}, trigger="bench")
-    steps.save_training_set(settings, plan)
-    steps.check_training_set(settings, plan)
-    trained = steps.train(settings, plan, {"dag_id": "bench"})
+    steps.build_training_set(settings, plan.to_dict())
+    steps.validate_training_set(settings, plan.to_dict())
+    trained = steps.train_challenger(settings, plan.to_dict(), {"dag_id": "bench"})
     registry.connect(settings).set_registered_model_alias(
         settings.model_name, registry.CHAMPION, str(trained["version"])
     )
@@ -185,7 +186,9 @@ def materialize_stage(settings) -> str:
 def daily_stages(settings, clock: StageClock, day: dt.date) -> None:
     """customer_data's work for ``day``'s drops, each step timed."""
     from churnloop import schema
-    from churnloop.features.store import apply_definitions, build_feature_partition, materialize_day
+    from churnloop.features.build import build_feature_partition
+    from churnloop.features.feast_config import apply_definitions
+    from churnloop.features.materialize import materialize_day
     from churnloop.validation.ingest import ingest_day
     from churnloop.validation.partition import validate_partition
 
@@ -213,17 +216,17 @@ def training_stages(settings, clock: StageClock, plan, *, force_reason: str) -> 
     from churnloop.training import steps
 
     with clock.stage("training set (Feast point-in-time)"):
-        steps.save_training_set(settings, plan)
+        steps.build_training_set(settings, plan.to_dict())
     with clock.stage("validate training set (GX)"):
-        steps.check_training_set(settings, plan)
+        steps.validate_training_set(settings, plan.to_dict())
     with clock.stage("train + log (MLflow)"):
-        trained = steps.train(settings, plan, {"dag_id": "bench"})
+        trained = steps.train_challenger(settings, plan.to_dict(), {"dag_id": "bench"})
     with clock.stage("evaluate"):
-        decision = steps.evaluate(settings, plan, trained)
+        decision = steps.evaluate_challenger(settings, plan.to_dict(), trained)
     if not decision["blessed"]:
         plan = dataclasses.replace(plan, force_reason=force_reason)
     with clock.stage("promote (+ model card)"):
-        promotion = steps.promote(settings, plan, trained, decision)
+        promotion = steps.promote_challenger(settings, plan.to_dict(), trained, decision)
     with clock.stage("deploy (reload, smoke, skew)"):
         deploy(settings, promotion["version"])
     return {**promotion, "blessed": decision["blessed"]}
@@ -322,7 +325,7 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
                             ("numeric", "passthrough", [n for n in names if n not in categorical]),
                             (
                                 "categorical",
-                                OrdinalEncoder(  # as churnloop.training.challenger.build_pipeline
+                                OrdinalEncoder(  # as churnloop.training.pipeline.build_pipeline
                                     handle_unknown="use_encoded_value",
                                     unknown_value=-1,
                                     encoded_missing_value=-1,

@@ -83,7 +83,8 @@ def prepare(home: Path, customers: int, champion_days: int) -> None:
     os.environ.update(_environment(home))
     from churnloop import registry, schema, storage
     from churnloop.demo.simulation import generate_labels, generate_snapshots, simulate
-    from churnloop.features.store import apply_definitions, build_feature_partition
+    from churnloop.features.build import build_feature_partition
+    from churnloop.features.feast_config import apply_definitions
     from churnloop.settings import get_settings
     from churnloop.training import steps
     from churnloop.training.plan import plan_training_run
@@ -108,9 +109,9 @@ def prepare(home: Path, customers: int, champion_days: int) -> None:
     as_of = DRIFT_DAY - dt.timedelta(days=champion_days)
     plan = plan_training_run(settings, as_of=as_of, params={}, trigger="bench")
     with contextlib.redirect_stdout(io.StringIO()):
-        steps.save_training_set(settings, plan)
-        steps.check_training_set(settings, plan)
-        trained = steps.train(settings, plan, {"dag_id": "bench"})
+        steps.build_training_set(settings, plan.to_dict())
+        steps.validate_training_set(settings, plan.to_dict())
+        trained = steps.train_challenger(settings, plan.to_dict(), {"dag_id": "bench"})
     registry.connect(settings).set_registered_model_alias(
         settings.model_name, registry.CHAMPION, str(trained["version"])
     )

@@ -147,11 +147,14 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
 
     from churnloop import registry, storage
     from churnloop.demo.simulation import generate_labels, generate_snapshots
-    from churnloop.features import definition, store
+    from churnloop.features import definition
+    from churnloop.features.feast_config import apply_definitions
+    from churnloop.features.materialize import materialize_day
     from churnloop.schema import ENTITY, TIMESTAMP
     from churnloop.serving.deploy import json_rows
     from churnloop.settings import Settings
-    from churnloop.training.challenger import split_by_time, train_challenger
+    from churnloop.training.challenger import train_and_register
+    from churnloop.training.split import split_by_time
 
     environment = {
         "CHURNLOOP_HOME": str(home),
@@ -173,7 +176,7 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
         frames.append(rows.merge(labels, on=[ENTITY, TIMESTAMP]))
     train, holdout = split_by_time(pd.concat(frames, ignore_index=True), holdout_days=2)
     names = list(definition.FEATURE_SCHEMA.names)
-    trained = train_challenger(
+    trained = train_and_register(
         settings,
         train,
         holdout,
@@ -184,15 +187,15 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
     registry.connect(settings).set_registered_model_alias(
         settings.model_name, registry.CHAMPION, str(trained.version)
     )
-    store.apply_definitions(settings)
-    store.materialize_day(settings, days[-1], overlap_days=0)
+    apply_definitions(settings)
+    materialize_day(settings, days[-1], overlap_days=0)
     last = frames[-1]
     rows = json_rows(last, names)
     return environment, last[ENTITY].tolist(), rows
 
 
 def remove_feast_project(environment: dict[str, str]) -> None:
-    from churnloop.features.store import feature_store
+    from churnloop.features.feast_config import feature_store
     from churnloop.settings import Settings
 
     os.environ.update(environment)

@@ -33,7 +33,7 @@ def publish_days(
     their snapshot; ``labels_through`` leaves out those arriving later (days the test
     lets customer_data process itself).
     """
-    from churnloop.features.store import apply_definitions
+    from churnloop.features.feast_config import apply_definitions
 
     lake = storage.lake(settings)
     snapshot_days = [start + dt.timedelta(days=offset) for offset in range(days)]

@@ -28,8 +28,10 @@ from churnloop.features import definition
 from churnloop.settings import get_settings
 from churnloop.storage import lake
 from churnloop.training import gate
-from churnloop.training.challenger import fit_pipeline, split_by_time
-from churnloop.training.gate import FAILED, PASSED, SKIPPED, classification_metrics, score
+from churnloop.training.gate import FAILED, PASSED, SKIPPED
+from churnloop.training.metrics import classification_metrics, score
+from churnloop.training.pipeline import fit_pipeline
+from churnloop.training.split import split_by_time
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "adding-a-task.md"

@@ -248,7 +248,7 @@ def test_a_bad_drop_is_named_stopped_and_loses_no_row(settings, monkeypatch, cas
         result = json.loads(lake.read_bytes(f"{lake.partition(quarantine, DAY)}/{RESULT_FILE}"))
         assert result["success"] is False, "the quarantined day keeps its validation result"
     if case.dataset == SNAPSHOTS:
-        from churnloop.features.store import build_feature_partition
+        from churnloop.features.build import build_feature_partition
 
         with pytest.raises(DataError, match=f"cannot build features for {DAY}: no partition"):
             build_feature_partition(settings, DAY)

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from churnloop import registry
 from churnloop.settings import Settings
 from churnloop.training.gate import Decision, GateConfig, evaluate
+from churnloop.training.promotion import promote_on_decision
 from tests.churnloop.serving_support import isolated_settings
 from tests.churnloop.training_support import labelled_days, register_challenger
 from tests.reliability.fault_support import CuttingProxy
@@ -85,10 +86,10 @@ def world(server, tmp_path_factory) -> Iterator[tuple[Settings, CuttingProxy, De
         }
     )
     first, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 1), 8, 300))
-    registry.promote(
+    promote_on_decision(
         settings,
         first.version,
-        decision=evaluate(None, first.model, holdout, GATE),
+        evaluate(None, first.model, holdout, GATE),
         logical_date=LOGICAL_DATE,
     )
     second, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 9), 8, 300))
@@ -106,7 +107,7 @@ def no_client_retries(monkeypatch):
 
 
 def promote(settings: Settings, decision: Decision) -> registry.PromotionResult:
-    return registry.promote(settings, NEW, decision=decision, logical_date=LOGICAL_DATE)
+    return promote_on_decision(settings, NEW, decision, logical_date=LOGICAL_DATE)
 
 
 def state(settings: Settings) -> tuple[dict[str, int], list[tuple[int, str, int | None]], str]:

@@ -40,13 +40,10 @@ def wait_for_rows(address: str, timeout: float = 60) -> None:
 def test_redis_dying_mid_materialization_fails_the_step_and_a_retry_completes_it(
     settings, monkeypatch
 ):
-    from churnloop.features.store import (
-        FOUND,
-        OnlineFeatureReader,
-        apply_definitions,
-        build_feature_partition,
-        materialize_day,
-    )
+    from churnloop.features.build import build_feature_partition
+    from churnloop.features.feast_config import apply_definitions
+    from churnloop.features.materialize import materialize_day
+    from churnloop.features.online import FOUND, OnlineFeatureReader
 
     lake = storage.lake(settings)
     lake.write_table(

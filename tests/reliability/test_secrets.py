@@ -54,7 +54,10 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     "churnloop-test": (("tests/service_support.py",), "the test S3 server's access key id"),
     "churnloop-test-secret": (("tests/service_support.py",), "the throwaway test S3 server's key"),
     "dev default": (("tests/test_docker_compose.py",), "a docstring's ${VAR:-dev default}"),
-    "s3cret": (("tests/churnloop/features/test_store.py",), "a made-up URL the config renders"),
+    "s3cret": (
+        ("tests/churnloop/features/test_feast_config.py",),
+        "a made-up URL the config renders",
+    ),
     "test-admin-token": (("tests/*",), "admin token of a model server a test starts"),
     "deploy-test-token": (("tests/*",), "admin token of a model server a test starts"),
     "deploy-outage-token": (("tests/*",), "admin token of a model server a test starts"),
