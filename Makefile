@@ -35,8 +35,7 @@ $(CHROMIUM):
 	  && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || echo "chromium not installed (apt-get needs root): the browser check skips (fails under CI=true)"
 
-test: $(SYNCED) $(CHROMIUM)  ## Lint, then the whole test suite (starts what it needs)
-	$(BIN)/ruff check .
+test: lint $(CHROMIUM)  ## Lint, then the whole test suite (starts what it needs)
 	$(BIN)/pytest
 
 test-fast: $(SYNCED)  ## Unit tests only: no Airflow runs, no services
@@ -54,8 +53,10 @@ serve: $(SYNCED)  ## Model server for @champion at http://127.0.0.1:8000 (docs a
 bench: $(SYNCED)  ## Run the benchmarks in bench/ (10-25 min), write docs/benchmarks.md
 	$(BIN)/python bench/run_all.py --quick
 
-lint: $(SYNCED)  ## ruff
+lint: $(SYNCED)  ## ruff check, ruff format --check, the import contracts (pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 clean:  ## Remove the embedded profile's state (.churnloop/); keeps .venv
 	rm -rf .churnloop
