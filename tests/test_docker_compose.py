@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -139,6 +140,17 @@ def container_port(service: dict[str, Any]) -> int:
     return int(str(mapping).rsplit(":", 1)[-1])
 
 
+def published(name: str, service: dict[str, Any]) -> list[tuple[str | None, str, str]]:
+    """A service's resolved ``ports`` as (host address or None for all, host port, container
+    port); compose's short syntax, ``[ADDRESS:]HOST_PORT:CONTAINER_PORT``."""
+    mappings = []
+    for mapping in service.get("ports", []):
+        assert isinstance(mapping, str), f"{name}: write ports as strings, not {mapping!r}"
+        *address, host_port, port = resolve(mapping, f"{name}.ports").rsplit(":", 2)
+        mappings.append((address[0] if address else None, host_port, port))
+    return mappings
+
+
 def test_expected_services_exist(compose: dict[str, Any]) -> None:
     missing = EXPECTED_SERVICES - set(compose["services"])
     assert not missing, f"docker-compose.yaml lacks services {sorted(missing)}"
@@ -215,8 +227,30 @@ def test_ports_match_the_settings(compose: dict[str, Any]) -> None:
     assert clients.serving_host == "model-server"
     assert container_port(services["airflow-apiserver"]) == 8080
     assert urlparse(clients.mlflow_tracking_uri).port == container_port(services["mlflow"])
-    s3_port = urlparse(clients.s3_endpoint_url).port
-    assert f"{s3_port}:{s3_port}" in services["minio"]["ports"]
+    s3_port = str(urlparse(clients.s3_endpoint_url).port)
+    minio_ports = [(host, port) for _, host, port in published("minio", services["minio"])]
+    assert (s3_port, s3_port) in minio_ports
+
+
+def test_every_published_port_binds_loopback_by_default(compose: dict[str, Any]) -> None:
+    """Postgres, Redis, MinIO, MLflow, Airflow (admin UI) and the model server are reachable
+    from this machine only, unless ``PUBLISH_ADDRESS`` opens them."""
+    mappings = {
+        f"{name}:{host_port}": address
+        for name, service in compose["services"].items()
+        for address, host_port, _ in published(name, service)
+    }
+    assert len(mappings) >= 7, f"expected the seven published ports, found {sorted(mappings)}"
+    wide = {where: address for where, address in mappings.items() if address != "127.0.0.1"}
+    assert not wide, f"published beyond loopback (address None: all interfaces): {wide}"
+
+
+def test_the_env_file_of_real_credentials_is_never_committed() -> None:
+    """The header recommends ``.env`` for real values: git must ignore it."""
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--quiet", ".env"], cwd=PROJECT_ROOT, check=False
+    )
+    assert ignored.returncode == 0, ".env is not in .gitignore"
 
 
 def test_airflow_runs_celery_on_postgres_and_redis(compose: dict[str, Any]) -> None:

@@ -152,7 +152,7 @@ class Component:
         self.name = name
         self.command = [sys.executable, "-m", "airflow", name]
         if name == "api-server":
-            self.command += ["--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
+            self.command += ["--port", str(port), "--workers", "1"]  # host: AIRFLOW__API__HOST
         self.env = dict(env)
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None

@@ -26,6 +26,12 @@ EXECUTOR = "churnloop.orchestration.executor.PreloadingLocalExecutor"
 def airflow_environment(
     settings: Settings, environ: dict[str, str] | None = None
 ) -> dict[str, str]:
+    """Airflow's settings for the embedded profile; a variable set in ``environ`` wins.
+
+    The simple auth manager makes every user an admin, so the API server listens on
+    ``settings.airflow_api_host``: loopback unless configured (Airflow's own default is
+    every interface).
+    """
     environ = os.environ if environ is None else environ
     home = settings.home / "airflow"
     defaults = {
@@ -38,6 +44,7 @@ def airflow_environment(
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__BASE_URL": settings.airflow_api_url,
+        "AIRFLOW__API__HOST": settings.airflow_api_host,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
