@@ -3,9 +3,15 @@
 A ``DataError`` means the input is wrong: retrying cannot help, so the task fails at
 once and says what to fix. Anything else (a network blip, a service restarting) is an
 infrastructure error and is left to the task's retries.
+
+What an error repeats of the data is cut short (``excerpt``, ``enumerated``): a drop
+holding a megabyte-long value or thousands of columns must not make a megabyte-long
+message, and a cut says so.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class DataError(Exception):
@@ -22,3 +28,17 @@ class DataError(Exception):
 
 class DataValidationError(DataError):
     """A partition failed its expectation suite and was moved to quarantine."""
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text`` cut to its first ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (truncated, {len(text):,} characters)"
+
+
+def enumerated(items: Sequence[str], shown: int) -> str:
+    """``a, b, c and 7 more``: the first ``shown`` of ``items`` and how many were left out."""
+    listed = ", ".join(items[:shown])
+    left_out = len(items) - shown
+    return f"{listed} and {left_out:,} more" if left_out > 0 else listed

@@ -3,6 +3,17 @@
 Names and types live here once; ingest coerces to them, the simulator produces them,
 and the Great Expectations suites (``great_expectations/expectations/*.json``) state
 the value rules that reviewers read. Dataset names are the lake folders.
+
+What a drop may hold, beyond the names and types below:
+
+- one file per dataset and day, ``<dataset>/dt=DAY/data.parquet`` in the landing zone;
+  beside it only markers named ``_*`` or ``.*`` (ingest refuses any other file);
+- no null in any column: a null, a float NaN, or a whole column of Arrow type ``null``
+  is quarantined by validation (the features need every value of a snapshot);
+- numbers are finite: an infinity is quarantined (each float column has an upper bound,
+  ``FINITE_MAX`` where nothing tighter is known);
+- timestamps are tz-aware and held in UTC at microseconds; ingest converts other zones
+  and units, cutting any part finer than a microsecond.
 """
 
 from __future__ import annotations
@@ -47,6 +58,10 @@ LABEL_SCHEMA = pa.schema(
         pa.field(LABEL, pa.int8()),
     ]
 )
+
+FINITE_MAX = 1.7976931348623157e308
+"""The largest finite float: the suites' upper bound of a column whose only bound is
+being finite."""
 
 CATEGORICAL = ("plan", "region", "contract")
 NUMERIC = tuple(

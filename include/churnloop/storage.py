@@ -9,6 +9,7 @@ re-run of a day overwrites the same objects, so there are never duplicates.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import re
 import uuid
@@ -21,22 +22,32 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from churnloop.errors import DataError
 from churnloop.settings import Settings
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 DATA_FILE = "data.parquet"
+DIGEST = "sha256"
+"""How ``Store.digest`` and ``digest`` fingerprint a file's content."""
+_DIGEST_CHUNK = 1 << 20
 
 
 class PartitionNotFound(FileNotFoundError):
     """A dataset has no partition for the requested day."""
 
 
-class CorruptFile(ValueError):
-    """A file exists but cannot be read as what it claims to be."""
+class CorruptFile(DataError, ValueError):
+    """A file exists but cannot be read as what it claims to be: a data error, whichever
+    step reads it, since reading it again cannot help."""
 
 
 def partition_name(day: dt.date) -> str:
     return f"dt={day.isoformat()}"
+
+
+def digest(data: bytes) -> str:
+    """The fingerprint of ``data``, comparable with ``Store.digest`` of a stored file."""
+    return hashlib.new(DIGEST, data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -125,34 +136,38 @@ class Store:
         return self.read_parquet(self._existing_data_file(dataset, day), columns=columns)
 
     def read_parquet(self, relpath: str, columns: list[str] | None = None) -> pa.Table:
+        """Read ``columns`` (all by default) straight from the file, pages as they are needed.
+
+        Only a file that is not Parquet at all is `CorruptFile` here: an OSError may be the
+        network's as well as a page's. A step that must know the whole file is sound reads
+        it with `read_data_file`.
+        """
         with self.fs.open_input_file(self._path(relpath)) as handle:
-            return self._parsed(relpath, handle, columns)
+            try:
+                return pq.read_table(handle, columns=columns)
+            except pa.ArrowInvalid as error:
+                raise _corrupt(self.uri_of(relpath), error) from error
 
     def read_data_file(self, dataset: str, day: dt.date) -> tuple[bytes, pa.Table]:
-        """The day's Parquet file as stored, and the table it holds.
+        """The day's Parquet file as stored, and the table it holds, every page decoded.
 
         For a step that publishes a partition it has checked: `write_data_file` with
-        these bytes writes exactly what was checked, with no encoding again.
+        these bytes writes exactly what was checked, with no encoding again. The bytes are
+        read first, so an error decoding them is the file's (garbled pages under an intact
+        footer give thrift or codec errors, OSError in pyarrow): `CorruptFile`.
         """
         relpath = self._existing_data_file(dataset, day)
         data = self.read_bytes(relpath)
-        return data, self._parsed(relpath, pa.BufferReader(data))
+        try:
+            return data, pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as error:
+            raise _corrupt(self.uri_of(relpath), error) from error
 
     def _existing_data_file(self, dataset: str, day: dt.date) -> str:
         relpath = self.data_file(dataset, day)
         if not self.exists(relpath):
             raise PartitionNotFound(f"no partition {self.uri_of(relpath)}")
         return relpath
-
-    def _parsed(
-        self, relpath: str, source: pa.NativeFile, columns: list[str] | None = None
-    ) -> pa.Table:
-        """The table in ``source`` (the file at ``relpath``, or its bytes), or `CorruptFile`."""
-        try:
-            return pq.read_table(source, columns=columns)
-        except pa.ArrowInvalid as error:
-            message = f"{self.uri_of(relpath)} is not a readable Parquet file: {error}"
-            raise CorruptFile(message) from error
 
     def write_data_file(self, dataset: str, day: dt.date, data: bytes) -> str:
         """Replace the day's partition of ``dataset`` with a Parquet file's bytes; its URI."""
@@ -206,6 +221,20 @@ class Store:
         with self.fs.open_input_stream(self._path(relpath)) as handle:
             return handle.read()
 
+    def digest(self, relpath: str) -> str | None:
+        """The fingerprint of the file's content now (see `digest`), None if there is none.
+
+        A step that read a file compares it before acting on what it read: the file may
+        have been replaced since, whatever the store's clock or object versions say.
+        """
+        if not self.exists(relpath):
+            return None
+        fingerprint = hashlib.new(DIGEST)
+        with self.fs.open_input_stream(self._path(relpath)) as handle:
+            while chunk := handle.read(_DIGEST_CHUNK):
+                fingerprint.update(chunk)
+        return fingerprint.hexdigest()
+
     def list_files(self, prefix: str) -> Iterator[str]:
         """Relative paths of the visible files under ``prefix`` (temporaries hidden)."""
         selector = pafs.FileSelector(self._path(prefix), recursive=True, allow_not_found=True)
@@ -213,6 +242,10 @@ class Store:
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.File and not info.base_name.startswith("."):
                 yield info.path.removeprefix(root)
+
+
+def _corrupt(uri: str, error: Exception) -> CorruptFile:
+    return CorruptFile(f"{uri} is not a readable Parquet file: {error}")
 
 
 def lake(settings: Settings) -> Store:

@@ -1,12 +1,16 @@
 import datetime as dt
+import hashlib
+import io
 import signal
 import subprocess
 import sys
 import time
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from churnloop.errors import DataError
 from churnloop.storage import CorruptFile, PartitionNotFound, Store
 
 DAY = dt.date(2026, 3, 4)
@@ -58,6 +62,46 @@ def test_corrupt_file_is_reported_as_such(store, read):
     store.write_bytes("ds/dt=2026-03-04/data.parquet", b"not parquet at all")
     with pytest.raises(CorruptFile, match="ds/dt=2026-03-04/data.parquet is not a readable"):
         getattr(store, read)("ds", DAY)
+
+
+def garbled_pages(table: pa.Table, compression: str = "zstd", every: int = 5) -> bytes:
+    """A Parquet file whose footer is intact and whose column chunks are not: every
+    ``every``-th byte of each chunk inverted, as a bad disk or a broken copy leaves it."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=compression)
+    data = bytearray(sink.getvalue())
+    metadata = pq.read_metadata(pa.BufferReader(bytes(data)))
+    for group in range(metadata.num_row_groups):
+        for column in range(metadata.num_columns):
+            chunk = metadata.row_group(group).column(column)
+            start = chunk.dictionary_page_offset or chunk.data_page_offset
+            for position in range(start, start + chunk.total_compressed_size, every):
+                data[position] ^= 0xFF
+    return bytes(data)
+
+
+def test_a_file_whose_pages_do_not_decode_is_corrupt_data(store):
+    """The footer reads, the pages do not (thrift or codec errors, OSError in pyarrow):
+    decoded in memory, so no network error is mistaken for it, and a data error."""
+    table = pa.table({"customer_id": range(2_000), "plan": ["basic", "premium"] * 1_000})
+    store.write_bytes("ds/dt=2026-03-04/data.parquet", garbled_pages(table))
+    footer = pq.read_metadata(pa.BufferReader(store.read_bytes("ds/dt=2026-03-04/data.parquet")))
+    assert footer.num_rows == 2_000
+    with pytest.raises(
+        CorruptFile, match="ds/dt=2026-03-04/data.parquet is not a readable"
+    ) as caught:
+        store.read_data_file("ds", DAY)
+    assert isinstance(caught.value, DataError), "a corrupt file is not retried"
+
+
+def test_the_digest_of_a_file_changes_when_it_is_replaced(store):
+    relpath = "raw/ds/dt=2026-03-04/data.parquet"
+    assert store.digest(relpath) is None
+    store.write_table("raw/ds", DAY, pa.table({"a": [1, 2]}))
+    data, _ = store.read_data_file("raw/ds", DAY)
+    assert store.digest(relpath) == hashlib.sha256(data).hexdigest()
+    store.write_table("raw/ds", DAY, pa.table({"a": [1, 3]}))
+    assert store.digest(relpath) != hashlib.sha256(data).hexdigest()
 
 
 def test_writer_killed_mid_write_leaves_old_partition_or_nothing(tmp_path):

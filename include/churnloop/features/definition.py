@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churnloop.errors import DataError
-from churnloop.schema import ENTITY, SNAPSHOT_SCHEMA, TIMESTAMP
+from churnloop.errors import DataError, enumerated
+from churnloop.schema import ENTITY, SNAPSHOT_SCHEMA, SNAPSHOTS, TIMESTAMP
+from churnloop.storage import partition_name
 
 DATASET = "features/customer_features"
 """Lake dataset of the daily feature partitions: Feast's offline source."""
@@ -49,6 +50,8 @@ NOT_WITHIN_LOOKBACK = LOOKBACK_DAYS + 1
 """``days_since_last_*`` when the event did not happen within the lookback."""
 
 _SNAPSHOT_TYPES = {field.name: field.type for field in SNAPSHOT_SCHEMA}
+_EXAMPLES = 5
+"""Customers and days an error about unusable values names."""
 
 
 def _sum_type(column: str) -> pa.DataType:
@@ -123,6 +126,7 @@ class RollingWindows:
         age = _days_before(history[TIMESTAMP], self.day)
         position = self._index.get_indexer(history[ENTITY].to_numpy())
         keep = (position >= 0) & (age >= 0) & (age < LOOKBACK_DAYS)
+        require_values(history[keep], ACTIVITY, self.day)
         position, age = position[keep], age[keep]
         if pd.MultiIndex.from_arrays([position, age]).has_duplicates:
             raise DataError(
@@ -185,11 +189,42 @@ def snapshot_of_day(history: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     today = history[_days_before(history[TIMESTAMP], day) == 0]
     if today.empty:
         raise DataError(f"no snapshot rows for {day}: cannot build that day's features")
+    require_values(today, CURRENT, day)
     duplicated = today[ENTITY].duplicated()
     if duplicated.any():
         examples = today.loc[duplicated, ENTITY].head(5).tolist()
         raise DataError(f"snapshot of {day} has duplicate {ENTITY}s, e.g. {examples}")
     return today
+
+
+def require_values(rows: pd.DataFrame, columns: tuple[str, ...], day: dt.date) -> None:
+    """Raise a DataError if ``columns`` of ``rows`` hold a null, or a number that is NaN or
+    infinite: no feature of ``day`` can be computed from it.
+
+    The snapshot suite refuses such rows first; this names them when a partition got past
+    it (validated under an older suite, copied in by hand), instead of a cast error deep
+    in pandas, or NaN and inf in the features.
+    """
+    for column in columns:
+        values = rows[column]
+        if pd.api.types.is_numeric_dtype(values):
+            unusable = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        else:
+            unusable = values.isna().to_numpy()
+        if unusable.any():
+            raise _unusable(rows[unusable], column, day)
+
+
+def _unusable(bad: pd.DataFrame, column: str, day: dt.date) -> DataError:
+    days = sorted(set(bad[TIMESTAMP].dt.tz_convert("UTC").dt.date))
+    partitions = enumerated([partition_name(snapshot_day) for snapshot_day in days], _EXAMPLES)
+    customers = enumerated([str(customer) for customer in bad[ENTITY]], _EXAMPLES)
+    return DataError(
+        f"{SNAPSHOTS} {partitions}: {len(bad)} row{'s' if len(bad) > 1 else ''} with a null "
+        f"or non-finite {column!r} "
+        f"({ENTITY} {customers}); the features of {day} need a finite number or a category "
+        "in every row. Correct that data, validate it again, then rebuild the features."
+    )
 
 
 def build_features(snapshots_history: pd.DataFrame, day: dt.date) -> pd.DataFrame:

@@ -14,11 +14,13 @@ from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction
 from great_expectations.core import ExpectationValidationResult, ValidationDefinition
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context import AbstractDataContext, FileDataContext, get_context
+from great_expectations.data_context.store import ValidationResultsStore
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
 from great_expectations.exceptions import DataContextError
+from great_expectations.render import RenderedContent
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 
 __all__ = [
@@ -30,9 +32,11 @@ __all__ = [
     "ExpectationSuiteIdentifier",
     "ExpectationValidationResult",
     "FileDataContext",
+    "RenderedContent",
     "RunIdentifier",
     "UpdateDataDocsAction",
     "ValidationDefinition",
     "ValidationResultIdentifier",
+    "ValidationResultsStore",
     "get_context",
 ]

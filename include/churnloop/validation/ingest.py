@@ -1,8 +1,15 @@
 """Ingest: take a day's drop from the landing zone and stage it in the lake.
 
-Only safe coercions (integer and float widths, timestamp units, time zones to UTC); any other
-difference from the contract is staged as it came, for validation to judge. Ingest refuses a
-drop that is missing, unreadable, or empty where the contract wants rows.
+A day's drop is one file, ``<dataset>/dt=DAY/data.parquet`` (``schema``'s contract); files
+named ``_*`` or ``.*`` beside it (``_SUCCESS``, checksums) are markers, not data. Any other
+file in the day's folder is refused, naming it, rather than left unread: rows in a second
+part would otherwise be lost without a word.
+
+Only safe coercions (integer and float widths, time zones to UTC, timestamp units: a part
+finer than the contract's microseconds is cut, which never moves a row to another day); any
+other difference from the contract is staged as it came, for validation to judge. Ingest
+refuses a drop that is missing, unreadable (every page is decoded here), or empty where the
+contract wants rows.
 """
 
 from __future__ import annotations
@@ -15,12 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnloop import schema, storage
-from churnloop.errors import DataError
+from churnloop.errors import DataError, enumerated, excerpt
 from churnloop.settings import Settings
 
 CONTRACTS = {schema.SNAPSHOTS: schema.SNAPSHOT_SCHEMA, schema.LABELS: schema.LABEL_SCHEMA}
 MAY_BE_EMPTY = {schema.LABELS}
 """Labels mature 30 days late, so early days legitimately bring an empty label drop."""
+MARKER_PREFIX = "_"
+"""Files beside a drop named so are markers, not data (``_SUCCESS``), as Parquet readers
+skip them; hidden files (``.crc``, a write's temporary) are never listed."""
+FILES_NAMED = 10
+LONGEST_NAME = 120
 
 
 @dataclass(frozen=True)
@@ -43,24 +55,45 @@ def ingest_day(settings: Settings, dataset: str, day: dt.date) -> IngestResult:
     """Stage ``dataset`` for ``day`` from the landing zone into ``raw/``; idempotent."""
     contract = _contract(dataset)
     landing = storage.landing(settings)
-    relpath = landing.data_file(dataset, day)
-    if not landing.exists(relpath):
-        raise DataError(
-            f"no landing drop for {dataset} dt={day}: expected {landing.uri_of(relpath)}. "
-            "If upstream is late, clear this task once the file has landed."
-        )
+    _check_one_file(landing, dataset, day)
     try:
-        table = landing.read_parquet(relpath)
+        _, table = landing.read_data_file(dataset, day)
     except storage.CorruptFile as error:
         raise DataError(f"landing drop for {dataset} dt={day} is corrupt: {error}") from error
     if table.num_rows == 0 and dataset not in MAY_BE_EMPTY:
         raise DataError(
-            f"landing drop for {dataset} dt={day} is empty (0 rows): {landing.uri_of(relpath)}. "
+            f"landing drop for {dataset} dt={day} is empty (0 rows): "
+            f"{landing.uri_of(landing.data_file(dataset, day))}. "
             "Ask upstream to re-deliver the day, then clear this task."
         )
     staged, coerced, off_contract = coerce(table, contract)
     uri = storage.lake(settings).write_table(schema.raw_dataset(dataset), day, staged)
     return IngestResult(dataset, day.isoformat(), staged.num_rows, uri, coerced, off_contract)
+
+
+def _check_one_file(landing: storage.Store, dataset: str, day: dt.date) -> None:
+    """Refuse a day whose folder lacks its data file or holds other files, naming them."""
+    folder = landing.partition(dataset, day)
+    relpath = landing.data_file(dataset, day)
+    others = [
+        excerpt(path.removeprefix(f"{folder}/"), LONGEST_NAME)
+        for path in sorted(landing.list_files(folder))
+        if path != relpath and not path.rpartition("/")[2].startswith(MARKER_PREFIX)
+    ]
+    found = enumerated(others, FILES_NAMED)
+    if not landing.exists(relpath):
+        raise DataError(
+            f"no landing drop for {dataset} dt={day}: expected {landing.uri_of(relpath)}"
+            + (f"; found {found}" if others else "")
+            + ". If upstream is late, clear this task once the file has landed."
+        )
+    if others:
+        raise DataError(
+            f"landing drop for {dataset} dt={day} holds files besides {storage.DATA_FILE}: "
+            f"{found} (in {landing.uri_of(folder)}). The contract is one "
+            f"{storage.DATA_FILE} per dataset and day: ask upstream to deliver the day as "
+            "one file (or remove what is not data), then clear this task."
+        )
 
 
 def coerce(table: pa.Table, contract: pa.Schema) -> tuple[pa.Table, list[str], list[str]]:
@@ -85,7 +118,11 @@ def coerce(table: pa.Table, contract: pa.Schema) -> tuple[pa.Table, list[str], l
 
 
 def _safe_cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None:
-    """Cast within one kind of type (int to int, timestamp to timestamp); else None."""
+    """Cast within one kind of type (int to int, timestamp to timestamp); else None.
+
+    Casts are checked (no overflow, no float truncation), except that timestamps finer
+    than the target's unit are cut to it.
+    """
     source = column.type
     same_kind = (
         (pa.types.is_integer(source) and pa.types.is_integer(target))
@@ -96,8 +133,9 @@ def _safe_cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray 
     )
     if not same_kind:
         return None
+    options = pc.CastOptions(target, allow_time_truncate=pa.types.is_timestamp(target))
     try:
-        return pc.cast(column, target, safe=True)
+        return pc.cast(column, options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 

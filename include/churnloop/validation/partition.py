@@ -3,6 +3,10 @@
 Failing data never reaches ``validated/``: it moves to ``quarantine/<dataset>/dt=DAY/`` with
 GX's result, and ``PartitionQuarantined`` names each failed expectation. Re-validating a day
 replaces its outcome; the record it supersedes goes to ``quarantine_history/``.
+
+A validation publishes the bytes it validated, and only while they are still the day's
+staged file: a re-delivery ingested during a long validation has its own validation, whose
+verdict must not be overwritten by a stale one (``StagedPartitionChanged``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from churnloop import schema
 from churnloop.errors import DataValidationError
 from churnloop.links import report_url
 from churnloop.settings import Settings
-from churnloop.storage import Store, lake, partition_name
+from churnloop.storage import Store, digest, lake, partition_name
+from churnloop.validation.excerpts import capped
 from churnloop.validation.suites import Failure, SuiteNotEvaluated, SuiteResult, run_suite
 
 RESULT_FILE = "validation_result.json"
@@ -64,6 +69,23 @@ class ValidationOutcome:
         }
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """The raw partition as this validation read it: what it may publish, and its digest,
+    by which it recognises that partition still staged when it publishes."""
+
+    dataset: str
+    day: dt.date
+    data: bytes
+    rows: int
+    digest: str
+
+
+class StagedPartitionChanged(RuntimeError):
+    """The day's staged file changed while it was validated (a re-delivery was ingested):
+    nothing was published. Not a data error: a retry validates the newer delivery."""
+
+
 class PartitionQuarantined(DataValidationError):
     """A partition failed validation and now sits in quarantine; ``outcome`` says where.
 
@@ -91,21 +113,23 @@ def validate_partition(
     parameters = {**suite_parameters(settings, dataset, day), **(parameters or {})}
     store = lake(settings)
     data, table = store.read_data_file(schema.raw_dataset(dataset), day)
+    staged = _Staged(dataset, day, data, table.num_rows, digest(data))
     try:
         suite = run_suite(
             settings, dataset, _to_pandas(table), parameters, run_name=partition_name(day)
         )
     except SuiteNotEvaluated as error:
-        raise _quarantine(settings, store, dataset, day, data, table.num_rows, error) from error
+        raise _quarantine(settings, store, staged, error) from error
     if not suite.passed:
-        raise _quarantine(settings, store, dataset, day, data, table.num_rows, suite)
+        raise _quarantine(settings, store, staged, suite)
+    _check_still_staged(store, staged)
     _supersede_quarantine(store, dataset, day)
     uri = store.write_data_file(schema.validated_dataset(dataset), day, data)
     return ValidationOutcome(
         dataset=dataset,
         day=day,
         passed=True,
-        rows=table.num_rows,
+        rows=staged.rows,
         uri=uri,
         data_docs_relpath=suite.data_docs_relpath,
         data_docs_url=_docs_url(settings, suite.data_docs_relpath),
@@ -144,34 +168,34 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 def _quarantine(
     settings: Settings,
     store: Store,
-    dataset: str,
-    day: dt.date,
-    data: bytes,
-    rows: int,
+    staged: _Staged,
     verdict: SuiteResult | SuiteNotEvaluated,
 ) -> PartitionQuarantined:
     """Move the day out of reach of features, keep GX's result with it, and build the error.
 
     The validated partition goes first, so that no step below can leave it in place; the
     result is written before the data, so quarantined data is never without its reason.
-    ``data`` is the raw file's bytes (``rows`` rows), quarantined as they are.
+    The staged bytes are quarantined as they are; the result keeps a bounded excerpt of
+    the values GX reports (``excerpts``).
     """
+    dataset, day = staged.dataset, staged.day
     if isinstance(verdict, SuiteNotEvaluated):
         result = {"success": False, "suite_name": dataset, "exception_message": str(verdict)}
         problems, failures, docs_relpath = str(verdict), (), None
     else:
         result, problems = verdict.result, verdict.describe()
         failures, docs_relpath = verdict.failures, verdict.data_docs_relpath
+    _check_still_staged(store, staged)
     store.delete_partition(schema.validated_dataset(dataset), day)
     _supersede_quarantine(store, dataset, day)
     quarantine = store.partition(schema.quarantine_dataset(dataset), day)
-    result_uri = store.write_bytes(f"{quarantine}/{RESULT_FILE}", _json_bytes(result))
-    uri = store.write_data_file(schema.quarantine_dataset(dataset), day, data)
+    result_uri = store.write_bytes(f"{quarantine}/{RESULT_FILE}", _json_bytes(capped(result)))
+    uri = store.write_data_file(schema.quarantine_dataset(dataset), day, staged.data)
     outcome = ValidationOutcome(
         dataset=dataset,
         day=day,
         passed=False,
-        rows=rows,
+        rows=staged.rows,
         uri=uri,
         failures=failures,
         result_uri=result_uri,
@@ -187,6 +211,21 @@ def _quarantine(
         f"data moved to {uri}; {docs}"
     )
     return PartitionQuarantined(message, outcome)
+
+
+def _check_still_staged(store: Store, staged: _Staged) -> None:
+    """Raise StagedPartitionChanged unless the day's staged file is still the one validated.
+
+    Checked right before publishing; the window left (the publish's few writes) is far
+    shorter than any validation of a newer delivery, which publishes after it.
+    """
+    relpath = store.data_file(schema.raw_dataset(staged.dataset), staged.day)
+    if store.digest(relpath) != staged.digest:
+        raise StagedPartitionChanged(
+            f"{store.uri_of(relpath)} changed while it was validated (a newer delivery of "
+            f"{staged.dataset} {partition_name(staged.day)} was staged): this validation "
+            "published nothing; a retry validates the newer delivery."
+        )
 
 
 def _docs_url(settings: Settings, relpath: str | None) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from churnloop.errors import DataError
+from churnloop.errors import DataError, enumerated, excerpt
 from churnloop.settings import Settings
 from churnloop.storage import lake
 from churnloop.validation import data_docs
+from churnloop.validation.excerpts import EXAMPLES_SHOWN, LONGEST_EXAMPLE
 from churnloop.validation.gx_imports import (
     DataContextError,
     ExpectationValidationResult,
@@ -30,8 +32,15 @@ from churnloop.validation.gx_imports import (
 
 RESULTS_DIR = "validations"
 DOCS_BUILD_DIR = "data_docs"
-EXAMPLES_SHOWN = 5
 LONGEST_ARGUMENT = 60
+NAMES_SHOWN = 10
+"""Column names a failure lists (missing, unexpected), then how many more."""
+LONGEST_ERROR = 300
+"""Characters of one exception message GX reports (it may quote the data)."""
+LONGEST_DESCRIPTION = 4_000
+"""Characters of the failure list in an error; the Data Docs page has them all."""
+LARGEST_WHOLE = 1e15
+"""A whole float below this shows as an integer (``18`` for 18.0); above, as a float."""
 _NOT_SHOWN = {"batch_id", "column", "result_format", "catch_exceptions", "meta"}
 
 
@@ -83,9 +92,18 @@ class SuiteResult:
     result: dict[str, Any] = field(repr=False)
 
     def describe(self) -> str:
-        """``2 of 31 expectations failed:`` followed by one line per failure."""
+        """``2 of 31 expectations failed:`` followed by one line per failure, as many as
+        fit in LONGEST_DESCRIPTION characters, then how many more failed."""
         lines = [f"{len(self.failures)} of {self.evaluated} expectations failed:"]
-        lines += [f" - {failure.describe()}" for failure in self.failures]
+        length = len(lines[0])
+        for shown, failure in enumerate(self.failures):
+            line = f" - {failure.describe()}"
+            length += len(line) + 1
+            if length > LONGEST_DESCRIPTION:
+                left_out = len(self.failures) - shown
+                lines.append(f" - … (truncated: {left_out} more, listed in the Data Docs)")
+                break
+            lines.append(line)
         return "\n".join(lines)
 
 
@@ -157,7 +175,8 @@ def run_suite(
         raise
     except Exception as error:
         raise SuiteNotEvaluated(
-            f"suite {suite_name!r} could not be evaluated: {type(error).__name__}: {error}"
+            f"suite {suite_name!r} could not be evaluated: {type(error).__name__}: "
+            + excerpt(str(error), LONGEST_ERROR)
         ) from error
     ((result_id, result),) = checkpoint_result.run_results.items()
     docs_build_dir = _work_dir(settings) / DOCS_BUILD_DIR
@@ -192,17 +211,23 @@ def _exception_messages(exception_info: Mapping[str, Any]) -> tuple[str, ...]:
     """GX reports exceptions flat, or keyed by metric when several metrics raised."""
     infos = [exception_info] if "raised_exception" in exception_info else exception_info.values()
     messages = (info.get("exception_message") for info in infos if info.get("raised_exception"))
-    return tuple(dict.fromkeys(message for message in messages if message))
+    return tuple(dict.fromkeys(excerpt(message, LONGEST_ERROR) for message in messages if message))
 
 
 def _column_list_difference(expected: list[str], observed: list[str]) -> str:
-    missing = [name for name in expected if name not in observed]
-    extra = [name for name in observed if name not in expected]
-    repeated = sorted({name for name in observed if observed.count(name) > 1})
-    parts = [f"missing {missing}"] if missing else []
-    parts += [f"unexpected {extra}"] if extra else []
-    parts += [f"repeated {repeated}"] if repeated else []
+    expected_names, counts = set(expected), Counter(observed)
+    missing = [name for name in expected if name not in counts]
+    extra = [name for name in observed if name not in expected_names]
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    parts = [f"missing {_names(missing)}"] if missing else []
+    parts += [f"unexpected {_names(extra)}"] if extra else []
+    parts += [f"repeated {_names(repeated)}"] if repeated else []
     return ", ".join(parts) or f"columns in another order: {observed}"
+
+
+def _names(names: list[str]) -> str:
+    """``['a', 'b' and 7 more]``: a drop may bring thousands of columns, or huge names."""
+    return f"[{enumerated([_show(name) for name in names], NAMES_SHOWN)}]"
 
 
 def _show_argument(value: Any) -> str:
@@ -214,7 +239,12 @@ def _show_argument(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    """A value as a person reads it: ``null``, ``18`` for 18.0, ISO times, quoted strings."""
+    """A value as a person reads it: ``null``, ``18`` for 18.0, ISO times, quoted strings;
+    at most LONGEST_EXAMPLE characters of it."""
+    return excerpt(_shown_whole(value), LONGEST_EXAMPLE)
+
+
+def _shown_whole(value: Any) -> str:
     if not pd.api.types.is_scalar(value):
         return repr(value)
     if pd.isna(value):
@@ -223,6 +253,6 @@ def _show(value: Any) -> str:
         return value.isoformat()
     if hasattr(value, "item"):
         value = value.item()
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < LARGEST_WHOLE:
         return str(int(value))
     return repr(value)

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 
 from churnloop.errors import DataError
@@ -34,3 +35,21 @@ def test_cli_steps_report_a_day_without_data(settings, capsys):
     assert "cannot build features for 2026-03-09" in capsys.readouterr().err
     assert cli.main(["materialize", "2026-03-09"]) == 2
     assert "no feature partition for 2026-03-09" in capsys.readouterr().err
+
+
+def test_a_validated_day_with_nulls_fails_as_data_naming_the_partition(settings):
+    """Validation refuses nulls now; a partition validated before that (or copied in by
+    hand) still fails as a data error (no retry) naming dataset, day and column."""
+    write_snapshots(settings, D2, {1: {}, 2: {}, 3: {}})
+    table = lake(settings).read_table("validated/customer_snapshots", D2)
+    ages = pa.array([30, None, None], pa.int32())
+    table = table.set_column(table.schema.get_field_index("age"), "age", ages)
+    lake(settings).write_table("validated/customer_snapshots", D2, table)
+
+    with pytest.raises(DataError) as caught:
+        build_feature_partition(settings, D2)
+
+    assert "customer_snapshots dt=2026-03-02: 2 rows with a null or non-finite 'age'" in str(
+        caught.value
+    )
+    assert lake(settings).partitions(definition.DATASET) == []

@@ -172,3 +172,30 @@ def test_a_day_without_rows_or_with_duplicates_is_refused():
     earlier_twice = pd.concat([snapshot_rows(DAY, {1: {}}), yesterday, yesterday])
     with pytest.raises(DataError, match="more than one row for a customer on the same day"):
         definition.build_features(earlier_twice, DAY)
+
+
+UNBUILDABLE = {
+    "null_age_today": (0, "age", None),
+    "nan_spend_today": (0, "spend", float("nan")),
+    "infinite_minutes_today": (0, "session_minutes", float("inf")),
+    "infinite_spend_days_ago": (3, "spend", float("inf")),
+    "null_logins_days_ago": (20, "logins", None),
+    "null_plan_today": (0, "plan", None),
+}
+
+
+@pytest.mark.parametrize("back, column, value", UNBUILDABLE.values(), ids=UNBUILDABLE.keys())
+def test_values_no_feature_can_hold_are_a_data_error_naming_day_and_column(back, column, value):
+    """Nulls, NaN and infinities would become NaN or inf features (or a cast error deep in
+    pandas); the definition refuses them naming the snapshot day, the column and customers."""
+    rows = history(range(30), {1: {}, 2: {}, 3: {}})
+    bad_day = DAY - dt.timedelta(days=back)
+    rows.loc[(rows[TIMESTAMP].dt.date == bad_day) & (rows[ENTITY] >= 2), column] = value
+
+    with pytest.raises(DataError) as caught:
+        definition.build_features(rows, DAY)
+
+    message = str(caught.value)
+    assert f"customer_snapshots dt={bad_day}" in message
+    assert f"2 rows with a null or non-finite {column!r} (customer_id 2, 3)" in message
+    assert f"features of {DAY}" in message

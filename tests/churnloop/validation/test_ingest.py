@@ -111,3 +111,34 @@ def test_empty_snapshot_drop_fails_but_empty_label_drop_is_normal(settings):
         ingest_day(settings, schema.SNAPSHOTS, DAY)
     drop(settings, schema.LABEL_SCHEMA.empty_table(), dataset=schema.LABELS)
     assert ingest_day(settings, schema.LABELS, DAY).rows == 0
+
+
+def test_timestamps_finer_than_the_contract_are_cut_to_microseconds(settings):
+    """A snapshot's timestamp places it in its day; the contract holds microseconds, and
+    cutting nanoseconds never moves a row to another day."""
+    rows = snapshot_rows()
+    midnight_ns = 1_772_582_400 * 10**9  # 2026-03-04T00:00:00Z
+    rows["event_timestamp"] = pa.array(
+        [midnight_ns + 1, midnight_ns + 86_399_999_999_999, midnight_ns + 1_500],
+        pa.timestamp("ns", tz="UTC"),
+    )
+    drop(settings, pa.table(rows))
+    result = ingest_day(settings, schema.SNAPSHOTS, DAY)
+    assert "event_timestamp" in result.coerced and result.off_contract == []
+    column = staged(settings).column("event_timestamp")
+    assert column.type == pa.timestamp("us", tz="UTC")
+    assert [value.isoformat() for value in column.to_pylist()] == [
+        "2026-03-04T00:00:00+00:00",
+        "2026-03-04T23:59:59.999999+00:00",
+        "2026-03-04T00:00:00.000001+00:00",
+    ]
+
+
+def test_a_day_holding_other_files_is_refused_naming_them(settings):
+    landing = storage.landing(settings)
+    drop(settings, pa.table(snapshot_rows(3)))
+    landing.write_bytes("customer_snapshots/dt=2026-03-04/part-00001.parquet", b"PAR1")
+    landing.write_bytes("customer_snapshots/dt=2026-03-04/_SUCCESS", b"")
+    with pytest.raises(DataError, match=r"holds files besides data.parquet: part-00001.parquet \("):
+        ingest_day(settings, schema.SNAPSHOTS, DAY)
+    assert storage.lake(settings).partitions(schema.raw_dataset(schema.SNAPSHOTS)) == []

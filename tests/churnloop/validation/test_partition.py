@@ -14,12 +14,14 @@ from churnloop.demo.simulation import generate_snapshots
 from churnloop.errors import DataValidationError
 from churnloop.links import report_url
 from churnloop.settings import Settings, get_settings
-from churnloop.storage import Store, lake
+from churnloop.storage import Store, lake, landing
 from churnloop.validation.data_docs import DATA_DOCS_PREFIX
+from churnloop.validation.ingest import ingest_day
 from churnloop.validation.partition import (
     QUARANTINE_HISTORY,
     RESULT_FILE,
     PartitionQuarantined,
+    StagedPartitionChanged,
     suite_parameters,
     validate_partition,
 )
@@ -193,7 +195,7 @@ def test_each_violation_quarantines_the_day_and_names_what_failed(settings, brea
     message, outcome = str(caught.value), caught.value.outcome
     assert isinstance(caught.value, DataValidationError)
     assert message.startswith("validation failed for customer_snapshots dt=2026-03-04: ")
-    assert " of 32 expectations failed:\n - " in message
+    assert " of 44 expectations failed:\n - " in message
     for fragment in expected:
         assert fragment in message
     assert f"data moved to {outcome.uri};" in message
@@ -305,6 +307,17 @@ def test_suites_state_the_data_contract_of_schema_py(settings):
         for kwargs in by_type["expect_column_values_to_be_in_set"]:
             assert tuple(kwargs["value_set"]) == allowed[kwargs["column"]]
         assert {"column": schema.ENTITY} in by_type["expect_column_values_to_be_unique"]
+        not_null = [kw["column"] for kw in by_type["expect_column_values_to_not_be_null"]]
+        assert sorted(not_null) == sorted(contract.names), "no column may hold a null or NaN"
+        bounded = {
+            kw["column"]: kw["max_value"]
+            for kw in by_type["expect_column_values_to_be_between"]
+            if "max_value" in kw
+        }
+        floats = [field.name for field in contract if pa.types.is_floating(field.type)]
+        assert all(bounded.get(name, float("inf")) <= schema.FINITE_MAX for name in floats), (
+            "every float column has a finite upper bound: an infinity fails"
+        )
 
 
 def test_a_new_suite_runs_after_setup(settings, monkeypatch, tmp_path):
@@ -405,3 +418,92 @@ def test_s3_lake_gets_the_quarantine_and_the_data_docs(s3_server, s3_root, setti
     static = f"{DATA_DOCS_PREFIX}/static/styles/data_docs_default_styles.css"
     for relpath in (outcome.data_docs_relpath, f"{DATA_DOCS_PREFIX}/index.html", static):
         assert store.exists(relpath), store.uri_of(relpath)
+
+
+def _redelivered_during_validation(settings, monkeypatch, newer: pa.Table) -> list:
+    """While the suite runs on the staged day, upstream re-delivers it: the newer drop is
+    ingested and validated to its own verdict before the first validation publishes."""
+    from churnloop.validation import partition
+
+    run_suite_first = partition.run_suite
+    verdicts = []
+
+    def suite_then_redelivery(*args, **kwargs):
+        result = run_suite_first(*args, **kwargs)
+        if not verdicts:
+            verdicts.append("redelivered")
+            landing(settings).write_table(schema.SNAPSHOTS, DAY, newer)
+            ingest_day(settings, schema.SNAPSHOTS, DAY)
+            try:
+                verdicts.append(validate_partition(settings, schema.SNAPSHOTS, DAY).passed)
+            except PartitionQuarantined:
+                verdicts.append(False)
+        return result
+
+    monkeypatch.setattr(partition, "run_suite", suite_then_redelivery)
+    return verdicts
+
+
+def assert_redelivery_wins(settings, monkeypatch, first: pa.Table, newer: pa.Table) -> None:
+    stage(settings, schema.SNAPSHOTS, first)
+    verdicts = _redelivered_during_validation(settings, monkeypatch, newer)
+
+    with pytest.raises(StagedPartitionChanged, match="changed while it was validated"):
+        validate_partition(settings, schema.SNAPSHOTS, DAY)
+
+    store = lake(settings)
+    assert verdicts[0] == "redelivered"
+    if verdicts[1]:
+        published = store.read_table(schema.validated_dataset(schema.SNAPSHOTS), DAY)
+        assert published.equals(newer), "the newer delivery stays published"
+        assert list(store.list_files(schema.quarantine_dataset(schema.SNAPSHOTS))) == []
+    else:
+        assert_quarantined(settings, schema.SNAPSHOTS, newer)
+        assert list(store.list_files(QUARANTINE_HISTORY)) == [], "its record is current"
+
+
+REDELIVERIES = {
+    "good_then_bad": (snapshot_table(), replaced(snapshot_table(), "age", {0: 7})),
+    "bad_then_good": (replaced(snapshot_table(), "age", {0: 7}), snapshot_table()),
+    "good_then_good": (snapshot_table(), snapshot_table().slice(0, ROWS - 1)),
+}
+
+
+@pytest.mark.parametrize("first, newer", REDELIVERIES.values(), ids=REDELIVERIES.keys())
+def test_a_validation_overtaken_by_a_redelivery_publishes_nothing(
+    settings, monkeypatch, first, newer
+):
+    assert_redelivery_wins(settings, monkeypatch, first, newer)
+
+
+@pytest.mark.services
+def test_on_s3_a_validation_overtaken_by_a_redelivery_publishes_nothing(
+    s3_server, s3_root, settings, monkeypatch
+):
+    monkeypatch.setenv("CHURNLOOP_LAKE_URI", f"s3://{s3_root}/lake")
+    monkeypatch.setenv("CHURNLOOP_S3_ENDPOINT_URL", s3_server)
+    first, newer = REDELIVERIES["good_then_bad"]
+    assert_redelivery_wins(get_settings(), monkeypatch, first, newer)
+
+
+def test_values_too_large_to_echo_are_cut_and_say_so(settings):
+    huge = "<b>" + "x" * 1_000_000
+    raw = replaced(snapshot_table(), "plan", dict.fromkeys(range(25), huge))
+    stage(settings, schema.SNAPSHOTS, raw)
+
+    with pytest.raises(PartitionQuarantined) as caught:
+        validate_partition(settings, schema.SNAPSHOTS, DAY)
+
+    message, store = str(caught.value), lake(settings)
+    assert len(message) < 2_000
+    assert (
+        "25 rows, e.g. '<b>xxxxxxxx" in message and "(truncated, 1,000,005 characters)" in message
+    )
+    stored = store.read_bytes(caught.value.outcome.result_uri.removeprefix(store.uri_of("") + "/"))
+    assert len(stored) < 200_000
+    assert "(truncated, 1,000,003 characters)" in stored.decode()
+    assert_quarantined(settings, schema.SNAPSHOTS, raw)
+    page = store.read_bytes(caught.value.outcome.data_docs_relpath).decode()
+    assert len(page) < 500_000 and "&lt;b&gt;xxxx" in page and "<b>xxxx" not in page
+    gx_results = (settings.home / "great_expectations" / "validations").rglob("*.json")
+    assert [path.stat().st_size < 200_000 for path in gx_results] == [True], "GX's own copy"
