@@ -354,15 +354,16 @@ def main(argv: list[str] | None = None) -> int:
     the demo's Airflow failed: the message says where its logs are)."""
     from churnloop.demo.airflow_stack import AirflowStackError
     from churnloop.errors import DataError, DataValidationError
+    from churnloop.redaction import redact
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (DataValidationError, AirflowStackError) as error:
-        print(f"churnloop {args.command}: {error}", file=sys.stderr)
+        print(f"churnloop {args.command}: {redact(str(error))}", file=sys.stderr)
         return 1
     except (DataError, FileNotFoundError, ValueError) as error:
-        print(f"churnloop {args.command}: error: {error}", file=sys.stderr)
+        print(f"churnloop {args.command}: error: {redact(str(error))}", file=sys.stderr)
         return 2
 
 

@@ -2,12 +2,13 @@
 
 Reports live in the lake (a folder or S3). The Airflow plugin serves the lake's
 ``reports/`` under ``/churnloop/reports/`` on the Airflow API server, so one URL
-works in both profiles and from a failed task's page.
+works in both profiles and from a failed task's page. A link never carries the
+credentials ``airflow_api_url`` may hold (it is printed in logs; a browser logs in).
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from churnloop.settings import Settings
 
@@ -20,5 +21,11 @@ def report_url(settings: Settings, relpath: str) -> str:
     relpath = relpath.strip("/")
     if not relpath.startswith(f"{REPORTS_PREFIX}/"):
         raise ValueError(f"only objects under {REPORTS_PREFIX}/ are served, not {relpath!r}")
-    base = settings.airflow_api_url.rstrip("/")
+    base = _without_credentials(settings.airflow_api_url.rstrip("/"))
     return f"{base}{PLUGIN_MOUNT}/{quote(relpath)}"
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without the ``user:password@`` of its authority."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

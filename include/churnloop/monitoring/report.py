@@ -2,6 +2,8 @@
 
 The verdict (`effect_sizes.compute_drift` on all rows) heads the page; Evidently draws the
 per-column distributions on a seeded sample of ``drift_report_sample_rows`` rows per side.
+Values from the data (categories from the prediction log) stay text: the verdict escapes
+them as HTML, and Evidently's data block is re-encoded so none can end its ``<script>``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from churnloop.settings import Settings, get_settings
 REPORT_DATASET = f"{REPORTS_PREFIX}/drift"
 SAMPLE_SEED = 0
 """Seed of the HTML sample: a re-run of a day draws the same rows."""
+_DATA_BLOCK_START = re.compile(r"<script>\s*var (?P<name>metric_[0-9a-f]+) = ")
+"""Where Evidently's standalone page embeds the report's data (two JSON values)."""
+_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+"""Characters a JSON string inside ``<script>`` must not hold raw (``</script>``, ``<!--``)."""
 EMPTY_PAGE = '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body></body></html>'
 """The page when Evidently has no column to chart: the verdict's block alone."""
 
@@ -80,7 +86,7 @@ def build_report(
                 "the reference's quantiles."
             )
         snapshot = _evidently_snapshot(reference_sample, current_sample, result, charted)
-        page = snapshot.get_html_str(as_iframe=False)
+        page = _script_safe_page(snapshot.get_html_str(as_iframe=False))
         evidently = {
             "reference_rows": len(reference_sample),
             "current_rows": len(current_sample),
@@ -139,6 +145,44 @@ def _evidently_snapshot(
         reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
     )
+
+
+def _script_safe_page(page: str) -> str:
+    """Evidently's page with its data block re-encoded so no value can end the script.
+
+    Evidently writes the report's data into a ``<script>`` with ``json.dumps``, which keeps
+    ``<`` as is: a category ``</script><script>...`` would close the block and run as
+    markup. Both JSON values are read back with a JSON decoder (which reads that text as a
+    string, wherever it stands) and written again with ``<``, ``>`` and ``&`` as ``\\u``
+    escapes, which JavaScript reads as the same characters. A page of another layout is
+    refused rather than published unchecked.
+    """
+    decoder = json.JSONDecoder()
+    start = _DATA_BLOCK_START.search(page)
+    if start is None:
+        raise RuntimeError("Evidently's page has no data block where expected: check its layout")
+    name = start["name"]
+    dashboard, end = decoder.raw_decode(page, start.end())
+    graphs_start = re.compile(rf";\s*var additional_graphs_{name} = ").match(page, end)
+    if graphs_start is None:
+        raise RuntimeError(f"Evidently's data block for {name} changed layout: check it")
+    graphs, end = decoder.raw_decode(page, graphs_start.end())
+    block_end = re.compile(r";\s*</script>").match(page, end)
+    if block_end is None:
+        raise RuntimeError(f"Evidently's data block for {name} does not end where expected")
+    block = (
+        f"<script>\nvar {name} = {_script_json(dashboard)};\n"
+        f"var additional_graphs_{name} = {_script_json(graphs)};\n</script>"
+    )
+    return page[: start.start()] + block + page[block_end.end() :]
+
+
+def _script_json(value: Any) -> str:
+    """``value`` as JSON that holds no ``<``, ``>`` or ``&`` (JavaScript reads it unchanged)."""
+    text = json.dumps(value)
+    for character, escape in _SCRIPT_UNSAFE.items():
+        text = text.replace(character, escape)
+    return text
 
 
 def _verdict_html(title: str, notes: list[str], result: DriftResult) -> str:

@@ -6,20 +6,24 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import json
+import math
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from churnloop.serving.limits import BodySizeLimit
+from churnloop.errors import excerpt
+from churnloop.serving.limits import BodySizeLimit, body_limit
 from churnloop.serving.metrics import MetricsMiddleware
 from churnloop.serving.routes import admin, predict, status
+from churnloop.serving.schemas import MAX_TEXT_CHARS
 from churnloop.serving.server import ModelServer
 from churnloop.settings import Settings, get_settings
 
@@ -32,11 +36,16 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   ``{"instances": [...]}`` of either kind. Answers the churn probability, the label at
   ``settings.serving_threshold`` and the model name and version.
   An invalid payload is a 422 whose ``detail`` names each field (pydantic's format, also
-  for feature names and types the model rejects); a body over
-  ``settings.serving_max_body_bytes`` is a 413. An unknown customer (no features
-  online: never materialized) is a 404 naming the id for a single instance; in a batch
-  that instance gets ``error: {"status": 404, "detail": ...}`` and the others are
-  scored (200). No model loaded yet: 503. The online store down: 503.
+  for feature names and types the model rejects), echoing no input or name longer than
+  ``MAX_TEXT_CHARS`` characters: a ``customer_id`` outside int64, a category outside the data
+  contract (``plan``, ``region``, ``contract``), a number that is not finite (NaN,
+  Infinity, 1e400) or a string over ``MAX_TEXT_CHARS`` characters. A batch over
+  ``settings.serving_max_instances`` is a 422 before its instances are validated; a body
+  over ``serving_max_body_bytes``, or over ``serving_max_instances`` x
+  ``serving_max_instance_bytes`` if lower, is a 413 before it is parsed. An unknown
+  customer (no features online: never materialized) is a 404 naming the id for a single
+  instance; in a batch that instance gets ``error: {"status": 404, "detail": ...}`` and
+  the others are scored (200). No model loaded yet: 503. The online store down: 503.
 - ``POST /explain``: one instance; each feature's contribution to the raw score (log-odds)
   from LightGBM's ``pred_contrib``, with the base value: they sum to the raw score.
 - ``GET /health`` (the process is up), ``GET /ready`` (a model is loaded and the first
@@ -45,20 +54,43 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   ``GET /model`` (version, alias, training window, lineage, last load error),
   ``GET /metrics`` (Prometheus).
 - ``POST /admin/reload``: look at the aliases now; needs ``Authorization: Bearer <token>``
-  (``settings.serving_admin_token``): 401 without, 403 with a wrong one, 403 when no token
-  is configured (the admin endpoints are then disabled). 500 when the champion's
-  version fails to load (a failing challenger is only reported); the old model keeps
-  serving either way.
+  (``settings.serving_admin_token``): 401 without, 403 with a wrong one (compared as
+  bytes, whatever its characters), 403 when no token is configured (the admin endpoints
+  are then disabled). 500 when the champion's version fails to load (a failing
+  challenger is only reported); the old model keeps serving either way.
 
 Besides answering, the server follows the aliases (`churnloop.serving.follower`), shadows
 the ``@challenger`` on ``settings.serving_shadow_fraction`` of requests (logged, never
 answered) and logs every prediction to the lake (`churnloop.serving.prediction_log`).
+
+No answer and no log line shows a credential: errors that name a URI are masked
+(`churnloop.redaction`), and ``churnloop serve`` formats every log line through it.
 
 The request path does no registry call and no pandas: the champion is an attribute
 read, rows are encoded straight to numpy (`churnloop.serving.model`), and the online
 store is read through one long-lived Feast store.
 """
 """The API's description on ``/docs`` and in ``/openapi.json``."""
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "redacted": {
+            "()": "churnloop.redaction.RedactingFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "redacted",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+}
+"""``churnloop serve``'s logging: uvicorn's lines and the app's (tracebacks included) through
+one handler whose formatter masks credentials."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_run_alongside,
     )
     app.state.server = server
-    app.add_middleware(BodySizeLimit, max_bytes=settings.serving_max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=body_limit(settings))
     app.add_middleware(MetricsMiddleware, metrics=server.metrics, version=server.served_version)
     app.add_exception_handler(RequestValidationError, _count_invalid_request)
     for router in (predict.router, status.router, admin.router):
@@ -93,9 +125,30 @@ async def _run_alongside(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _count_invalid_request(request: Request, error: RequestValidationError) -> Response:
-    """FastAPI's own 422, counted as a ``validation`` error."""
+    """FastAPI's own 422, counted as a ``validation`` error, with long strings cut."""
     request.app.state.server.metrics.errors.labels("validation").inc()
-    return await request_validation_exception_handler(request, error)
+    capped = RequestValidationError([_capped_echo(item) for item in error.errors()])
+    return await request_validation_exception_handler(request, capped)
+
+
+def _capped_echo(error: dict[str, Any]) -> dict[str, Any]:
+    """One validation error whose echoed strings (the input, a field name) are cut to
+    ``MAX_TEXT_CHARS``: a 422 does not send back the megabyte a client sent."""
+    capped = {**error, "loc": tuple(_echoable(part) for part in error["loc"])}
+    if "input" in error:
+        capped["input"] = _echoable(error["input"])
+    return capped
+
+
+def _echoable(value: Any) -> Any:
+    """``value`` as a 422 echoes it: a short JSON scalar as it is, anything else as text
+    cut to ``MAX_TEXT_CHARS`` (NaN and infinities too: JSON has no such numbers)."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, int | float) and len(text) <= MAX_TEXT_CHARS and math.isfinite(value):
+        return value
+    return excerpt(text, MAX_TEXT_CHARS)
 
 
 def run_server(settings: Settings) -> None:
@@ -103,13 +156,13 @@ def run_server(settings: Settings) -> None:
     import uvicorn
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         "churnloop.serving.app:create_app",
         factory=True,
         host=settings.serving_host,
         port=settings.serving_port,
         workers=settings.serving_workers,
+        log_config=LOG_CONFIG,
         log_level="info",
         access_log=False,
     )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from churnloop import registry
 from churnloop.errors import DataError
+from churnloop.redaction import describe_error, redact
 from churnloop.serving.process import ModelServerDidNotStart, answers, start_model_server
 from churnloop.settings import Settings
 
@@ -78,7 +79,7 @@ def deploy(
             rows, max_skew = _verify_predictions(settings, server, version)
         except (_Failure, httpx.HTTPError) as failure:
             raise _rolled_back(settings, server, url, version, previous, failure) from failure
-    return DeployResult(version, url, rows, max_skew, time.monotonic() - started, pid)
+    return DeployResult(version, redact(url), rows, max_skew, time.monotonic() - started, pid)
 
 
 class _ModelServer:
@@ -237,8 +238,8 @@ def _rolled_back(
 def _described(error: Exception, url: str) -> str:
     """What failed, in words; an HTTP error names the server, which httpx's own does not."""
     if isinstance(error, httpx.HTTPError):
-        return f"the model server at {url} did not answer ({type(error).__name__}: {error})"
-    return str(error)
+        return f"the model server at {redact(url)} did not answer ({describe_error(error)})"
+    return redact(str(error))
 
 
 def _is_probability(value: Any) -> bool:

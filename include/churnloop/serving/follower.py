@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from churnloop import registry
+from churnloop.redaction import describe_error
 from churnloop.serving.model import ModelLoadError, ServedModel, load_served_model
 from churnloop.settings import Settings
 
@@ -82,6 +83,7 @@ class ModelFollower:
         """Per alias, why its current version could not be loaded (cleared by a success)."""
         self.last_checked: dt.datetime | None = None
         self.last_check_error: str | None = None
+        """Why the last look at the registry failed (credentials masked: GET /model shows it)."""
 
     @property
     def champion(self) -> ServedModel | None:
@@ -168,6 +170,6 @@ class ModelFollower:
             try:
                 self.refresh(retry_failed=False)
             except Exception as error:  # the registry is down: keep serving, try again later
-                self.last_check_error = f"{type(error).__name__}: {error}"
+                self.last_check_error = describe_error(error)
                 log.warning("cannot read the registry's aliases: %s", self.last_check_error)
             self._stop.wait(interval_seconds)

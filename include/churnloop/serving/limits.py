@@ -1,26 +1,49 @@
 """The model server's cap on request bodies: `BodySizeLimit` answers 413, its ``detail``
-naming the limit and its setting, to a body over ``max_bytes``: before reading it when its
+naming the limit and its settings, to a body over `body_limit`: before reading it when its
 ``Content-Length`` says so, else once the chunks received pass the limit.
+
+The limit is the lower of ``serving_max_body_bytes`` and what ``serving_max_instances``
+instances may take (``serving_max_instance_bytes`` each): a body of ids cannot hold
+a hundred times the cap's instances and cost a parse of them all before the cap refuses it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from churnloop.settings import Settings
+
 SETTING = "CHURNLOOP_SERVING_MAX_BODY_BYTES"
+INSTANCE_SETTINGS = "CHURNLOOP_SERVING_MAX_INSTANCES x CHURNLOOP_SERVING_MAX_INSTANCE_BYTES"
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    """The most bytes a request body may hold, and the settings that make it."""
+
+    max_bytes: int
+    settings: str
+
+
+def body_limit(settings: Settings) -> BodyLimit:
+    """The lower of the body setting and the instance cap's bytes."""
+    for_instances = settings.serving_max_instances * settings.serving_max_instance_bytes
+    if for_instances < settings.serving_max_body_bytes:
+        return BodyLimit(for_instances, INSTANCE_SETTINGS)
+    return BodyLimit(settings.serving_max_body_bytes, SETTING)
 
 
 class BodySizeLimit:
-    """Answer 413 to a request whose body is longer than ``max_bytes``."""
+    """Answer 413 to a request whose body is longer than ``limit.max_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, limit: BodyLimit) -> None:
         self.app = app
-        self.max_bytes = max_bytes
-
-    def _detail(self) -> str:
-        return f"request body over {self.max_bytes} bytes ({SETTING})"
+        self.max_bytes = limit.max_bytes
+        self.detail = f"request body over {limit.max_bytes} bytes ({limit.settings})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,7 +51,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"detail": self._detail()}, status_code=413)
+            response = JSONResponse({"detail": self.detail}, status_code=413)
             await response(scope, receive, send)
             return
         received = 0
@@ -39,7 +62,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise HTTPException(413, self._detail())
+                    raise HTTPException(413, self.detail)
             return message
 
         await self.app(scope, counted, send)

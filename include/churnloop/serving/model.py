@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
 from churnloop import registry
+from churnloop.redaction import describe_error
 from churnloop.settings import Settings
 
 PROBE_TOLERANCE = 1e-12
@@ -210,7 +211,7 @@ def load_served_model(settings: Settings, version: int, alias: str) -> ServedMod
         registered = registry.model_version(settings, version)
         pipeline = registry.load_model(settings, version)
     except Exception as error:  # corrupt artifact, untrusted type, unreachable store...
-        raise ModelLoadError(f"cannot load {label}: {type(error).__name__}: {error}") from error
+        raise ModelLoadError(f"cannot load {label}: {describe_error(error)}") from error
     info = ModelInfo(
         name=settings.model_name,
         version=version,
@@ -328,7 +329,7 @@ def _check_against_pipeline(model: ServedModel) -> None:
     try:
         expected = model.pipeline.predict_proba(frame)[:, 1]
     except Exception as error:  # whatever breaks the pipeline must stop the load
-        message = f"the pipeline fails on predict: {type(error).__name__}: {error}"
+        message = f"the pipeline fails on predict: {describe_error(error)}"
         raise ModelLoadError(message) from error
     served = model.probabilities(model.encode(rows))
     gap = float(np.max(np.abs(served - expected)))

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnloop import storage
+from churnloop.redaction import describe_error
 from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings
 
@@ -132,7 +133,7 @@ class PredictionLog:
                 try:
                     uris.append(self._write(day, records))
                 except Exception as error:  # the lake is unreachable: keep the rows
-                    self.last_error = f"{type(error).__name__}: {error}"
+                    self.last_error = describe_error(error)
                     unwritten += records
             written = len(batch) - len(unwritten)
             self.written_rows += written

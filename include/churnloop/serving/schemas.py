@@ -1,23 +1,85 @@
 """The model server's request and response bodies (pydantic models, shown at ``/docs``).
 
 Requests forbid unknown fields; an instance gives exactly one of ``customer_id`` or
-``features``, a request one of those or ``instances`` (a batch).
+``features``, a request one of those or ``instances`` (a batch). Values are held to the
+data contract (`churnloop.schema`) at the door, so nothing else reaches the model or the
+prediction log: a ``customer_id`` is an int64; the categorical features take the contract's
+values or null (a value the contract lacks is refused, not scored as unknown: validation
+would quarantine it in a drop); numbers are finite; strings are at most `MAX_TEXT_CHARS`.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated, Any, Literal
 
-FeatureValue = float | int | str | bool | None
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    model_validator,
+    with_config,
+)
+from pydantic_core import core_schema
+from typing_extensions import TypedDict
+
+from churnloop import schema
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of the contract's ``customer_id`` (an Arrow int64), and of integer features."""
+MAX_TEXT_CHARS = 64
+"""Longest string a feature value may be: the contract's categories are single words."""
+FEATURE_VALUE_RULE = (
+    f"Input should be a finite number (an integer within int64), a string of at most "
+    f"{MAX_TEXT_CHARS} characters, a boolean or null"
+)
+
+
+class _OneErrorPerValue:
+    """Report a value that fits no type of its union as one error at the value's place
+    (pydantic would list one per type, each under the type's name)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        union = schema["schema"] if schema["type"] == "nullable" else schema
+        union.update(custom_error_type="feature_value", custom_error_message=FEATURE_VALUE_RULE)
+        return schema
+
+
+FeatureValue = Annotated[
+    Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+    | bool
+    | None,
+    _OneErrorPerValue(),
+]
+"""What Python's JSON parser accepts but no model input can be is refused here: NaN,
+Infinity, 1e400 (read as infinity), integers no float holds, long strings."""
+
+
+@with_config(ConfigDict())  # its own: extra_items, not the request's extra="forbid"
+class RequestFeatures(TypedDict, total=False, extra_items=FeatureValue):
+    """One row of feature values by name (GET /model lists the model's); the contract's
+    categorical columns take only its values or null."""
+
+    plan: Literal[schema.PLANS] | None
+    region: Literal[schema.REGIONS] | None
+    contract: Literal[schema.CONTRACTS] | None
 
 
 class _InstanceFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: int | None = Field(
-        default=None, description="Score this customer from the online store's features."
+        default=None,
+        ge=INT64_MIN,
+        le=INT64_MAX,
+        description="Score this customer from the online store's features.",
     )
-    features: dict[str, FeatureValue] | None = Field(
+    features: RequestFeatures | None = Field(
         default=None,
         description="Score these feature values: every model input (GET /model lists them), "
         "null for a missing value.",

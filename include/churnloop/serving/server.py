@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
+from churnloop.redaction import describe_error
 from churnloop.registry import CHALLENGER, CHAMPION
 from churnloop.serving.follower import ModelFollower
 from churnloop.serving.metrics import NO_MODEL, ServingMetrics
@@ -101,7 +102,8 @@ class ModelServer:
         except Exception as error:
             self.metrics.errors.labels("online_store").inc()
             log.exception("online store read failed")
-            raise HTTPException(503, f"online store unavailable: {error}") from error
+            detail = f"online store unavailable: {describe_error(error)}"
+            raise HTTPException(503, detail) from error
 
     # -- GET /model -----------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from churnloop.cli import main
 from churnloop.links import report_url
 from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift
 from churnloop.monitoring.report import build_report, save_report
+from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
+from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog, read_predictions
 from churnloop.storage import lake
 
 DAY = dt.date(2026, 3, 4)
@@ -151,3 +153,62 @@ def test_a_column_evidently_cannot_chart_is_in_the_verdict_alone():
     assert result.drifted_columns == ["discount"]
     assert report.json["evidently"] is None
     assert "<td>discount</td>" in report.html and "Not charted by Evidently" in report.html
+
+
+HOSTILE = ("</script><script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<!--")
+"""Category values that would end Evidently's data script or start markup, were they raw."""
+
+
+def logged_predictions(settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows written to the prediction log of DAY and read back, as the daily
+    check reads its current data."""
+    log = PredictionLog(settings, flush_rows=10**6, flush_seconds=3600, max_pending_rows=10**6)
+    at = dt.datetime.combine(DAY, dt.time(12), tzinfo=dt.UTC)
+    log.append(
+        {
+            TIMESTAMP: at,
+            "request_id": "r",
+            ENTITY: index,
+            "model_name": "churn-model",
+            "model_version": 1,
+            PREDICTION: 0.5,
+            "predicted_label": 1,
+            "shadow_version": None,
+            "shadow_prediction": None,
+            FEATURES_KEY: row,
+        }
+        for index, row in enumerate(frame.to_dict("records"))
+    )
+    log.flush()
+    return read_predictions(settings, DAY)[frame.columns]
+
+
+def test_a_hostile_category_in_the_prediction_log_stays_text_in_the_report(settings, comparison):
+    """Whatever reached the log is data in the page: no value ends Evidently's script
+    block, and the charts still show it (escaped for JavaScript, not altered)."""
+    reference = customers(600, seed=7, drifted=False)[["spend", "plan"]]
+    current = customers(600, seed=8, drifted=False)[["spend", "plan"]]
+    current["plan"] = [HOSTILE[i % len(HOSTILE)] for i in range(len(current))]
+    current = logged_predictions(settings, current)
+    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+
+    page = build_report(reference, current, result, title="Drift", notes=[]).html
+
+    assert "plan" in result.drifted_columns
+    for value in HOSTILE:
+        assert value not in page
+        escaped = json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
+        assert escaped in page, f"{value!r} is no longer charted"
+    assert "</script><script>alert" not in page
+    _, clean = comparison
+    assert page.count("</script>") == clean.html.count("</script>"), "the same script blocks"
+
+
+def test_report_links_carry_no_credentials(settings):
+    with_password = settings.model_copy(
+        update={"airflow_api_url": "http://admin:pl4nted-pw@airflow.internal:8080/"}
+    )
+
+    url = report_url(with_password, "reports/drift/dt=2026-03-04/report.html")
+
+    assert url == "http://airflow.internal:8080/churnloop/reports/drift/dt%3D2026-03-04/report.html"

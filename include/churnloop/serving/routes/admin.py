@@ -1,15 +1,17 @@
 """``POST /admin/reload``, behind ``Authorization: Bearer <settings.serving_admin_token>``
-(401 without it, 403 with a wrong one or when no token is configured)."""
+(401 without it, 403 with a wrong one, whatever its characters, or when no token is
+configured)."""
 
 from __future__ import annotations
 
-import secrets
+import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from churnloop.redaction import describe_error
 from churnloop.registry import CHAMPION
 from churnloop.serving.routes.dependencies import ServerDep
 
@@ -31,8 +33,21 @@ def require_admin(
             "admin endpoints need 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not secrets.compare_digest(credentials.credentials, token.get_secret_value()):
+    if not _same_token(credentials.credentials, token.get_secret_value()):
         raise HTTPException(403, "wrong admin token")
+
+
+def _same_token(given: str, expected: str) -> bool:
+    """Compare in constant time, as bytes: ``compare_digest`` refuses non-ASCII text.
+
+    Starlette decodes headers as latin-1, so encoding back gives the bytes sent; the
+    token is compared in UTF-8, as a client would send it.
+    """
+    try:
+        sent = given.encode("latin-1")
+    except UnicodeEncodeError:  # not from an HTTP header: no token matches it
+        return False
+    return hmac.compare_digest(sent, expected.encode())
 
 
 router = APIRouter(dependencies=[Depends(require_admin)])
@@ -47,7 +62,7 @@ async def reload(server: ServerDep) -> dict[str, Any]:
     try:
         outcome = await run_in_threadpool(server.follower.refresh)
     except Exception as error:
-        raise HTTPException(503, f"cannot read the registry: {error}") from error
+        raise HTTPException(503, f"cannot read the registry: {describe_error(error)}") from error
     body = {**outcome.to_dict(), "serving": server.served_version()}
     if outcome.champion_failed:
         error = next(f.error for f in outcome.failures if f.alias == CHAMPION)

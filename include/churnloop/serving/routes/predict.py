@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from churnloop.serving.model import ServedModel
@@ -23,13 +23,41 @@ from churnloop.serving.server import ModelServer
 router = APIRouter()
 
 
+async def batch_within_cap(request: Request, server: ServerDep) -> None:
+    """A 422 on ``instances`` past ``serving_max_instances``, before any is validated.
+
+    FastAPI solves dependencies before it validates the body, on the JSON it has parsed
+    (Starlette keeps it): a body of 50,000 ids costs that parse, not 50,000 models.
+    """
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON: the body's validation answers
+        return
+    instances = body.get("instances") if isinstance(body, dict) else None
+    limit = server.settings.serving_max_instances
+    if isinstance(instances, list) and len(instances) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "instances"),
+                    "input": None,
+                    "msg": f"at most {limit} instances per request "
+                    f"(CHURNLOOP_SERVING_MAX_INSTANCES), got {len(instances)}",
+                }
+            ]
+        )
+
+
 @router.post(
     "/predict",
     response_model=PredictResponse | BatchResponse,
     responses={
         404: {"description": "Unknown customer (single instance)"},
+        413: {"description": "Body over the limit (see the description)"},
         503: {"description": "No model loaded, or the online store is down"},
     },
+    dependencies=[Depends(batch_within_cap)],
 )
 async def predict(request: PredictRequest, server: ServerDep) -> dict[str, Any]:
     """Churn probability and label for one instance or a batch (see the description)."""
@@ -38,7 +66,6 @@ async def predict(request: PredictRequest, server: ServerDep) -> dict[str, Any]:
     if request.instances is None:
         single = Instance(customer_id=request.customer_id, features=request.features)
         return {**reference, **(await score(server, model, [single], batch=False))[0]}
-    _check_batch_size(server, request.instances)
     return {
         **reference,
         "predictions": await score(server, model, request.instances, batch=True),
@@ -74,20 +101,3 @@ def _model_reference(server: ModelServer, model: ServedModel) -> dict[str, Any]:
         "version": model.version,
         "threshold": server.settings.serving_threshold,
     }
-
-
-def _check_batch_size(server: ModelServer, instances: list[Instance]) -> None:
-    """A 422 on ``instances`` past ``serving_max_instances``."""
-    limit = server.settings.serving_max_instances
-    if len(instances) > limit:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "too_long",
-                    "loc": ("body", "instances"),
-                    "input": None,
-                    "msg": f"at most {limit} instances per request "
-                    f"(CHURNLOOP_SERVING_MAX_INSTANCES), got {len(instances)}",
-                }
-            ]
-        )

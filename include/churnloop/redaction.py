@@ -1,0 +1,46 @@
+"""Credentials never leave the process as text: `redact` masks them in anything the project
+prints, logs or returns (a URI, an error message, a log line).
+
+It masks the password of every ``scheme://user:password@host`` and the value of every
+secret-named parameter (``?password=``, ``&token=``, ``X-Amz-Signature=``, Feast's Redis
+``host:port,password=...``). `describe_error` is an exception as text, redacted;
+`RedactingFormatter` redacts every line a logging handler writes, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+MASK = "***"
+_USERINFO_PASSWORD = re.compile(
+    r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@", re.IGNORECASE
+)
+"""``scheme://user:password@``: everything between the user's colon and the last ``@``
+of the authority (a password may hold an unencoded ``@``)."""
+_SECRET_PARAMETER = re.compile(
+    r"(?P<keep>\b[\w.-]*(?:password|passwd|pwd|secret|token|signature|credential"
+    r"|api[_-]?key|access[_-]?key)[\w.-]*=)[^\s&,;#'\"]+",
+    re.IGNORECASE,
+)
+"""``name=value`` whose name says it holds a secret, up to the next separator."""
+
+
+def redact(text: str) -> str:
+    """``text`` with every URI password and secret-named parameter value replaced by
+    ``***`` (idempotent: redacting twice changes nothing more)."""
+    text = _USERINFO_PASSWORD.sub(rf"\g<keep>:{MASK}@", text)
+    return _SECRET_PARAMETER.sub(rf"\g<keep>{MASK}", text)
+
+
+def describe_error(error: BaseException) -> str:
+    """``"<type>: <message>"`` of ``error``, redacted: how errors reach responses and logs."""
+    return redact(f"{type(error).__name__}: {error}")
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose output (message, arguments, traceback) went through `redact`, so
+    a library's exception that names a URI with credentials is masked in the log too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
