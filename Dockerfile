@@ -36,8 +36,12 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     && mkdir -p home/airflow \
     && chown -R churnloop:churnloop home
 
+# The commit the image is built from (`--build-arg GIT_SHA=$(git rev-parse HEAD)`): a model
+# version records it, and the production profile refuses to register one without it.
+ARG GIT_SHA=unknown
 ENV PATH="/opt/churnloop/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
+    CHURNLOOP_GIT_SHA=${GIT_SHA} \
     CHURNLOOP_HOME=/opt/churnloop/home \
     CHURNLOOP_PROJECT_ROOT=/opt/churnloop \
     AIRFLOW_HOME=/opt/churnloop/home/airflow

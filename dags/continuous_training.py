@@ -1,7 +1,7 @@
 """
 ### continuous_training: train a challenger, let the gate decide, serve the champion
 
-Runs weekly (`settings.training_cron`: Monday 03:00 UTC; `null` leaves drift and manual
+Runs weekly (`settings.training_cron`: Monday 03:00 UTC, docs/staleness.md; `null`: drift and manual
 runs only), when `drift_report` emits the `churn_drift` asset, or by hand from the
 trigger form (every Param below has a description). One run at a time; drift events that
 arrive meanwhile are merged into the next run, which records the events it consumed on
@@ -13,11 +13,16 @@ the model version it trains.
    `training_sets/dt=<as-of>/` in the lake.
 3. **validate_training_set**: the Great Expectations suite `training_set` (label present
    and binary, class balance, row count, feature nulls). Not retried.
-4. **train_challenger**: LightGBM in a scikit-learn pipeline, logged to MLflow and
-   registered with alias `@challenger`.
-5. **evaluate_challenger**: champion and challenger on the same holdout; value, change
-   and slice checks; the decision and every reason are tags on the version and a table in
-   the log; a model card is logged with the run.
+4. **train_challenger**: LightGBM in a scikit-learn pipeline, its parameters searched by
+   Optuna within a budget (Params `tuning_trials`, `tuning_timeout_seconds`; each trial a
+   child run in MLflow) or the champion's reused, logged to MLflow and registered with
+   alias `@challenger`.
+5. **evaluate_challenger**: champion, challenger and two baselines (logistic regression,
+   best single feature) fitted on the same split, judged on the same holdout with DeLong
+   intervals: value, non-inferiority vs the champion, gain over the best baseline, slices
+   (plan, region, contract, age band, tenure bucket) with enough churners, inclusion floors
+   and gaps; the decision, its intervals and every reason are tags on the version and a
+   table in the log; a model card is logged with the run.
 6. **promote_challenger**: only a blessed (or forced, with a reason) challenger becomes
    `@champion`; the old one keeps `@previous-champion`. A run as of a day older than the
    champion's data never promotes, so a backfill cannot demote a newer model.
@@ -69,25 +74,41 @@ PARAMS = {
         type="number",
         minimum=0,
         maximum=1,
-        description="Value threshold: the challenger's holdout ROC AUC must reach this.",
+        description="Value threshold: the lower bound of the challenger's holdout ROC AUC "
+        "interval must reach this.",
     ),
-    "max_auc_drop_abs": Param(
-        SETTINGS.gate_max_auc_drop_abs,
+    "noninferiority_margin": Param(
+        SETTINGS.gate_noninferiority_margin,
         type=["null", "number"],
         minimum=0,
-        description="Change threshold: largest ROC AUC drop vs the champion (absolute).",
+        description="Non-inferiority: the lower bound of the ROC AUC change vs the champion "
+        "must stay above minus this (null: off).",
     ),
-    "max_auc_drop_rel": Param(
-        SETTINGS.gate_max_auc_drop_rel,
+    "min_gain_over_baseline": Param(
+        SETTINGS.gate_min_gain_over_baseline,
         type=["null", "number"],
-        minimum=0,
-        description="Change threshold: largest ROC AUC drop vs the champion (fraction).",
+        description="The lower bound of the ROC AUC gain over the best baseline (logistic "
+        "regression, best single feature) must exceed this (null: report only).",
     ),
     "max_slice_drop": Param(
         SETTINGS.gate_max_slice_drop,
         type=["null", "number"],
         minimum=0,
-        description="Largest ROC AUC drop vs the champion on any plan or region slice.",
+        description="A slice with enough churners and non-churners fails when its whole "
+        "change interval vs the champion lies below minus this (null: off).",
+    ),
+    "tuning_trials": Param(
+        SETTINGS.tuning_trials,
+        type="integer",
+        minimum=0,
+        description="Optuna trials searching the LightGBM parameters by time-ordered CV "
+        "inside the training split (0: reuse the champion's parameters).",
+    ),
+    "tuning_timeout_seconds": Param(
+        SETTINGS.tuning_timeout_seconds,
+        type="number",
+        minimum=0,
+        description="Wall-clock budget of tuning; the best trial so far wins when it runs out.",
     ),
     "force_promote": Param(
         False,

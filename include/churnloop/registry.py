@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
@@ -40,6 +41,8 @@ DATA_WINDOW_START_TAG = "data_window_start"
 FEATURE_SERVICE_TAG = "feature_service"
 DATASET_DIGEST_TAG = "dataset_digest"
 GIT_SHA_TAG = "git_sha"
+GIT_DIRTY_TAG = "git_dirty"
+PARAMS_SOURCE_TAG = "params_source"
 LINEAGE_TAG_PREFIX = "airflow."
 """``airflow.<key>``: the Airflow run that trained the version (dag_id, run_id, ...)."""
 LOGICAL_DATE_TAG = f"{LINEAGE_TAG_PREFIX}logical_date"
@@ -182,14 +185,23 @@ def load_model(settings: Settings, alias_or_version: str | int) -> Pipeline:
 
 
 def save_decision(
-    settings: Settings, version: int, tags: Mapping[str, str], document: Mapping[str, Any]
+    settings: Settings,
+    version: int,
+    tags: Mapping[str, str],
+    document: Mapping[str, Any],
+    metrics: Mapping[str, float] | None = None,
 ) -> None:
-    """Write a decision as version tags (for the UI) and as JSON on its run (for the card)."""
+    """Write a decision as version tags (for the UI), as JSON on its run (for the card) and
+    its ``metrics`` (e.g. the baselines') as metrics of the run."""
     client = connect(settings)
     target = model_version(settings, version)
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, str(version), key, value)
     client.log_dict(target.run_id, dict(document), DECISION_ARTIFACT)
+    stamp = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    logged = [Metric(key, float(value), stamp, 0) for key, value in (metrics or {}).items()]
+    if logged:
+        client.log_batch(target.run_id, metrics=logged)
 
 
 def load_decision(settings: Settings, version: int) -> dict[str, Any] | None:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     airflow_api_url: str = Field(
         default="http://localhost:8080", description="Airflow UI/API base, for links."
     )
+    airflow_api_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the embedded Airflow's API server (UI, REST API, report pages) "
+        "listens on. Every user is an admin there: widen it only behind your own login.",
+    )
 
     serving_host: str = "127.0.0.1"
     serving_port: int = 8000
@@ -137,6 +142,33 @@ class Settings(BaseSettings):
         },
         description="LightGBM parameters of the challenger (JSON in CHURNLOOP_MODEL_PARAMS).",
     )
+    tuning_trials: int = Field(
+        default=0,
+        ge=0,
+        description="Most Optuna trials searching the LightGBM parameters before training; "
+        "0: tuning off, the parameters are reused as they are.",
+    )
+    tuning_timeout_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="Wall-clock budget of tuning; no trial starts that the mean trial time "
+        "says would end past it, and the best trial so far wins.",
+    )
+    tuning_cv_folds: int = Field(
+        default=3,
+        ge=1,
+        description="Expanding-window folds by snapshot day that score each tuning trial, "
+        "inside the training split (never the holdout).",
+    )
+    git_sha: str | None = Field(
+        default=None,
+        description="The commit the code was built from (the image's GIT_SHA build argument); "
+        "None: asked of git in the checkout.",
+    )
+    require_known_commit: bool = Field(
+        default=False,
+        description="Refuse to register a model whose commit is unknown (production).",
+    )
     training_min_rows: int = Field(
         default=1_000, ge=1, description="Fewest labelled snapshots a training set may have."
     )
@@ -155,23 +187,74 @@ class Settings(BaseSettings):
         description="Rows of the training split scored for the train_* metrics (a sample "
         "above it).",
     )
+    gate_confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="Two-sided confidence of the gate's DeLong intervals of ROC AUC.",
+    )
+    gate_min_holdout_positives: int = Field(
+        default=100,
+        ge=2,
+        description="Fewer churners in the holdout fail the gate: its intervals would be too "
+        "wide to tell a model from noise (widen holdout_days).",
+    )
+    gate_min_holdout_negatives: int = Field(
+        default=100, ge=2, description="Fewer non-churners in the holdout fail the gate."
+    )
     gate_min_roc_auc: float = Field(
-        default=0.65, description="Value threshold: the challenger's holdout ROC AUC at least."
+        default=0.65,
+        description="Value threshold: the lower bound of the challenger's holdout ROC AUC.",
     )
-    gate_max_auc_drop_abs: float | None = Field(
-        default=0.01, description="Largest ROC AUC drop vs the champion (absolute); None: off."
+    gate_noninferiority_margin: float | None = Field(
+        default=0.01,
+        ge=0,
+        description="Non-inferiority: the lower bound of the ROC AUC change vs the champion "
+        "must stay above minus this; None: off.",
     )
-    gate_max_auc_drop_rel: float | None = Field(
-        default=None, description="Largest ROC AUC drop vs the champion (fraction); None: off."
+    gate_superiority_margin: float = Field(
+        default=0.005,
+        ge=0,
+        description="A change whose lower bound exceeds this is called superior (a label; "
+        "seed-to-seed differences of one specification stay below it).",
+    )
+    gate_min_gain_over_baseline: float | None = Field(
+        default=0.0,
+        description="The lower bound of the ROC AUC gain over the best baseline must exceed "
+        "this; None: baselines are reported, not required.",
     )
     gate_slice_columns: list[str] = Field(
-        default=["plan", "region"], description="Columns whose values are judged as slices."
+        default=["plan", "region", "contract", "age_band", "tenure_bucket"],
+        description="Columns whose values are slices (age_band and tenure_bucket are cut "
+        "from age and tenure_months).",
     )
-    gate_min_slice_rows: int = Field(
-        default=200, ge=1, description="Smaller or one-class slices are reported, not judged."
+    gate_min_slice_positives: int = Field(
+        default=30, ge=2, description="Fewer churners in a slice: reported, not judged."
+    )
+    gate_min_slice_negatives: int = Field(
+        default=30, ge=2, description="Fewer non-churners in a slice: reported, not judged."
     )
     gate_max_slice_drop: float | None = Field(
-        default=0.05, description="Largest ROC AUC drop of any slice vs the champion; None: off."
+        default=0.05,
+        ge=0,
+        description="A judged slice fails when its whole change interval vs the champion "
+        "lies below minus this; None: off.",
+    )
+    gate_min_slice_auc: float | None = Field(
+        default=0.6,
+        description="Inclusion floor: a judged slice fails when its whole AUC interval lies "
+        "below this, at bootstrap too; None: off.",
+    )
+    gate_max_slice_gap: float | None = Field(
+        default=0.15,
+        ge=0,
+        description="Inclusion: the best and worst judged slice of a column fail when their "
+        "AUC gap's whole interval exceeds this, at bootstrap too; None: off.",
+    )
+    baseline_max_rows: int = Field(
+        default=200_000,
+        ge=1_000,
+        description="Rows of the training split the baselines are fitted on (a sample above).",
     )
 
     # -- serving ---------------------------------------------------------------------------
@@ -194,7 +277,14 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024,
         ge=1024,
         description="Largest request body the model server reads (413 beyond); a full batch "
-        "of serving_max_instances feature rows is about 2 MB.",
+        "of serving_max_instances feature rows is about 1 MB.",
+    )
+    serving_max_instance_bytes: int = Field(
+        default=2048,
+        ge=64,
+        description="Body bytes allowed per instance of serving_max_instances: a body over "
+        "their product is refused (413) before it is parsed, so it cannot carry far more "
+        "instances than the cap (a feature row of the 34 features is about 1 KB).",
     )
     serving_workers: int = Field(
         default=1, ge=1, description="uvicorn worker processes of `churnloop serve`."

@@ -11,12 +11,13 @@ import pytest
 from churnloop import cli, registry
 from churnloop.errors import DataError
 from churnloop.schema import LABEL
-from churnloop.settings import get_settings
+from churnloop.settings import Settings, get_settings
 from churnloop.training.challenger import reference_data
 from churnloop.training.gate import GateConfig, evaluate
 from churnloop.training.promotion import promote_on_decision, recorded_decision
 from tests.churnloop.training_support import (
     FEATURES,
+    RECORDS_GATE,
     labelled_days,
     register_challenger,
     with_empty_mlflow,
@@ -24,13 +25,17 @@ from tests.churnloop.training_support import (
 
 OLDER_START, NEWER_START = dt.date(2026, 1, 1), dt.date(2026, 1, 9)
 # Lenient on purpose: these tests are about what promotion does with a decision.
-GATE = GateConfig(
+GATE = GateConfig.from_settings(
+    Settings(),
+    min_holdout_positives=2,
+    min_holdout_negatives=2,
     min_roc_auc=0.6,
-    max_auc_drop_abs=0.1,
-    max_auc_drop_rel=None,
+    noninferiority_margin=0.1,
+    min_gain_over_baseline=None,
     slice_columns=("plan", "region"),
-    min_slice_rows=200,
     max_slice_drop=0.25,
+    min_slice_auc=None,
+    max_slice_gap=None,
 )
 
 
@@ -238,7 +243,9 @@ def test_production_registry_on_postgres_and_s3(production_settings, mlflow_serv
     settings = get_settings()
 
     trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 2, 1), 8, 300))
-    decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
+    decision = evaluate(
+        None, trained.model, holdout, GateConfig.from_settings(settings, **RECORDS_GATE)
+    )
     promoted = promote_on_decision(
         settings,
         trained.version,

@@ -21,6 +21,13 @@ FEATURE_SERVICE = "churn_model_v1"
 FAST_PARAMS = {"n_estimators": 40, "num_leaves": 15, "min_child_samples": 20, "n_jobs": 1}
 LINEAGE = {"dag_id": "continuous_training", "run_id": "manual__test", "logical_date": "2026-02-19"}
 HOLDOUT_DAYS = 3
+RECORDS_GATE = {
+    "min_holdout_positives": 30,
+    "min_holdout_negatives": 30,
+    "min_gain_over_baseline": None,
+}
+"""Gate overrides for tests of what happens to a decision (records, cards, promotion), whose
+small holdouts the default gate would call too few to judge."""
 
 
 def labelled_days(first_day: dt.date, days: int, customers: int = 600) -> pd.DataFrame:

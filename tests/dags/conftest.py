@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.loop_support import FAST_MODEL
+from tests.loop_support import FAST_MODEL, NO_BASELINE_GATE
 
 TOKEN = "deploy-test-token"
 
 
 @pytest.fixture(autouse=True)
-def fast_models(monkeypatch):
-    """Small LightGBM models: the DAG tests are about the loop, not about model quality."""
+def fast_models(settings, monkeypatch):
+    """Small LightGBM models: the DAG tests are about the loop, not about model quality.
+
+    After ``settings``, which clears every ``CHURNLOOP_*`` variable."""
     monkeypatch.setenv("CHURNLOOP_MODEL_PARAMS", FAST_MODEL)
+    monkeypatch.setenv("CHURNLOOP_GATE_MIN_GAIN_OVER_BASELINE", NO_BASELINE_GATE)
 
 
 @pytest.fixture

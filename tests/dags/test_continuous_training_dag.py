@@ -57,7 +57,8 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
     v1 = registry.champion_version(current)
     assert v1 is not None and int(v1.version) == 1
     assert v1.tags["gate.decision"] == "blessed"
-    assert v1.tags["gate.max_auc_drop_abs"].startswith("skipped"), "bootstrap skips changes"
+    assert v1.tags["gate.noninferiority"].startswith("skipped"), "bootstrap skips changes"
+    assert v1.tags["gate.comparison"] == "bootstrap"
     assert v1.tags["airflow.logical_date"] == first_as_of.isoformat()
     assert v1.tags["airflow.drift_events"] == "[]", "a scheduled run consumed no drift event"
     assert httpx.get(f"{served}/model").json()["version"] == 1, "deploy made the server serve v1"

@@ -31,13 +31,14 @@ pytestmark = pytest.mark.slow
 
 OLD, NEW = 1, 2
 LOGICAL_DATE = dt.date(2026, 3, 1)
-GATE = GateConfig(
+GATE = GateConfig.from_settings(
+    Settings(),
+    min_holdout_positives=2,
+    min_holdout_negatives=2,
     min_roc_auc=0.5,
-    max_auc_drop_abs=None,
-    max_auc_drop_rel=None,
+    noninferiority_margin=None,
+    min_gain_over_baseline=None,
     slice_columns=(),
-    min_slice_rows=200,
-    max_slice_drop=None,
 )
 BLESSED = "blessed by the evaluation gate"
 

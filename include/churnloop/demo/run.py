@@ -26,11 +26,14 @@ DEMO_SETTINGS = {
     "CHURNLOOP_DRIFT_SHARE_THRESHOLD": "0.8",
     "CHURNLOOP_TRAINING_CRON": "null",
     "CHURNLOOP_CUSTOMER_DATA_MAX_ACTIVE_RUNS": "4",
+    "CHURNLOOP_TUNING_TRIALS": "3",
+    "CHURNLOOP_TUNING_TIMEOUT_SECONDS": "60",
 }
 """The simulated history is short: 30- and 90-day windows are still filling, so about half
 the features drift by construction; the demo judges drift by its important columns
 (settings.drift_important_columns) and only an overwhelming share of the rest. The weekly
-schedule is off because the simulated days are not the wall clock's."""
+schedule is off because the simulated days are not the wall clock's. Tuning runs three
+trials within a minute, to show them in MLflow at demo cost."""
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 
@@ -199,8 +202,19 @@ def _training_line(airflow, run: dict) -> str:
     if states.get("promote_challenger") != "success":
         return f"{head}: failed at {', '.join(airflow.failed_tasks('continuous_training', run_id))}"
     promoted = airflow.xcom("continuous_training", run_id, "promote_challenger")
+    decision = airflow.xcom("continuous_training", run_id, "evaluate_challenger")
     outcome = f"v{promoted['version']}: {promoted['reason']}"
-    return f"{head}: {outcome}; deploy {states.get('deploy_champion')}"
+    evidence = "; ".join(gate_evidence(decision))
+    return f"{head}: {outcome}; deploy {states.get('deploy_champion')}\n      {evidence}"
+
+
+def gate_evidence(decision: dict) -> list[str]:
+    """The gate's comparison with the champion and the baseline it beat, with intervals."""
+    from churnloop.training.decision_text import evidence_lines
+    from churnloop.training.gate import Decision
+
+    judged = Decision.from_dict(decision)
+    return [f"vs champion: {judged.comparison}", *evidence_lines(judged)]
 
 
 def _collect(settings: Settings, summary: DemoSummary) -> None:

@@ -190,15 +190,17 @@ def _churn_logit(columns: dict[str, np.ndarray], concept_weight: float) -> np.nd
     """
     monthly = columns["contract"] == 0
     charges = columns["monthly_charges"]
+    new_monthly = monthly & (columns["tenure_months"] < 6)
     baseline = (
-        -1.4
+        -1.6
         + 1.2 * np.minimum(columns["payment_failures"], 3)
         + 0.7 * np.minimum(columns["support_tickets"], 4)
         - 0.45 * np.minimum(columns["logins"], 5)
-        + 0.08 * np.minimum(columns["days_since_last_login"], 60)
-        + 1.4 * monthly
-        - 0.06 * np.minimum(columns["tenure_months"], 48)
-        + 0.015 * (charges - 50.0)
+        + 1.2 * (columns["days_since_last_login"] > 14)
+        + 0.9 * monthly
+        + 1.5 * new_monthly
+        - 0.04 * np.minimum(columns["tenure_months"], 48)
+        + 0.03 * (charges - 50.0) * monthly
     )
     if concept_weight == 0.0:
         return baseline

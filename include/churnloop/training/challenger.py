@@ -28,12 +28,14 @@ from mlflow.models.model import ModelInfo
 from sklearn.pipeline import Pipeline
 
 from churnloop import registry
+from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings
 from churnloop.training.metrics import binary_labels, classification_metrics, score
 from churnloop.training.pipeline import fit_pipeline, require_training_columns
 from churnloop.training.plots import holdout_plots
 from churnloop.training.split import snapshot_days
+from churnloop.training.tuning import SEARCH_SPACE, TuningResult, log_trials
 
 MODEL_ARTIFACT = "model"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
@@ -86,19 +88,24 @@ def train_and_register(
     feature_service: str,
     lineage: Mapping[str, str],
     params: Mapping[str, Any] | None = None,
+    params_source: str = "settings",
+    tuning: TuningResult | None = None,
 ) -> TrainedModel:
     """Fit on ``train``, log everything to MLflow, register a version tagged ``@challenger``.
 
     ``lineage`` holds the Airflow run (``dag_id``, ``run_id``, ``logical_date``, ...),
     written as ``airflow.<key>`` tags; ``params`` default to ``settings.model_params``.
+    A commit that cannot be told is refused where settings require one (production).
     """
     params = dict(settings.model_params if params is None else params)
+    commit = provenance(settings)
     fitted = fit_challenger(settings, train, holdout, feature_names, params)
     window_start = snapshot_days(train, "training split").min().date()
     window_end = snapshot_days(holdout, "holdout").max().date()
     dataset = _dataset_record(train, f"{feature_service} {window_start}..{window_end}")
     tags = {
-        registry.GIT_SHA_TAG: git_sha(settings.project_root),
+        **commit,
+        registry.PARAMS_SOURCE_TAG: params_source,
         registry.FEATURE_SERVICE_TAG: feature_service,
         registry.DATA_WINDOW_START_TAG: window_start.isoformat(),
         registry.TRAINING_DATA_END_TAG: window_end.isoformat(),
@@ -114,6 +121,7 @@ def train_and_register(
         params=params,
         tags=tags,
         dataset=dataset,
+        tuning=tuning,
     )
     mark_as_challenger(settings, version, tags)
     return TrainedModel(
@@ -159,8 +167,10 @@ def log_challenger_run(
     params: Mapping[str, Any],
     tags: Mapping[str, str],
     dataset: PandasDataset,
+    tuning: TuningResult | None = None,
 ) -> tuple[str, int]:
-    """Log the run (tags, parameters, metrics, dataset, plots, drift reference, model).
+    """Log the run (tags, parameters, metrics, dataset, plots, drift reference, tuning
+    trials, model).
 
     Logging the model registers it: returns the run id and the new version's number.
     """
@@ -184,6 +194,8 @@ def log_challenger_run(
         for name, figure in holdout_plots(fitted.model, labels, fitted.holdout_scores).items():
             mlflow.log_figure(figure, f"plots/{name}.png")
         _log_reference(holdout, fitted.holdout_scores, feature_names, settings)
+        if tuning is not None and tuning.trials:
+            log_trials(tuning)
         info = _log_model(settings, fitted.model, train[feature_names])
     return run.info.run_id, int(info.registered_model_version)
 
@@ -225,20 +237,58 @@ def warm_requirement_checks() -> None:
     _init_modules_to_packages_map()
 
 
+def base_params(settings: Settings) -> tuple[dict[str, Any], str]:
+    """The parameters a run starts from, and where they come from.
+
+    ``CHURNLOOP_MODEL_PARAMS`` set by a person wins ("override"); else the champion's
+    ("champion vN"), so a run without tuning repeats what is served; else the settings'.
+    """
+    if "model_params" in settings.model_fields_set:
+        return dict(settings.model_params), "override"
+    champion = registry.champion_version(settings)
+    if champion is None:
+        return dict(settings.model_params), "settings"
+    classifier = registry.load_model(settings, registry.CHAMPION).named_steps["classifier"]
+    chosen = classifier.get_params()
+    keys = set(settings.model_params) | set(SEARCH_SPACE)
+    return {
+        key: chosen[key] for key in sorted(keys) if key in chosen
+    }, f"champion v{champion.version}"
+
+
+def provenance(settings: Settings) -> dict[str, str]:
+    """The commit tags of a new version; refuses an unknown commit if settings require one."""
+    commit = settings.git_sha or git_sha(settings.project_root)
+    if commit == "unknown" and settings.require_known_commit:
+        raise DataError(
+            "refusing to register a model whose commit is unknown: build the image with "
+            "--build-arg GIT_SHA=$(git rev-parse HEAD) or set CHURNLOOP_GIT_SHA"
+        )
+    dirty = "unknown" if settings.git_sha else _git_dirty(settings.project_root)
+    return {registry.GIT_SHA_TAG: commit, registry.GIT_DIRTY_TAG: dirty}
+
+
 def git_sha(root: Path) -> str:
     """The checkout's commit, or ``"unknown"`` outside a git repository."""
+    return _git(root, "rev-parse", "HEAD") or "unknown"
+
+
+def _git_dirty(root: Path) -> str:
+    """``"true"`` when tracked files differ from the commit, ``"unknown"`` outside git."""
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if status is None:
+        return "unknown"
+    return "true" if status else "false"
+
+
+def _git(root: Path, *arguments: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
+            ["git", *arguments], cwd=root, capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
+        return None
+    return result.stdout.strip()
 
 
 def _experiment_id(settings: Settings) -> str:

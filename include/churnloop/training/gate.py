@@ -1,91 +1,69 @@
 """The evaluation gate: may the challenger replace the champion? (after TFX's Evaluator)
 
-`evaluate` scores both models on the same holdout and returns a `Decision`: value, change
-and slice checks, each with what was observed, its threshold and its status. The decision
-survives a JSON round trip (XCom) and becomes model-version tags (`Decision.to_tags`).
+`evaluate` scores challenger, champion and baselines on the same holdout and decides on
+DeLong intervals, never on points: value, non-inferiority against the champion, gain over
+the best baseline, per-slice change, and inclusion floors that also hold at bootstrap.
+The `Decision` survives a JSON round trip (XCom) and becomes model-version tags.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
-from churnloop.errors import DataError
 from churnloop.registry import GATE_DECISION_TAG, GATE_TAG_PREFIX
 from churnloop.settings import Settings
-from churnloop.training.metrics import (
-    METRICS,
-    Scorer,
-    binary_labels,
-    classification_metrics,
-    format_number,
-    score,
-)
+from churnloop.training.decision_text import decision_text
+from churnloop.training.intervals import Interval, auc_difference, auc_interval
+from churnloop.training.metrics import Scorer, binary_labels, classification_metrics, score
+from churnloop.training.slices import Slice, SliceJudgement, judge_slices, slice_values
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+SUPERIOR, NON_INFERIOR, INFERIOR, BOOTSTRAP = "superior", "non-inferior", "inferior", "bootstrap"
 
 
 @dataclass(frozen=True)
 class GateConfig:
     """The gate's thresholds; defaults come from settings, a DAG run's Params override them."""
 
+    confidence: float
+    min_holdout_positives: int
+    min_holdout_negatives: int
     min_roc_auc: float
-    max_auc_drop_abs: float | None
-    max_auc_drop_rel: float | None
+    noninferiority_margin: float | None
+    superiority_margin: float
+    min_gain_over_baseline: float | None
     slice_columns: tuple[str, ...]
-    min_slice_rows: int
+    min_slice_positives: int
+    min_slice_negatives: int
     max_slice_drop: float | None
+    min_slice_auc: float | None
+    max_slice_gap: float | None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> GateConfig:
-        gate = cls(
-            min_roc_auc=settings.gate_min_roc_auc,
-            max_auc_drop_abs=settings.gate_max_auc_drop_abs,
-            max_auc_drop_rel=settings.gate_max_auc_drop_rel,
-            slice_columns=tuple(settings.gate_slice_columns),
-            min_slice_rows=settings.gate_min_slice_rows,
-            max_slice_drop=settings.gate_max_slice_drop,
-        )
+        names = [field.name for field in dataclasses.fields(cls)]
+        gate = cls(**{name: getattr(settings, f"gate_{name}") for name in names})
+        gate = dataclasses.replace(gate, slice_columns=tuple(gate.slice_columns))
         return dataclasses.replace(gate, **overrides)
 
 
 @dataclass(frozen=True)
 class Check:
+    """One rule's outcome; ``interval`` is the evidence it was decided on."""
+
     name: str
     status: str
     observed: float | None
     threshold: float | None
     message: str
-
-
-@dataclass(frozen=True)
-class SliceMetrics:
-    """One slice's ROC AUC for both models; ``judged`` is False when it is too small."""
-
-    column: str
-    value: str
-    rows: int
-    positives: int
-    challenger_auc: float | None
-    champion_auc: float | None
-    judged: bool
-
-    def cells(self) -> list[str]:
-        """The slice as one row of text, for the task log and the model card alike."""
-        return [
-            f"{self.column}={self.value}",
-            str(self.rows),
-            str(self.positives),
-            format_number(self.challenger_auc),
-            format_number(self.champion_auc),
-            "yes" if self.judged else "no (too small or one class)",
-        ]
+    interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,10 +71,15 @@ class Decision:
     """The gate's verdict with every check behind it; survives a JSON round trip (XCom)."""
 
     blessed: bool
+    comparison: str
     checks: tuple[Check, ...]
-    slices: tuple[SliceMetrics, ...]
+    slices: tuple[Slice, ...]
     challenger_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    baseline_metrics: dict[str, dict[str, float]]
+    change: Interval | None
+    best_baseline: str | None
+    baseline_gain: Interval | None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -108,37 +91,16 @@ class Decision:
 
     def describe(self) -> str:
         """The decision as text tables, for the task log."""
-        failed = len(self.failed_checks)
-        title = f"Evaluation gate: {self.verdict.upper()} ({failed} of {len(self.checks)} failed)"
-        champion = self.champion_metrics or {}
-        metrics = [
-            [
-                name,
-                format_number(self.challenger_metrics.get(name)),
-                format_number(champion.get(name)),
-            ]
-            for name in METRICS
-        ]
-        checks = [
-            [c.name, c.status, format_number(c.observed), format_number(c.threshold), c.message]
-            for c in self.checks
-        ]
-        slices = [item.cells() for item in self.slices]
-        return "\n\n".join(
-            [
-                title,
-                _text_table(["metric", "challenger", "champion"], metrics),
-                _text_table(["check", "status", "observed", "threshold", "message"], checks),
-                _text_table(
-                    ["slice", "rows", "positives", "challenger_auc", "champion_auc", "judged"],
-                    slices,
-                ),
-            ]
-        )
+        return decision_text(self)
 
     def to_tags(self) -> dict[str, str]:
-        """``gate.decision`` plus one ``gate.<check>`` tag per check, for the model version."""
-        tags = {GATE_DECISION_TAG: self.verdict}
+        """``gate.decision``, the evidence in brief, and one ``gate.<check>`` tag per check."""
+        tags = {GATE_DECISION_TAG: self.verdict, f"{GATE_TAG_PREFIX}comparison": self.comparison}
+        if self.change is not None:
+            tags[f"{GATE_TAG_PREFIX}change_vs_champion"] = self.change.describe()
+        if self.best_baseline is not None and self.baseline_gain is not None:
+            gain = self.baseline_gain.describe()
+            tags[f"{GATE_TAG_PREFIX}baseline"] = f"{self.best_baseline}: gain {gain}"
         for check in self.checks:
             tags[f"{GATE_TAG_PREFIX}{_tag_safe(check.name)}"] = f"{check.status}: {check.message}"
         return tags
@@ -148,134 +110,159 @@ class Decision:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
+        def interval(value: dict[str, float] | None) -> Interval | None:
+            return None if value is None else Interval(**value)
+
+        def check(item: dict[str, Any]) -> Check:
+            bounds = item.get("interval")
+            return Check(**{**item, "interval": None if bounds is None else tuple(bounds)})
+
         return cls(
-            blessed=data["blessed"],
-            checks=tuple(Check(**check) for check in data["checks"]),
-            slices=tuple(SliceMetrics(**item) for item in data["slices"]),
-            challenger_metrics=data["challenger_metrics"],
-            champion_metrics=data["champion_metrics"],
+            **{
+                **data,
+                "checks": tuple(check(item) for item in data["checks"]),
+                "slices": tuple(Slice.from_dict(item) for item in data["slices"]),
+                "change": interval(data["change"]),
+                "baseline_gain": interval(data["baseline_gain"]),
+            }
         )
 
 
 def evaluate(
-    champion: Scorer | None, challenger: Scorer, holdout: pd.DataFrame, gate: GateConfig
+    champion: Scorer | None,
+    challenger: Scorer,
+    holdout: pd.DataFrame,
+    gate: GateConfig,
+    baselines: Mapping[str, Scorer] | None = None,
 ) -> Decision:
-    """Score both models on ``holdout`` and apply every check of ``gate``."""
-    missing = [column for column in gate.slice_columns if column not in holdout.columns]
-    if missing:
-        raise DataError(f"the holdout lacks slice column(s) {', '.join(missing)}")
+    """Score every model on ``holdout`` and apply every check of ``gate``."""
     labels = binary_labels(holdout, "holdout")
+    groups = {column: slice_values(holdout, column) for column in gate.slice_columns}
     challenger_scores = score(challenger, holdout, "challenger")
     champion_scores = None if champion is None else score(champion, holdout, "champion")
+    baseline_scores = {key: score(model, holdout, key) for key, model in (baselines or {}).items()}
     challenger_metrics = classification_metrics(labels, challenger_scores)
     champion_metrics = None
     if champion_scores is not None:
         champion_metrics = classification_metrics(labels, champion_scores)
 
-    checks = [_value_check(challenger_metrics["roc_auc"], gate.min_roc_auc)]
-    champion_auc = None if champion_metrics is None else champion_metrics["roc_auc"]
-    checks += _change_checks(challenger_metrics["roc_auc"], champion_auc, gate)
-    slices = _slice_metrics(holdout, labels, challenger_scores, champion_scores, gate)
-    checks += [_slice_check(item, gate) for item in slices]
+    checks = [_size_check(labels, gate), _value_check(labels, challenger_scores, gate)]
+    change, comparison, check = _champion_check(labels, challenger_scores, champion_scores, gate)
+    checks.append(check)
+    best, gain, check = _baseline_check(labels, challenger_scores, baseline_scores, gate)
+    checks.append(check)
+    judgement = judge_slices(groups, labels, challenger_scores, champion_scores, gate)
+    checks += [_as_check(item) for item in judgement.checks]
     return Decision(
         blessed=not any(check.status == FAILED for check in checks),
+        comparison=comparison,
         checks=tuple(checks),
-        slices=tuple(slices),
+        slices=judgement.slices,
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
+        baseline_metrics={
+            key: classification_metrics(labels, scores) for key, scores in baseline_scores.items()
+        },
+        change=change,
+        best_baseline=best,
+        baseline_gain=gain,
     )
 
 
-def _value_check(auc: float, minimum: float) -> Check:
-    passed = auc >= minimum
-    relation = ">=" if passed else "<"
-    message = f"challenger ROC AUC {auc:.4f} {relation} minimum {minimum:.4f}"
-    return Check("min_roc_auc", PASSED if passed else FAILED, auc, minimum, message)
-
-
-def _change_checks(challenger: float, champion: float | None, gate: GateConfig) -> list[Check]:
-    checks = []
-    for name, limit, relative in (
-        ("max_auc_drop_abs", gate.max_auc_drop_abs, False),
-        ("max_auc_drop_rel", gate.max_auc_drop_rel, True),
-    ):
-        if champion is None:
-            checks.append(Check(name, SKIPPED, None, limit, "no champion yet (bootstrap)"))
-            continue
-        drop = (champion - challenger) / champion if relative else champion - challenger
-        if limit is None:
-            checks.append(Check(name, SKIPPED, drop, None, "check disabled"))
-            continue
-        passed = drop <= limit
-        unit = " (relative)" if relative else ""
-        message = (
-            f"ROC AUC {challenger:.4f} vs champion {champion:.4f}: drop{unit} {drop:.4f} "
-            f"{'<=' if passed else '>'} {limit:.4f}"
-        )
-        checks.append(Check(name, PASSED if passed else FAILED, drop, limit, message))
-    return checks
-
-
-def _slice_metrics(
-    holdout: pd.DataFrame,
-    labels: np.ndarray,
-    challenger_scores: np.ndarray,
-    champion_scores: np.ndarray | None,
-    gate: GateConfig,
-) -> list[SliceMetrics]:
-    results = []
-    for column in gate.slice_columns:
-        values = holdout[column].astype("string").fillna("<missing>").to_numpy()
-        for value in sorted(set(values)):
-            mask = values == value
-            rows, positives = int(mask.sum()), int(labels[mask].sum())
-            two_classes = 0 < positives < rows
-            judged = two_classes and rows >= gate.min_slice_rows
-            challenger_auc = _auc(labels[mask], challenger_scores[mask]) if two_classes else None
-            champion_auc = None
-            if champion_scores is not None and two_classes:
-                champion_auc = _auc(labels[mask], champion_scores[mask])
-            results.append(
-                SliceMetrics(column, value, rows, positives, challenger_auc, champion_auc, judged)
-            )
-    return results
-
-
-def _slice_check(item: SliceMetrics, gate: GateConfig) -> Check:
-    name = f"slice.{item.column}.{item.value}"
-    limit = gate.max_slice_drop
-    if not item.judged:
-        message = (
-            f"{item.column}={item.value}: {item.rows} rows, {item.positives} positive "
-            f"(needs {gate.min_slice_rows} rows and both classes): reported, not judged"
-        )
-        return Check(name, SKIPPED, None, limit, message)
-    if item.champion_auc is None:
-        return Check(name, SKIPPED, None, limit, "no champion yet (bootstrap)")
-    drop = item.champion_auc - item.challenger_auc
-    if limit is None:
-        return Check(name, SKIPPED, drop, None, "check disabled")
-    passed = drop <= limit
+def _size_check(labels: np.ndarray, gate: GateConfig) -> Check:
+    """The holdout holds enough of each class for its intervals to mean something."""
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    enough = positives >= gate.min_holdout_positives and negatives >= gate.min_holdout_negatives
     message = (
-        f"{item.column}={item.value} ROC AUC {item.challenger_auc:.4f} vs champion "
-        f"{item.champion_auc:.4f}: drop {drop:.4f} {'<=' if passed else '>'} {limit:.4f}"
+        f"holdout: {positives} positives, {negatives} negatives (needs "
+        f"{gate.min_holdout_positives} and {gate.min_holdout_negatives})"
     )
-    return Check(name, PASSED if passed else FAILED, drop, limit, message)
+    if not enough:
+        message += ": too few to judge; widen holdout_days"
+    return Check("holdout_size", PASSED if enough else FAILED, positives, None, message)
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(roc_auc_score(labels, scores))
+def _value_check(labels: np.ndarray, scores: np.ndarray, gate: GateConfig) -> Check:
+    """The challenger is good enough on its own: its whole interval reaches the minimum."""
+    auc = auc_interval(labels, scores, gate.confidence)
+    passed = auc.low >= gate.min_roc_auc
+    relation = ">=" if passed else "<"
+    message = (
+        f"challenger ROC AUC {auc.describe()}: lower bound {relation} minimum "
+        f"{gate.min_roc_auc:.4f}"
+    )
+    status = PASSED if passed else FAILED
+    return Check("min_roc_auc", status, auc.estimate, gate.min_roc_auc, message, _bounds(auc))
+
+
+def _champion_check(
+    labels: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray | None,
+    gate: GateConfig,
+) -> tuple[Interval | None, str, Check]:
+    """Non-inferiority: the change's lower bound must stay above minus the margin."""
+    name, margin = "noninferiority", gate.noninferiority_margin
+    if champion is None:
+        return None, BOOTSTRAP, Check(name, SKIPPED, None, margin, "no champion yet (bootstrap)")
+    change = auc_difference(labels, challenger, champion, gate.confidence)
+    comparison = _comparison(change, gate)
+    message = f"ROC AUC change vs champion {change.describe()}: {comparison}"
+    if margin is None:
+        return change, comparison, Check(name, SKIPPED, change.estimate, None, message)
+    passed = change.low >= -margin
+    message += f" (lower bound {'>=' if passed else '<'} -{margin:.4f})"
+    status = PASSED if passed else FAILED
+    return (
+        change,
+        comparison,
+        Check(name, status, change.estimate, -margin, message, _bounds(change)),
+    )
+
+
+def _comparison(change: Interval, gate: GateConfig) -> str:
+    if change.low > gate.superiority_margin:
+        return SUPERIOR
+    margin = gate.noninferiority_margin
+    return INFERIOR if margin is not None and change.low < -margin else NON_INFERIOR
+
+
+def _baseline_check(
+    labels: np.ndarray,
+    challenger: np.ndarray,
+    baselines: Mapping[str, np.ndarray],
+    gate: GateConfig,
+) -> tuple[str | None, Interval | None, Check]:
+    """The challenger must beat the best simple model: the gain's lower bound above the minimum."""
+    name, minimum = "beats_baselines", gate.min_gain_over_baseline
+    if not baselines:
+        return None, None, Check(name, SKIPPED, None, minimum, "no baseline was fitted")
+    aucs = {
+        key: auc_interval(labels, scores, gate.confidence).estimate
+        for key, scores in baselines.items()
+    }
+    best = max(aucs, key=aucs.__getitem__)
+    gain = auc_difference(labels, challenger, baselines[best], gate.confidence)
+    message = f"ROC AUC gain over {best} (AUC {aucs[best]:.4f}) {gain.describe()}"
+    if minimum is None:
+        return best, gain, Check(name, SKIPPED, gain.estimate, None, message)
+    passed = gain.low > minimum
+    message += f": lower bound {'>' if passed else '<='} {minimum:.4f}"
+    status = PASSED if passed else FAILED
+    return best, gain, Check(name, status, gain.estimate, minimum, message, _bounds(gain))
+
+
+def _as_check(item: SliceJudgement) -> Check:
+    bounds = None if item.interval is None else _bounds(item.interval)
+    observed = None if item.interval is None else item.interval.estimate
+    return Check(item.name, item.status, observed, item.threshold, item.message, bounds)
+
+
+def _bounds(interval: Interval) -> tuple[float, float]:
+    return (interval.low, interval.high)
 
 
 def _tag_safe(name: str) -> str:
     """MLflow tag keys allow word characters, ``. - : /`` and spaces."""
     return re.sub(r"[^\w.\-:/ ]", "_", name)
-
-
-def _text_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = [header, ["-" * width for width in widths], *rows]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )

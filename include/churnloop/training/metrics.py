@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from churnloop.errors import DataError
 from churnloop.schema import LABEL
+from churnloop.training.frames import with_numpy_dtypes
 
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "positives_rate", "rows")
 """The names `classification_metrics` returns, in the order reports list them."""
@@ -46,7 +47,7 @@ def score(model: Scorer, frame: pd.DataFrame, role: str = "model") -> np.ndarray
     missing = sorted(set(model.feature_names_in_) - set(frame.columns))
     if missing:
         raise DataError(f"the {role} needs column(s) the data lacks: {', '.join(missing)}")
-    return model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
+    return model.predict_proba(with_numpy_dtypes(frame[list(model.feature_names_in_)]))[:, 1]
 
 
 def binary_labels(frame: pd.DataFrame, role: str) -> np.ndarray:

@@ -14,6 +14,12 @@ import mlflow
 from churnloop import registry
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
+from churnloop.training.decision_text import (
+    SLICE_HEADER,
+    evidence_lines,
+    metric_columns,
+    metric_rows,
+)
 from churnloop.training.gate import Decision
 from churnloop.training.metrics import METRICS, format_number
 from churnloop.training.promotion import recorded_decision
@@ -119,7 +125,7 @@ def _features_section(facts: CardFacts) -> str:
 
 
 def _gate_sections(decision: Decision | None) -> list[str]:
-    """Metrics per slice and the gate's checks, or a line saying the gate has not judged."""
+    """The gate's evidence, metrics per slice and checks, or a line saying it has not judged."""
     if decision is None:
         return ["## Evaluation gate\n\nNot evaluated yet."]
     checks = [
@@ -127,9 +133,17 @@ def _gate_sections(decision: Decision | None) -> list[str]:
         for c in decision.checks
     ]
     header = ["check", "status", "observed", "threshold", "reason"]
+    evidence = "\n".join(f"- {line}" for line in evidence_lines(decision)) or "- bootstrap"
     return [
-        "## Metrics per slice\n\n" + _slices_table(decision),
-        f"## Evaluation gate: {decision.verdict}\n\n" + _markdown_table(header, checks),
+        "## Baselines on the same holdout\n\n"
+        + _markdown_table(["metric", *metric_columns(decision)], metric_rows(decision)),
+        "## Metrics per slice\n\n"
+        + "Slices with too few positives or negatives are reported, never judged.\n\n"
+        + _markdown_table(SLICE_HEADER, [item.cells() for item in decision.slices]),
+        f"## Evaluation gate: {decision.verdict} ({decision.comparison})\n\n"
+        + evidence
+        + "\n\n"
+        + _markdown_table(header, checks),
     ]
 
 
@@ -154,12 +168,6 @@ def _metrics_table(facts: CardFacts) -> str:
         for name in METRICS
     ]
     return _markdown_table(["metric", "this version", "champion on the same holdout"], rows)
-
-
-def _slices_table(decision: Decision) -> str:
-    rows = [item.cells() for item in decision.slices]
-    header = ["slice", "rows", "positives", "ROC AUC", "champion ROC AUC", "judged"]
-    return _markdown_table(header, rows)
 
 
 def _bullets(pairs: list[tuple[str, str]]) -> str:

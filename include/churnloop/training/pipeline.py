@@ -17,6 +17,7 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from churnloop.errors import DataError
 from churnloop.schema import LABEL, TIMESTAMP
+from churnloop.training.frames import with_numpy_dtypes
 from churnloop.training.metrics import binary_labels
 
 
@@ -49,9 +50,17 @@ def fit_pipeline(
     """Fit `build_pipeline` on ``train``; columns are numeric or categorical by dtype."""
     require_training_columns(train, "training split", feature_names)
     labels = binary_labels(train, "training split")
+    features = with_numpy_dtypes(train[feature_names])
+    numeric, categorical = column_kinds(features, feature_names)
+    pipeline = build_pipeline(numeric, categorical, params, seed)
+    return pipeline.fit(features, labels, classifier__categorical_feature=categorical)
+
+
+def column_kinds(frame: pd.DataFrame, feature_names: list[str]) -> tuple[list[str], list[str]]:
+    """The numeric and the categorical ones among ``feature_names``, by dtype."""
     numeric, categorical = [], []
     for name in feature_names:
-        dtype = train[name].dtype
+        dtype = frame[name].dtype
         if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
             numeric.append(name)
         elif pd.api.types.is_object_dtype(dtype) or isinstance(
@@ -60,8 +69,7 @@ def fit_pipeline(
             categorical.append(name)
         else:
             raise DataError(f"feature {name!r} has dtype {dtype}: neither numeric nor categorical")
-    pipeline = build_pipeline(numeric, categorical, params, seed)
-    return pipeline.fit(train[feature_names], labels, classifier__categorical_feature=categorical)
+    return numeric, categorical
 
 
 def require_training_columns(frame: pd.DataFrame, role: str, columns: list[str]) -> None:

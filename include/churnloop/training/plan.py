@@ -15,7 +15,12 @@ from churnloop.errors import DataError
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
 
-GATE_PARAMS = ("min_roc_auc", "max_auc_drop_abs", "max_auc_drop_rel", "max_slice_drop")
+GATE_PARAMS = (
+    "min_roc_auc",
+    "noninferiority_margin",
+    "min_gain_over_baseline",
+    "max_slice_drop",
+)
 """Params of the trigger form that override the evaluation gate's settings."""
 
 
@@ -32,6 +37,8 @@ class TrainingPlan:
     dry_run: bool
     trigger: str
     drift_events: list[dict[str, Any]] = field(default_factory=list)
+    tuning_trials: int = 0
+    tuning_timeout_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), **{k: getattr(self, k).isoformat() for k in _DATES}}
@@ -44,9 +51,15 @@ class TrainingPlan:
     def describe(self) -> str:
         mode = "dry run" if self.dry_run else "forced" if self.force_reason else "gated"
         events = f", {len(self.drift_events)} drift event(s)" if self.drift_events else ""
+        tuning = (
+            f"tuning {self.tuning_trials} trial(s) within {self.tuning_timeout_seconds:g} s"
+            if self.tuning_trials
+            else "tuning off"
+        )
         return (
             f"as of {self.as_of} ({self.trigger}{events}): snapshots {self.window_start}.."
-            f"{self.window_end}, last {self.holdout_days} days held out; promotion {mode}"
+            f"{self.window_end}, last {self.holdout_days} days held out; {tuning}; "
+            f"promotion {mode}"
         )
 
 
@@ -147,4 +160,14 @@ def plan_training_run(
         dry_run=bool(params.get("dry_run")),
         trigger=trigger,
         drift_events=list(drift_events or []),
+        tuning_trials=int(_param_or(params, "tuning_trials", settings.tuning_trials)),
+        tuning_timeout_seconds=float(
+            _param_or(params, "tuning_timeout_seconds", settings.tuning_timeout_seconds)
+        ),
     )
+
+
+def _param_or(params: Mapping[str, Any], name: str, default: Any) -> Any:
+    """A Param's value, or ``default`` when the run did not set it (0 is a value)."""
+    value = params.get(name)
+    return default if value is None else value

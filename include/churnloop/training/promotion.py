@@ -15,7 +15,12 @@ from churnloop.training.gate import Decision
 
 def record_decision(settings: Settings, version: int, decision: Decision) -> None:
     """Tag the version with the decision (for the UI) and keep it as JSON (for the card)."""
-    registry.save_decision(settings, version, decision.to_tags(), decision.to_dict())
+    metrics = {
+        f"baseline_{name}_{metric}": value
+        for name, values in decision.baseline_metrics.items()
+        for metric, value in values.items()
+    }
+    registry.save_decision(settings, version, decision.to_tags(), decision.to_dict(), metrics)
 
 
 def recorded_decision(settings: Settings, version: int) -> Decision | None:

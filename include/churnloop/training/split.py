@@ -38,6 +38,12 @@ def snapshot_days(frame: pd.DataFrame, role: str) -> pd.Series:
         raise DataError(
             f"the {role}'s {TIMESTAMP!r} must be timezone-aware (UTC), got {timestamps.dtype}"
         )
+    missing = int(timestamps.isna().sum())
+    if missing:
+        raise DataError(
+            f"the {role} has {missing} of {len(timestamps)} rows without {TIMESTAMP!r}: "
+            "a snapshot without a time cannot be placed in the window"
+        )
     return timestamps.dt.tz_convert("UTC").dt.normalize()
 
 

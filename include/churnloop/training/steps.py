@@ -54,19 +54,33 @@ def validate_training_set(settings: Settings, planned: dict[str, Any]) -> str | 
 def train_challenger(
     settings: Settings, planned: dict[str, Any], lineage: dict[str, str]
 ) -> dict[str, Any]:
-    """Fit, log and register the challenger; ``lineage`` names the Airflow run."""
+    """Tune (within the plan's budget), fit, log and register the challenger; ``lineage``
+    names the Airflow run."""
     from churnloop.features.definition import FEATURE_SERVICE
     from churnloop.features.feast_config import feature_names
-    from churnloop.training.challenger import train_and_register
+    from churnloop.training.challenger import base_params, train_and_register
     from churnloop.training.split import split_by_time
+    from churnloop.training.tuning import tune
 
     plan = TrainingPlan.from_dict(planned)
     train_rows, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
+    names = feature_names(settings)
+    params, source = base_params(settings)
+    tuning = tune(
+        settings,
+        train_rows,
+        names,
+        base_params=params,
+        trials=plan.tuning_trials,
+        timeout_seconds=plan.tuning_timeout_seconds,
+        seed=settings.training_seed,
+    )
+    print(tuning.describe())
     trained = train_and_register(
         settings,
         train_rows,
         holdout,
-        feature_names=feature_names(settings),
+        feature_names=names,
         feature_service=FEATURE_SERVICE,
         lineage={
             **lineage,
@@ -74,6 +88,9 @@ def train_challenger(
             "trigger": plan.trigger,
             "drift_events": json.dumps(plan.drift_events, sort_keys=True),
         },
+        params=tuning.best_params,
+        params_source="tuned" if tuning.best_cv_auc is not None else source,
+        tuning=tuning,
     )
     print(f"challenger: {trained.name} v{trained.version}, holdout {trained.metrics}")
     return trained.to_dict()
@@ -82,19 +99,28 @@ def train_challenger(
 def evaluate_challenger(
     settings: Settings, planned: dict[str, Any], trained: dict[str, Any]
 ) -> dict[str, Any]:
-    """Judge the challenger against the champion on the same holdout; tag the version."""
+    """Judge the challenger against the champion and the baselines on the same holdout.
+
+    The baselines are fitted here, on the challenger's training split; their metrics go on
+    the challenger's run, the decision on its version.
+    """
     from churnloop import registry
+    from churnloop.features.feast_config import feature_names
+    from churnloop.training.baselines import fit_baselines
     from churnloop.training.gate import GateConfig, evaluate
     from churnloop.training.promotion import record_decision
     from churnloop.training.split import split_by_time
 
     plan = TrainingPlan.from_dict(planned)
-    _, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
+    train_rows, holdout = split_by_time(load_training_set(settings, plan), plan.holdout_days)
+    baselines = fit_baselines(
+        train_rows, feature_names(settings), settings.training_seed, settings.baseline_max_rows
+    )
     champion = registry.champion_version(settings)
     champion_model = None if champion is None else registry.load_model(settings, registry.CHAMPION)
     challenger_model = registry.load_model(settings, trained["version"])
     gate = GateConfig.from_settings(settings, **plan.gate_overrides)
-    decision = evaluate(champion_model, challenger_model, holdout, gate)
+    decision = evaluate(champion_model, challenger_model, holdout, gate, baselines)
     record_decision(settings, trained["version"], decision)
     print(decision.describe())
     return decision.to_dict()

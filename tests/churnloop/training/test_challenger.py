@@ -8,10 +8,22 @@ import numpy as np
 import pytest
 
 from churnloop import registry
+from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
-from churnloop.training.challenger import SCHEMA_SAMPLE_ROWS, _dataset_record, reference_data
+from churnloop.settings import get_settings
+from churnloop.training.challenger import (
+    SCHEMA_SAMPLE_ROWS,
+    _dataset_record,
+    base_params,
+    git_sha,
+    provenance,
+    reference_data,
+    train_and_register,
+)
 from churnloop.training.split import split_by_time
+from churnloop.training.tuning import ParamRange, tune
 from tests.churnloop.training_support import (
+    FAST_PARAMS,
     FEATURE_SERVICE,
     FEATURES,
     HOLDOUT_DAYS,
@@ -107,3 +119,71 @@ def test_challenger_is_logged_registered_and_reloads_identically(settings, frame
     rescored = trained.model.predict_proba(reference[FEATURES])[:, 1]
     np.testing.assert_allclose(reference[PREDICTION], rescored)
     assert json.loads(json.dumps(trained.to_dict()))["version"] == 1
+
+
+def test_a_version_records_its_commit_state_and_where_its_parameters_came_from(settings, frame):
+    settings = with_empty_mlflow(settings)
+
+    trained, _ = register_challenger(settings, frame)
+
+    tags = registry.model_version(settings, trained.version).tags
+    assert tags[registry.GIT_SHA_TAG] == git_sha(settings.project_root) != "unknown"
+    assert tags[registry.GIT_DIRTY_TAG] in {"true", "false"}
+    assert tags[registry.PARAMS_SOURCE_TAG] == "settings"
+
+
+def test_parameters_set_by_a_person_are_an_override(settings, monkeypatch):
+    assert base_params(with_empty_mlflow(settings)) == (settings.model_params, "settings")
+
+    monkeypatch.setenv("CHURNLOOP_MODEL_PARAMS", json.dumps(FAST_PARAMS))
+
+    assert base_params(get_settings()) == (FAST_PARAMS, "override")
+
+
+def test_the_image_commit_wins_and_an_unknown_one_is_refused_where_required(
+    settings, frame, monkeypatch
+):
+    monkeypatch.setenv("CHURNLOOP_GIT_SHA", "0123abc")
+    assert provenance(get_settings())[registry.GIT_SHA_TAG] == "0123abc"
+
+    monkeypatch.setenv("CHURNLOOP_GIT_SHA", "unknown")
+    monkeypatch.setenv("CHURNLOOP_REQUIRE_KNOWN_COMMIT", "true")
+    settings = with_empty_mlflow(get_settings())
+    with pytest.raises(DataError, match="commit is unknown: build the image with"):
+        register_challenger(settings, frame)
+    assert registry.connect(settings).search_registered_models() == []
+
+
+def test_tuning_trials_are_child_runs_of_the_challengers_run(settings, frame):
+    settings = with_empty_mlflow(settings)
+    train, holdout = split_by_time(frame, HOLDOUT_DAYS)
+    small = {"n_estimators": ParamRange(5, 20, integer=True)}
+    tuning = tune(
+        settings,
+        train,
+        FEATURES,
+        base_params=FAST_PARAMS,
+        trials=2,
+        timeout_seconds=600,
+        seed=1,
+        space=small,
+    )
+
+    trained = train_and_register(
+        settings,
+        train,
+        holdout,
+        feature_names=FEATURES,
+        feature_service=FEATURE_SERVICE,
+        lineage=LINEAGE,
+        params=tuning.best_params,
+        params_source="tuned",
+        tuning=tuning,
+    )
+
+    children = mlflow.search_runs(
+        experiment_ids=[mlflow.get_run(trained.run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{trained.run_id}'",
+    )
+    assert len(children) == 2
+    assert mlflow.get_run(trained.run_id).data.metrics["tuning_trials"] == 2

@@ -5,6 +5,7 @@ import datetime as dt
 import mlflow
 
 from churnloop import registry
+from churnloop.training.baselines import fit_baselines
 from churnloop.training.gate import FAILED, Check, Decision, GateConfig, evaluate
 from churnloop.training.model_card import (
     CARD_ARTIFACT,
@@ -13,9 +14,12 @@ from churnloop.training.model_card import (
     render_model_card,
 )
 from churnloop.training.promotion import promote_on_decision
+from churnloop.training.split import split_by_time
 from tests.churnloop.training_support import (
     FEATURE_SERVICE,
     FEATURES,
+    HOLDOUT_DAYS,
+    RECORDS_GATE,
     labelled_days,
     register_challenger,
     with_empty_mlflow,
@@ -24,8 +28,12 @@ from tests.churnloop.training_support import (
 
 def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_lineage(settings):
     settings = with_empty_mlflow(settings)
-    trained, holdout = register_challenger(settings, labelled_days(dt.date(2026, 1, 1), 8, 300))
-    decision = evaluate(None, trained.model, holdout, GateConfig.from_settings(settings))
+    frame = labelled_days(dt.date(2026, 1, 1), 8, 300)
+    trained, holdout = register_challenger(settings, frame)
+    train, _ = split_by_time(frame, HOLDOUT_DAYS)
+    baselines = fit_baselines(train, FEATURES, seed=1, max_rows=10_000)
+    gate = GateConfig.from_settings(settings, **RECORDS_GATE)
+    decision = evaluate(None, trained.model, holdout, gate, baselines)
     promote_on_decision(settings, 1, decision, logical_date=dt.date(2026, 2, 7))
 
     uri = log_model_card(settings, 1)
@@ -39,8 +47,12 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
     assert all(f"`{name}`" in card for name in FEATURES)
     assert f"| roc_auc | {trained.metrics['roc_auc']:.4g} | - |" in card
     assert "## Evaluation gate: blessed" in card
-    assert "| max_auc_drop_abs | skipped | - | 0.01 | no champion yet (bootstrap) |" in card
-    assert "| plan=basic |" in card
+    assert "## Evaluation gate: blessed (bootstrap)" in card
+    assert "| noninferiority | skipped | - | 0.01 | no champion yet (bootstrap) |" in card
+    assert "## Baselines on the same holdout" in card
+    assert "| metric | challenger | champion | logistic_regression | single_feature |" in card
+    assert f"ROC AUC gain over the best baseline ({decision.best_baseline})" in card
+    assert "| plan=basic |" in card and "| age_band=" in card and "| tenure_bucket=" in card
     assert "Promotion: blessed by the evaluation gate." in card
     assert f"- MLflow run: `{trained.run_id}`" in card
     assert "- Airflow dag_id: `continuous_training`" in card
@@ -50,10 +62,15 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
 def test_card_of_a_forced_or_unjudged_version_says_so():
     rejected = Decision(
         blessed=False,
+        comparison="inferior",
         checks=(Check("min_roc_auc", FAILED, 0.55, 0.65, "ROC AUC 0.55 | below 0.65"),),
         slices=(),
         challenger_metrics={"roc_auc": 0.55},
         champion_metrics={"roc_auc": 0.8},
+        baseline_metrics={},
+        change=None,
+        best_baseline=None,
+        baseline_gain=None,
     )
     facts = CardFacts(
         model_name="churn-model",
@@ -70,7 +87,7 @@ def test_card_of_a_forced_or_unjudged_version_says_so():
     card = render_model_card(facts)
     unjudged = render_model_card(CardFacts(**{**facts.__dict__, "decision": None, "tags": {}}))
 
-    assert "## Evaluation gate: rejected" in card
+    assert "## Evaluation gate: rejected (inferior)" in card
     assert "| min_roc_auc | failed | 0.55 | 0.65 | ROC AUC 0.55 \\| below 0.65 |" in card
     assert "| roc_auc | 0.55 | 0.8 |" in card
     assert "Promotion was forced by a person: INC-42" in card

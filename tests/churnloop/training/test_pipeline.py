@@ -3,10 +3,12 @@
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from churnloop.errors import DataError
 from churnloop.schema import LABEL
+from churnloop.training.metrics import score
 from churnloop.training.pipeline import fit_pipeline
 from churnloop.training.split import split_by_time
 from tests.churnloop.training_support import FAST_PARAMS, FEATURES, labelled_days
@@ -44,3 +46,21 @@ def test_missing_feature_or_label_problems_are_data_errors(frame):
         fit_pipeline(frame.drop(columns=["tenure_months"]), FEATURES, FAST_PARAMS, seed=1)
     with pytest.raises(DataError, match="must be 0/1"):
         fit_pipeline(frame.assign(**{LABEL: 2}), FEATURES, FAST_PARAMS, seed=1)
+
+
+def test_nullable_dtypes_with_missing_values_are_fitted_and_scored(frame):
+    train, holdout = split_by_time(frame, holdout_days=3)
+    nullable = {
+        "plan": "string",
+        "region": "category",
+        "age": "Int64",
+        "monthly_charges": "Float64",
+    }
+    train, holdout = train.astype(nullable), holdout.astype(nullable)
+    for part in (train, holdout):
+        part.loc[part.index[:20], ["plan", "age", "monthly_charges"]] = pd.NA
+
+    model = fit_pipeline(train, FEATURES, FAST_PARAMS, seed=1)
+    scores = score(model, holdout, "challenger")
+
+    assert np.isfinite(scores).all() and len(scores) == len(holdout)

@@ -19,9 +19,9 @@ def test_window_ends_where_labels_have_matured(settings):
 
 
 def test_params_override_the_gate_and_are_recorded(settings):
-    params = {"min_roc_auc": 0.7, "max_auc_drop_abs": None, "dry_run": True}
+    params = {"min_roc_auc": 0.7, "noninferiority_margin": None, "dry_run": True}
     plan = plan_training_run(settings, as_of=AS_OF, params=params, trigger="manual")
-    assert plan.gate_overrides == {"min_roc_auc": 0.7, "max_auc_drop_abs": None}
+    assert plan.gate_overrides == {"min_roc_auc": 0.7, "noninferiority_margin": None}
     assert plan.dry_run and plan.force_reason is None
     assert "dry run" in plan.describe()
 

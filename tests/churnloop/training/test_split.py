@@ -42,3 +42,11 @@ def test_split_refuses_naive_timestamps(frame):
 
     with pytest.raises(DataError, match="must be timezone-aware"):
         split_by_time(naive, holdout_days=2)
+
+
+def test_split_refuses_rows_without_a_timestamp(frame):
+    broken = frame.copy()
+    broken.loc[broken.index[:3], TIMESTAMP] = pd.NaT
+
+    with pytest.raises(DataError, match="has 3 of .* rows without 'event_timestamp'"):
+        split_by_time(broken, holdout_days=2)
