@@ -9,6 +9,7 @@ The `Decision` survives a JSON round trip (XCom) and becomes model-version tags.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -106,7 +107,9 @@ class Decision:
         return tags
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON's own types only (lists, not tuples): Airflow's XCom keeps a tuple as a tuple,
+        which its REST API then returns as text."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:

@@ -8,7 +8,7 @@ too, at bootstrap included. Age bands and tenure buckets are cut from their colu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,9 +76,6 @@ class Slice:
                 "change": interval(data["change"]),
             }
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,7 @@ def test_decision_is_readable_as_tags_table_and_json(data, models):
     assert tags["gate.noninferiority"].startswith("failed: ")
     table = decision.describe()
     assert "REJECTED" in table and "region=north" in table and LOGISTIC in table
+    assert decision.to_dict() == json.loads(json.dumps(decision.to_dict())), "JSON types only"
     assert type(decision).from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
 
 
