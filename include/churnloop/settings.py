@@ -78,7 +78,8 @@ class Settings(BaseSettings):
         default="0 3 * * 1",
         description="When continuous_training runs on its own besides drift (UTC cron); null: "
         "only drift events and manual runs (a simulated history, where real time is not the "
-        "data's time).",
+        "data's time). Weekly: without drift a retrain buys no ROC AUC, after a concept drift "
+        "each week's run adds a week of matured post-drift labels (see docs/staleness.md).",
     )
     customer_data_max_active_runs: int = Field(
         default=2, description="Days customer_data may process at once (backfills)."
@@ -356,7 +357,9 @@ class Settings(BaseSettings):
         default=45,
         ge=1,
         description="Days the champion's training data may end before the day judged; labels "
-        "lag 30 days, so this must exceed 30 plus the training cadence.",
+        "lag 30 days, so this must exceed 30 plus the training cadence. A guard against a "
+        "stopped or rejecting cron: age alone costs no measurable ROC AUC by 60 days (see "
+        "docs/staleness.md).",
     )
     drift_cooldown_days: int = Field(
         default=7, ge=0, description="Days after a training run in which drift triggers nothing."
