@@ -61,9 +61,11 @@ def with_empty_mlflow(settings: Settings) -> Settings:
 
 
 def register_challenger(
-    settings: Settings, frame: pd.DataFrame
+    settings: Settings, frame: pd.DataFrame, **options
 ) -> tuple[TrainedModel, pd.DataFrame]:
-    """Train, log and register a small challenger on ``frame``; returns it and its holdout."""
+    """Train, log and register a small challenger on ``frame``; returns it and its holdout.
+
+    ``options`` go to `train_and_register` (``params`` default to `FAST_PARAMS`)."""
     train, holdout = split_by_time(frame, HOLDOUT_DAYS)
     trained = train_and_register(
         settings,
@@ -72,6 +74,6 @@ def register_challenger(
         feature_names=FEATURES,
         feature_service=FEATURE_SERVICE,
         lineage=LINEAGE,
-        params=FAST_PARAMS,
+        **{"params": FAST_PARAMS, **options},
     )
     return trained, holdout

@@ -18,7 +18,6 @@ from churnloop.training.challenger import (
     git_sha,
     provenance,
     reference_data,
-    train_and_register,
 )
 from churnloop.training.split import split_by_time
 from churnloop.training.tuning import ParamRange, tune
@@ -156,7 +155,7 @@ def test_the_image_commit_wins_and_an_unknown_one_is_refused_where_required(
 
 def test_tuning_trials_are_child_runs_of_the_challengers_run(settings, frame):
     settings = with_empty_mlflow(settings)
-    train, holdout = split_by_time(frame, HOLDOUT_DAYS)
+    train, _ = split_by_time(frame, HOLDOUT_DAYS)
     small = {"n_estimators": ParamRange(5, 20, integer=True)}
     tuning = tune(
         settings,
@@ -169,16 +168,8 @@ def test_tuning_trials_are_child_runs_of_the_challengers_run(settings, frame):
         space=small,
     )
 
-    trained = train_and_register(
-        settings,
-        train,
-        holdout,
-        feature_names=FEATURES,
-        feature_service=FEATURE_SERVICE,
-        lineage=LINEAGE,
-        params=tuning.best_params,
-        params_source="tuned",
-        tuning=tuning,
+    trained, _ = register_challenger(
+        settings, frame, params=tuning.best_params, params_source="tuned", tuning=tuning
     )
 
     children = mlflow.search_runs(
@@ -187,3 +178,5 @@ def test_tuning_trials_are_child_runs_of_the_challengers_run(settings, frame):
     )
     assert len(children) == 2
     assert mlflow.get_run(trained.run_id).data.metrics["tuning_trials"] == 2
+    tags = registry.model_version(settings, trained.version).tags
+    assert tags[registry.PARAMS_SOURCE_TAG] == "tuned"
