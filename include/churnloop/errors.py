@@ -1,12 +1,8 @@
 """The two kinds of failure, because Airflow must treat them differently.
 
-A ``DataError`` means the input is wrong: retrying cannot help, so the task fails at
-once and says what to fix. Anything else (a network blip, a service restarting) is an
-infrastructure error and is left to the task's retries.
-
-What an error repeats of the data is cut short (``excerpt``, ``enumerated``): a drop
-holding a megabyte-long value or thousands of columns must not make a megabyte-long
-message, and a cut says so.
+A ``DataError`` means the input is wrong: the task fails at once and says what to fix;
+anything else is an infrastructure error, left to retries. What an error repeats of the
+data is cut short, and says so (``excerpt``, ``enumerated``).
 """
 
 from __future__ import annotations

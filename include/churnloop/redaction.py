@@ -1,10 +1,9 @@
 """Credentials never leave the process as text: `redact` masks them in anything the project
-prints, logs or returns (a URI, an error message, a log line).
+prints, logs or returns.
 
-It masks the password of every ``scheme://user:password@host`` and the value of every
-secret-named parameter (``?password=``, ``&token=``, ``X-Amz-Signature=``, Feast's Redis
-``host:port,password=...``). `describe_error` is an exception as text, redacted;
-`RedactingFormatter` redacts every line a logging handler writes, tracebacks included.
+Masked: the password of ``scheme://user:password@host`` and the value of secret-named
+parameters (``?password=``, ``&token=``, Feast's ``host:port,password=...``);
+`RedactingFormatter` does the same to every line a logging handler writes.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """The data contract: what a daily customer snapshot and a label drop look like.
 
-Names and types live here once; ingest coerces to them, the simulator produces them,
-and the Great Expectations suites (``great_expectations/expectations/*.json``) state
-the value rules that reviewers read. Dataset names are the lake folders.
-
-What a drop may hold, beyond the names and types below:
-
-- one file per dataset and day, ``<dataset>/dt=DAY/data.parquet`` in the landing zone;
-  beside it only markers named ``_*`` or ``.*`` (ingest refuses any other file);
-- no null in any column: a null, a float NaN, or a whole column of Arrow type ``null``
-  is quarantined by validation (the features need every value of a snapshot);
-- numbers are finite: an infinity is quarantined (each float column has an upper bound,
-  ``FINITE_MAX`` where nothing tighter is known);
-- timestamps are tz-aware and held in UTC at microseconds; ingest converts other zones
-  and units, cutting any part finer than a microsecond.
+Names and types live here once; ingest coerces to them, the simulator produces them, and
+the suites state the value rules. A drop is one ``data.parquet`` per dataset and day, with
+no null, only finite numbers and UTC microsecond timestamps (docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
-"""Serve the lake's ``reports/`` (Data Docs, drift reports) over HTTP, beside Airflow's API.
+"""Serve the lake's ``reports/`` (Data Docs, drift reports) beside Airflow's API, untrusted.
 
-The plugin mounts `create_report_app` under ``/churnloop``. A report holds values a drop or
-a client chose, so every page is untrusted content on the Airflow UI's origin:
-
-- a request needs what the Airflow UI needs (a signed-in user allowed to see it);
-- an HTML page runs in a CSP sandbox without ``allow-same-origin``: its scripts (Evidently
-  draws its charts with them) run in an opaque origin, away from Airflow's cookies,
-  storage and API; any other file runs no script at all; nothing is MIME-sniffed. In
-  that origin a page's own requests carry no session cookie, so a report must be
-  self-contained (Evidently's are; Data Docs load their CSS and scripts from CDNs);
-- only files that stay inside ``reports/`` once symlinks are resolved are served or
-  listed; a malformed name is a 400, a missing one a 404 naming the report path only.
+The plugin mounts `create_report_app` under ``/churnloop``; a request needs what the UI needs.
+HTML runs in a CSP sandbox without ``allow-same-origin``, anything else runs no script;
+only files inside ``reports/`` (symlinks resolved) are served; a malformed name is a 400, a
+missing one a 404 naming the report path only. docs/reliability.md says why.
 """
 
 from __future__ import annotations

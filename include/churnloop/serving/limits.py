@@ -1,10 +1,8 @@
-"""The model server's cap on request bodies: `BodySizeLimit` answers 413, its ``detail``
-naming the limit and its settings, to a body over `body_limit`: before reading it when its
-``Content-Length`` says so, else once the chunks received pass the limit.
+"""The model server's cap on request bodies: `BodySizeLimit` answers 413 naming the limit.
 
-The limit is the lower of ``serving_max_body_bytes`` and what ``serving_max_instances``
-instances may take (``serving_max_instance_bytes`` each): a body of ids cannot hold
-a hundred times the cap's instances and cost a parse of them all before the cap refuses it.
+The limit is the lower of ``serving_max_body_bytes`` and ``serving_max_instances`` x
+``serving_max_instance_bytes``, checked from ``Content-Length`` before reading, else while
+the chunks arrive: a body cannot cost a parse of far more instances than the cap accepts.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The model server's request and response bodies (pydantic models, shown at ``/docs``).
 
-Requests forbid unknown fields; an instance gives exactly one of ``customer_id`` or
-``features``, a request one of those or ``instances`` (a batch). Values are held to the
-data contract (`churnloop.schema`) at the door, so nothing else reaches the model or the
-prediction log: a ``customer_id`` is an int64; the categorical features take the contract's
-values or null (a value the contract lacks is refused, not scored as unknown: validation
-would quarantine it in a drop); numbers are finite; strings are at most `MAX_TEXT_CHARS`.
+Requests forbid unknown fields and hold values to the data contract at the door: int64
+ids, the contract's categories or null, finite numbers, strings of at most
+`MAX_TEXT_CHARS`; a refused value is never scored or logged.
 """
 
 from __future__ import annotations

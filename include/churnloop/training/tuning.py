@@ -1,11 +1,9 @@
 """Tuning the challenger's LightGBM parameters with Optuna, inside a budget.
 
-`tune` searches `SEARCH_SPACE` with a seeded TPE sampler; each trial fits the challenger's
-own pipeline (`fit_pipeline`) on expanding windows of the training split's snapshot days
-and is scored by its mean ROC AUC on the days after each window: the holdout is never
-seen. It stops at the trial count or before a trial that would end past the time budget,
-whichever comes first, and the best trial so far wins. `log_trials` puts the trials in
-the challenger's MLflow run as child runs.
+`tune` searches `SEARCH_SPACE` (seeded TPE), scoring each trial by ROC AUC on expanding
+windows of the training split's days (never the holdout); it stops at the trial count or
+before a trial would pass the time budget, the best so far winning. `log_trials` records
+the trials as child runs of the challenger's MLflow run.
 """
 
 from __future__ import annotations

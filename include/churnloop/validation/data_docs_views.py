@@ -1,16 +1,8 @@
 """GX's Data Docs page views, showing the data only as text, their templates compiled once.
 
-``great_expectations.yml`` names these views: GX's own, with two changes.
-
-- Every value of the page's document is HTML-escaped before GX renders it, and cut to
-  ``excerpts.LONGEST_STORED`` characters. GX escapes the parameters of its string templates,
-  but writes other strings raw (``.j2`` templates are not autoescaped): a drop's value or
-  column name such as ``<script>`` reached the page as markup through the observed-value and
-  unexpected-value cells, section names and titles. Left raw are only GX's own markup, the
-  templates and their styling, and the string parameters GX escapes itself.
-- The environments share one bytecode cache, which ``warm`` fills before a preloading
-  worker forks. Jinja checks each cached entry against its template's source, so a changed
-  template is compiled again.
+``great_expectations.yml`` names these views: GX's own, but every value of the page is
+HTML-escaped (GX writes observed values and column names raw) and cut to
+``excerpts.LONGEST_STORED``; the environments share one bytecode cache that ``warm`` fills.
 """
 
 from __future__ import annotations

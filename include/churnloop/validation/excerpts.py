@@ -1,11 +1,8 @@
 """How much of a drop's own values validation keeps where people and tools read them.
 
-A broken or hostile drop (a megabyte-long value, thousands of columns) must not make a
-megabyte-long error, a 40 MB ``validation_result.json`` or Data Docs page. Messages name at
-most ``EXAMPLES_SHOWN`` examples of ``LONGEST_EXAMPLE`` characters each; the stored result
-and the pages hold each string to ``LONGEST_STORED`` characters and each list to
-``MOST_STORED`` items. Every cut says so (``errors.excerpt``), and the data itself is kept
-whole in quarantine.
+Messages name at most ``EXAMPLES_SHOWN`` examples of ``LONGEST_EXAMPLE`` characters; the
+stored result and the pages keep strings to ``LONGEST_STORED`` characters and lists to
+``MOST_STORED`` items. Every cut says so; the data itself is kept whole in quarantine.
 """
 
 from __future__ import annotations

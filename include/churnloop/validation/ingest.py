@@ -1,15 +1,8 @@
 """Ingest: take a day's drop from the landing zone and stage it in the lake.
 
-A day's drop is one file, ``<dataset>/dt=DAY/data.parquet`` (``schema``'s contract); files
-named ``_*`` or ``.*`` beside it (``_SUCCESS``, checksums) are markers, not data. Any other
-file in the day's folder is refused, naming it, rather than left unread: rows in a second
-part would otherwise be lost without a word.
-
-Only safe coercions (integer and float widths, time zones to UTC, timestamp units: a part
-finer than the contract's microseconds is cut, which never moves a row to another day); any
-other difference from the contract is staged as it came, for validation to judge. Ingest
-refuses a drop that is missing, unreadable (every page is decoded here), or empty where the
-contract wants rows.
+A drop is one ``<dataset>/dt=DAY/data.parquet``; markers named ``_*`` or ``.*`` may sit
+beside it, any other file is refused by name. Only safe coercions (widths, zones to UTC,
+units cut to microseconds); a missing, undecodable or empty drop is a ``DataError``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Validate one day's raw partition and route it whole: to ``validated/`` or to quarantine.
 
-Failing data never reaches ``validated/``: it moves to ``quarantine/<dataset>/dt=DAY/`` with
-GX's result, and ``PartitionQuarantined`` names each failed expectation. Re-validating a day
-replaces its outcome; the record it supersedes goes to ``quarantine_history/``.
-
-A validation publishes the bytes it validated, and only while they are still the day's
-staged file: a re-delivery ingested during a long validation has its own validation, whose
-verdict must not be overwritten by a stale one (``StagedPartitionChanged``).
+Failing data moves to ``quarantine/<dataset>/dt=DAY/`` with GX's result and
+``PartitionQuarantined`` names each failure. Only the validated bytes are published, and
+only while they are still the staged file (else ``StagedPartitionChanged``, retried).
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """GX's validation results store, keeping an excerpt of the values a result reports.
 
-``great_expectations.yml`` names this store. GX keeps every run's result in this machine's
-working folder; a drop with megabyte-long values made each of those files tens of MB.
-Strings are cut as in the quarantined ``validation_result.json`` (``excerpts``); lists keep
-their length, so GX reads the stored result back into its own schema.
-
-The class keeps GX's name: GX recognises a project's results store by its class name and
-would otherwise replace it with an in-memory one.
+Strings are cut as in the quarantined ``validation_result.json`` (``excerpts``), so a drop of
+megabyte-long values does not make tens of MB per run. The class keeps GX's name: GX
+recognises a project's results store by its class name.
 """
 
 from __future__ import annotations
