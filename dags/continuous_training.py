@@ -47,6 +47,7 @@ from airflow.sdk import (
 
 from churnloop.orchestration.dag_defaults import (
     CHURN_DRIFT,
+    CREDENTIALS_MASKED,
     FEAST_POOL,
     INFRA_RETRIES,
     NO_RETRIES,
@@ -216,7 +217,7 @@ def deploy_champion(promotion: dict) -> dict:
     catchup=False,
     max_active_runs=1,
     params=PARAMS,
-    default_args={"owner": "ml-engineering", **INFRA_RETRIES},
+    default_args={"owner": "ml-engineering", **INFRA_RETRIES, **CREDENTIALS_MASKED},
     tags=["churnloop", "training", "mlflow"],
     doc_md=__doc__,
 )

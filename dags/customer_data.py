@@ -36,6 +36,7 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from churnloop.orchestration.dag_defaults import (
+    CREDENTIALS_MASKED,
     CUSTOMER_FEATURES,
     FEAST_POOL,
     INFRA_RETRIES,
@@ -102,7 +103,7 @@ def materialize_features(ds: str | None = None) -> dict:
     start_date=dag_start_date(SETTINGS),
     catchup=True,
     max_active_runs=SETTINGS.customer_data_max_active_runs,
-    default_args={"owner": "data-engineering", **INFRA_RETRIES},
+    default_args={"owner": "data-engineering", **INFRA_RETRIES, **CREDENTIALS_MASKED},
     tags=["churnloop", "data", "great-expectations"],
     doc_md=__doc__,
 )

@@ -25,7 +25,12 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-from churnloop.orchestration.dag_defaults import CHURN_DRIFT, INFRA_RETRIES, dag_start_date
+from churnloop.orchestration.dag_defaults import (
+    CHURN_DRIFT,
+    CREDENTIALS_MASKED,
+    INFRA_RETRIES,
+    dag_start_date,
+)
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
@@ -74,6 +79,7 @@ def emit_churn_drift(report: dict) -> dict:
     default_args={
         "owner": "ml-engineering",
         **INFRA_RETRIES,
+        **CREDENTIALS_MASKED,
         "retry_delay": dt.timedelta(minutes=5),
     },
     tags=["churnloop", "monitoring", "evidently"],

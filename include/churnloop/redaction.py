@@ -13,16 +13,19 @@ import re
 
 MASK = "***"
 _USERINFO_PASSWORD = re.compile(
-    r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@", re.IGNORECASE
+    r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s/?#@:]*):(?P<secret>[^\s/?#]*)@", re.IGNORECASE
 )
 """``scheme://user:password@``: everything between the user's colon and the last ``@``
 of the authority (a password may hold an unencoded ``@``)."""
 _SECRET_PARAMETER = re.compile(
     r"(?P<keep>\b[\w.-]*(?:password|passwd|pwd|secret|token|signature|credential"
-    r"|api[_-]?key|access[_-]?key)[\w.-]*=)[^\s&,;#'\"]+",
+    r"|api[_-]?key|access[_-]?key)[\w.-]*=)(?P<secret>[^\s&,;#'\"]+)",
     re.IGNORECASE,
 )
 """``name=value`` whose name says it holds a secret, up to the next separator."""
+
+
+_PATTERNS = (_USERINFO_PASSWORD, _SECRET_PARAMETER)
 
 
 def redact(text: str) -> str:
@@ -30,6 +33,12 @@ def redact(text: str) -> str:
     ``***`` (idempotent: redacting twice changes nothing more)."""
     text = _USERINFO_PASSWORD.sub(rf"\g<keep>:{MASK}@", text)
     return _SECRET_PARAMETER.sub(rf"\g<keep>{MASK}", text)
+
+
+def secrets_in(text: str) -> list[str]:
+    """The secrets `redact` would mask in ``text``: URI passwords and secret parameters."""
+    found = [m["secret"] for pattern in _PATTERNS for m in pattern.finditer(text)]
+    return [secret for secret in found if secret and secret != MASK]
 
 
 def describe_error(error: BaseException) -> str:

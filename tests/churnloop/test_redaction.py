@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from churnloop.redaction import RedactingFormatter, describe_error, redact
+from churnloop.redaction import RedactingFormatter, describe_error, redact, secrets_in
 
 PASSWORD = "pl4nted-pw"
 """A made-up credential; every case below must hide it."""
@@ -67,3 +67,10 @@ def test_errors_and_log_lines_with_tracebacks_are_redacted():
     assert PASSWORD not in line
     assert line.startswith("ERROR registry http://alice:***@mlflow:5000 down")
     assert "Traceback" in line and "cannot reach http://alice:***@" in line
+
+
+def test_secrets_in_names_what_redact_masks():
+    text = "postgresql://feast:pl4nted-pw@db/feast and redis:6379,password=pl4nted-pw"
+
+    assert secrets_in(text) == ["pl4nted-pw", "pl4nted-pw"]
+    assert secrets_in(redact(text)) == []

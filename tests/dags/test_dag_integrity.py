@@ -58,6 +58,16 @@ def test_task_docs_are_their_functions_docstrings(dagbag):
             assert task.doc_md == docstring, f"{where}: give the docs as a docstring, not doc_md="
 
 
+def test_every_task_masks_the_credentials_before_it_runs(dagbag):
+    from churnloop.orchestration.task_support import mask_credentials
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            callbacks = task.on_execute_callback or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert mask_credentials in callbacks, f"DAG {dag_id} task {task.task_id}"
+
+
 def test_infrastructure_tasks_retry_and_validation_tasks_do_not(dagbag):
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:

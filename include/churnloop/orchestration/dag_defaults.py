@@ -10,10 +10,12 @@ import datetime as dt
 from airflow.sdk import Asset
 
 from churnloop.orchestration.environment import FEAST_POOL
+from churnloop.orchestration.task_support import mask_credentials
 from churnloop.settings import Settings
 
 __all__ = [
     "CHURN_DRIFT",
+    "CREDENTIALS_MASKED",
     "CUSTOMER_FEATURES",
     "FEAST_POOL",
     "INFRA_RETRIES",
@@ -29,6 +31,9 @@ CHURN_DRIFT = Asset("churn_drift")
 
 INFRA_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
 """Tasks that touch infrastructure retry: a storage or service hiccup passes."""
+
+CREDENTIALS_MASKED = {"on_execute_callback": mask_credentials}
+"""Every task masks the settings' credentials in its log before it runs (default_args)."""
 
 NO_RETRIES = {"retries": 0}
 """Tasks that judge data never retry: a retry cannot fix data."""

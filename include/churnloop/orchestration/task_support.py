@@ -8,7 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import SecretStr
+
 from churnloop.errors import DataError
+from churnloop.redaction import secrets_in
+from churnloop.settings import get_settings
 
 REPORT_LINK_KEY = "churnloop_report_url"
 """XCom key the plugin's "Report" extra link reads (Data Docs, drift report, ...)."""
@@ -21,6 +25,20 @@ def publish_report_link(url: str | None) -> None:
     from airflow.sdk import get_current_context
 
     get_current_context()["ti"].xcom_push(key=REPORT_LINK_KEY, value=url)
+
+
+def mask_credentials(context: object = None) -> None:
+    """Register every credential the settings hold with Airflow's secrets masker, so a task's
+    log shows ``***`` where an error quotes one (a URI's password, a token); a task's
+    ``on_execute_callback``."""
+    from airflow.sdk.log import mask_secret
+
+    for value in get_settings().model_dump().values():
+        if isinstance(value, SecretStr):
+            mask_secret(value.get_secret_value())
+        elif isinstance(value, str):
+            for secret in secrets_in(value):
+                mask_secret(secret)
 
 
 @contextmanager
