@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.loop_support import FAST_MODEL, NO_BASELINE_GATE
+from tests.loop_support import FAST_MODEL, LOOP_GATE_ENV
 
 TOKEN = "deploy-test-token"
 
@@ -15,7 +15,8 @@ def fast_models(settings, monkeypatch):
 
     After ``settings``, which clears every ``CHURNLOOP_*`` variable."""
     monkeypatch.setenv("CHURNLOOP_MODEL_PARAMS", FAST_MODEL)
-    monkeypatch.setenv("CHURNLOOP_GATE_MIN_GAIN_OVER_BASELINE", NO_BASELINE_GATE)
+    for name, value in LOOP_GATE_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
