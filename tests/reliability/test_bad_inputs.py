@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from churnloop import schema, storage
-from churnloop.demo.simulation import Drop, break_drop, generate_labels, generate_snapshots
+from churnloop.demo.breakages import Drop
+from churnloop.demo.simulation import break_drop, generate_labels, generate_snapshots
 from churnloop.errors import DataError
 from churnloop.features import definition
 from churnloop.settings import Settings, get_settings
@@ -467,7 +468,7 @@ def test_a_bad_drop_is_named_stopped_and_loses_no_row(settings, monkeypatch, cas
 
 
 def test_the_table_covers_the_issue_and_every_simulated_breakage():
-    from churnloop.demo.simulation import BREAKAGES
+    from churnloop.demo.breakages import BREAKAGES
 
     assert len(CASES) >= 30
     assert set(BREAKAGES) <= {case.drop for case in CASES.values()}

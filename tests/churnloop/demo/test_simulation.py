@@ -6,8 +6,8 @@ import pyarrow.compute as pc
 import pytest
 
 from churnloop import cli, schema, storage
+from churnloop.demo.breakages import BREAKAGES
 from churnloop.demo.simulation import (
-    BREAKAGES,
     InvalidSimulation,
     Scenario,
     generate_labels,
