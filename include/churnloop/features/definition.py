@@ -85,10 +85,11 @@ TABLE_SCHEMA = pa.schema(
 )
 """A feature partition: entity, the snapshot's event timestamp, then the features."""
 
-_RECENCY = {
+RECENCY = {
     "days_since_last_ticket": "support_tickets",
     "days_since_last_payment_failure": "payment_failures",
 }
+"""Each ``days_since_last_*`` feature and the activity column whose last event it counts."""
 
 
 def lookback_days(day: dt.date) -> list[dt.date]:
@@ -120,7 +121,7 @@ class RollingWindows:
         size = len(self._index)
         self.sums = {(column, window): np.zeros(size) for column in ACTIVITY for window in WINDOWS}
         self.days_observed = {window: np.zeros(size, dtype=np.int64) for window in WINDOWS}
-        self.days_since = {name: np.full(size, NOT_WITHIN_LOOKBACK) for name in _RECENCY}
+        self.days_since = {name: np.full(size, NOT_WITHIN_LOOKBACK) for name in RECENCY}
 
     def add(self, history: pd.DataFrame) -> None:
         age = _days_before(history[TIMESTAMP], self.day)
@@ -142,7 +143,7 @@ class RollingWindows:
             for column in ACTIVITY:
                 weights = values[column][inside]
                 self.sums[column, window] += np.bincount(at, weights=weights, minlength=size)
-        for name, column in _RECENCY.items():
+        for name, column in RECENCY.items():
             happened = history[column].to_numpy()[keep] > 0
             latest = np.full(size, NOT_WITHIN_LOOKBACK)
             np.minimum.at(latest, position[happened], age[happened])

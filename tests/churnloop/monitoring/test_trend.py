@@ -1,0 +1,84 @@
+import datetime as dt
+import re
+
+from churnloop.monitoring.trend import (
+    TREND_PAGE,
+    build_trend,
+    day_records,
+    render_trend,
+    save_day,
+)
+from churnloop.storage import lake
+
+DAY = dt.date(2026, 5, 1)
+
+
+def record(day: dt.date, **changes) -> dict:
+    base = {
+        "day": day.isoformat(),
+        "champion_version": 2,
+        "current_rows": 1200,
+        "triggered": False,
+        "suppressed": "no reason to retrain",
+        "reasons": [],
+        "drifted_columns": [],
+        "scores": {"age": 0.01, "monthly_charges": 0.02},
+        "prediction_psi": 0.01,
+    }
+    return {**base, **changes}
+
+
+def test_every_saved_day_is_on_the_page_with_a_link_to_its_report(settings):
+    for offset in (2, 0, 1):
+        save_day(settings, DAY + dt.timedelta(days=offset), record(DAY + dt.timedelta(days=offset)))
+    save_day(settings, DAY, record(DAY, current_rows=99))
+
+    assert [r["day"] for r in day_records(settings)] == ["2026-05-01", "2026-05-02", "2026-05-03"]
+    assert day_records(settings)[0]["current_rows"] == 99
+    assert build_trend(settings) == TREND_PAGE
+    page = lake(settings).read_bytes(TREND_PAGE).decode()
+    for day in ("2026-05-01", "2026-05-02", "2026-05-03"):
+        assert f'href="dt={day}/report.html"' in page
+    assert "data:image/png;base64," in page
+
+
+def test_drifted_days_are_marked_and_say_whether_they_triggered():
+    records = [
+        record(DAY),
+        record(
+            DAY + dt.timedelta(days=1),
+            triggered=True,
+            suppressed=None,
+            reasons=["data drift on important columns: age"],
+            drifted_columns=["age"],
+            scores={"age": 0.4, "monthly_charges": 0.02},
+        ),
+        record(
+            DAY + dt.timedelta(days=2),
+            triggered=True,
+            suppressed="within the 7-day cooldown",
+            reasons=["data drift on important columns: age"],
+            drifted_columns=["age"],
+            scores={"age": 0.5, "monthly_charges": 0.02},
+        ),
+    ]
+
+    page = render_trend(records)
+
+    assert "retrain: data drift on important columns: age" in page
+    assert "(not triggered: within the 7-day cooldown)" in page
+    age_row = re.search(r"<tr><td class=\"text\">age</td>(.*?)</tr>", page).group(1)
+    assert age_row.count('class="drifted"') == 2 and "<td>0.010</td>" in age_row
+
+
+def test_names_from_the_data_are_escaped():
+    hostile = "<script>alert(1)</script>"
+    page = render_trend([record(DAY, drifted_columns=[hostile], scores={hostile: 0.9})])
+
+    assert hostile not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_an_empty_history_renders_a_page_without_a_chart():
+    page = render_trend([])
+    assert "0 checked day(s)" in page and "<img" not in page
