@@ -10,22 +10,24 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
-from churnloop.links import PLUGIN_MOUNT
+from churnloop.links import PLUGIN_MOUNT, in_this_ui
 from churnloop.orchestration.report_app import create_report_app
 from churnloop.orchestration.task_support import REPORT_LINK_KEY
 
 
 class ReportLink(BaseOperatorLink):
-    """The URL a task published under ``REPORT_LINK_KEY``; empty when it published none."""
+    """The report a task published under ``REPORT_LINK_KEY``, on the UI that shows it;
+    empty when it published none."""
 
     name = "Report"
 
     def get_link(self, operator, *, ti_key) -> str:
         from airflow.serialization.definitions.operatorlink import XComOperatorLink
 
-        return XComOperatorLink(name=self.name, xcom_key=REPORT_LINK_KEY).get_link(
+        published = XComOperatorLink(name=self.name, xcom_key=REPORT_LINK_KEY).get_link(
             operator, ti_key=ti_key
         )
+        return in_this_ui(published) if published else published
 
 
 class ChurnloopPlugin(AirflowPlugin):

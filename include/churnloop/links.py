@@ -25,6 +25,18 @@ def report_url(settings: Settings, relpath: str) -> str:
     return f"{base}{PLUGIN_MOUNT}/{quote(relpath)}"
 
 
+def in_this_ui(url: str) -> str:
+    """``url`` as a path on the UI that shows it, when it is a churnloop report link.
+
+    A link recorded by another API server (the demo's, on a port of its own) still opens
+    where it is read; any other URL is returned as it is.
+    """
+    parts = urlsplit(url)
+    if not parts.path.startswith(f"{PLUGIN_MOUNT}/{REPORTS_PREFIX}/"):
+        return url
+    return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+
+
 def _without_credentials(url: str) -> str:
     """``url`` without the ``user:password@`` of its authority."""
     parts = urlsplit(url)

@@ -117,7 +117,7 @@ def test_broken_drop_is_quarantined_and_stops_the_day(dag, settings, kind, capfd
     assert any(name.endswith(".json") for name in lake.list_files(quarantine_dir))
     assert "validation failed for customer_snapshots dt=2026-01-01" in capfd.readouterr().out
     link = report_link(instances["validate_snapshots"])
-    assert link.startswith(f"{settings.airflow_api_url}/churnloop/reports/data_docs/"), link
+    assert link.startswith("/churnloop/reports/data_docs/"), "resolves on the UI showing it"
     docs = unquote(link.split("/churnloop/", 1)[1])
     assert lake.exists(docs), "the failed task links its Data Docs page"
 

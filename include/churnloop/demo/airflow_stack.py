@@ -59,10 +59,13 @@ def stack_environment(
     settings: Settings, port: int, password: str, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The environment of every component: the settings' Airflow mapping on ``port``,
-    a real login (not all-admins) and secrets shared by the processes of this stack."""
+    a real login (not all-admins) and secrets shared by the processes of this stack.
+
+    Report links keep ``settings.airflow_api_url``, the UI ``make airflow`` serves later,
+    so the links a demo's tasks print still open once this stack is gone.
+    """
     environ = dict(os.environ if environ is None else environ)
     base_url = f"http://127.0.0.1:{port}"
-    environ["CHURNLOOP_AIRFLOW_API_URL"] = base_url
     environ.update(
         airflow_environment(
             settings.model_copy(update={"airflow_api_url": base_url}),
@@ -261,6 +264,12 @@ class AirflowClient:
 
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def pause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
+    def is_paused(self, dag_id: str) -> bool:
+        return bool(self.request("GET", f"/dags/{dag_id}")["is_paused"])
 
     def backfill(
         self, dag_id: str, first: dt.date, last: dt.date, max_active_runs: int = 2

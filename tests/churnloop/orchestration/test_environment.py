@@ -27,6 +27,14 @@ def test_the_api_server_listens_on_loopback_by_default(settings):
     assert demo[HOST] == "127.0.0.1", "the demo's api-server takes its host from here too"
 
 
+def test_the_demo_stack_records_links_for_the_ui_that_outlives_it(settings):
+    port = free_port()
+    demo = stack_environment(settings, port, "password", environ={})
+
+    assert demo["AIRFLOW__API__BASE_URL"] == f"http://127.0.0.1:{port}"
+    assert "CHURNLOOP_AIRFLOW_API_URL" not in demo, "links keep settings.airflow_api_url"
+
+
 def test_the_api_server_host_is_a_setting_and_the_environment_wins(settings):
     wider = settings.model_copy(update={"airflow_api_host": "0.0.0.0"})
     assert airflow_environment(wider, environ={})[HOST] == "0.0.0.0"
