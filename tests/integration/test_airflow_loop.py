@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import httpx
@@ -20,6 +21,7 @@ from airflow.api_fastapi.auth.managers.base_auth_manager import (
 )
 
 from churnloop import registry, schema, storage
+from churnloop.demo.run import DAG_IDS, hand_over
 from churnloop.features import definition
 from churnloop.features.online import FOUND, online_features
 from churnloop.settings import get_settings
@@ -178,3 +180,16 @@ def test_reports_are_served_to_signed_in_users_only(loop):
         signed_in = httpx.get(page, timeout=30, **credentials)
         assert signed_in.status_code == 200, signed_in.text[:300]
         assert "customer_snapshots" in signed_in.text
+
+
+def test_the_demo_hands_over_a_stack_that_starts_nothing_by_itself(loop):
+    """``make demo`` ends with `hand_over`; ``make airflow`` then must change nothing."""
+    client = loop.client
+    before = {dag_id: len(client.runs(dag_id)) for dag_id in DAG_IDS}
+
+    hand_over(client, say=lambda line: None)
+    client.restart("scheduler")  # as make airflow starts one afresh
+    time.sleep(30)
+
+    assert all(client.is_paused(dag_id) for dag_id in DAG_IDS)
+    assert {dag_id: len(client.runs(dag_id)) for dag_id in DAG_IDS} == before

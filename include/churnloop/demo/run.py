@@ -167,6 +167,15 @@ def _run_story(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
         "continuous_training", 1 + min(emitted, 1), 1800, _progress(say)
     )
     summary.trainings = [_training_line(airflow, run) for run in trainings]
+    hand_over(airflow, say)
+
+
+def hand_over(airflow, say: Callable[[str], None]) -> None:
+    """Pause every DAG again, so that ``make airflow`` afterwards shows the demo's runs and
+    starts none: the wall clock's schedules (weekly training) are not the simulated days'."""
+    for dag_id in DAG_IDS:
+        airflow.pause(dag_id)
+    say(f"paused {', '.join(DAG_IDS)}: make airflow opens them as the demo left them")
 
 
 def _progress(say: Callable[[str], None]) -> Callable[[str], None]:
