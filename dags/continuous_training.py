@@ -111,15 +111,12 @@ PARAMS = {
         minimum=0,
         description="Wall-clock budget of tuning; the best trial so far wins when it runs out.",
     ),
-    "force_promote": Param(
-        False,
-        type="boolean",
-        description="Promote even if the gate rejects the challenger (needs a reason).",
-    ),
-    "reason": Param(
+    "force_promote_reason": Param(
         None,
         type=["null", "string"],  # "" with type string makes the UI form require it
-        description="Why a person forces the promotion; recorded on the model version.",
+        pattern=r"\S",
+        description="Empty: the gate decides. A reason forces the promotion even if the gate "
+        "rejects the challenger, and is recorded on the model version.",
     ),
     "dry_run": Param(
         False, type="boolean", description="Train and evaluate, but promote and deploy nothing."
@@ -208,6 +205,9 @@ def deploy_champion(promotion: dict) -> dict:
 
 @dag(
     dag_id="continuous_training",
+    description="Train, gate, promote, deploy: "
+    + (f"cron {SETTINGS.training_cron} UTC and " if SETTINGS.training_cron else "")
+    + "each churn_drift event",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(SETTINGS.training_cron, timezone="UTC"), assets=CHURN_DRIFT
     )

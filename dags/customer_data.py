@@ -99,6 +99,7 @@ def materialize_features(ds: str | None = None) -> dict:
 
 @dag(
     dag_id="customer_data",
+    description="Daily: ingest, validate (GX; bad drops quarantined), build, materialize features",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=dag_start_date(SETTINGS),
     catchup=True,

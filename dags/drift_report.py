@@ -72,6 +72,7 @@ def emit_churn_drift(report: dict) -> dict:
 
 @dag(
     dag_id="drift_report",
+    description="Daily drift check of the champion; emits churn_drift when retraining helps",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
     start_date=dag_start_date(SETTINGS),
     catchup=False,

@@ -33,8 +33,7 @@ def run(dag, as_of: dt.date, **params):
         "training_window_days": 10,
         "holdout_days": 3,
         "dry_run": False,
-        "force_promote": False,
-        "reason": "",
+        "force_promote_reason": None,
         "min_roc_auc": 0.65,
         **params,
     }
@@ -84,8 +83,7 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
         dag,
         second_as_of + dt.timedelta(days=1),
         min_roc_auc=0.999,
-        force_promote=True,
-        reason="test: force v3 past a gate it fails",
+        force_promote_reason="test: force v3 past a gate it fails",
     )
     assert forced["deploy_champion"] == "success"
     assert int(registry.champion_version(current).version) == 3
@@ -117,10 +115,11 @@ def test_dry_run_and_stale_backfill_promote_nothing(dag, settings, served):
     assert registry.model_version(current, 3).tags["promotion"].startswith("stale")
 
 
-def test_forcing_without_a_reason_fails_before_any_work(dag, settings):
-    states = run(dag, START + dt.timedelta(days=41), force_promote=True, reason="")
-    assert states["plan"] == "failed"
-    assert states["train_challenger"] == "upstream_failed"
+def test_a_blank_reason_to_force_is_refused_before_the_run_exists(dag, settings):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="force_promote_reason"):
+        run(dag, START + dt.timedelta(days=41), force_promote_reason="  ")
 
 
 def test_the_weekly_schedule_is_a_setting_and_null_leaves_drift_runs_only(settings, monkeypatch):

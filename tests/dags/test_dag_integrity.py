@@ -47,6 +47,13 @@ def test_every_dag_has_tags_owner_and_docs(dagbag):
             assert task.doc_md, f"{where} task {task.task_id} has no doc_md"
 
 
+def test_the_dag_list_says_what_each_dag_does_and_when_it_runs(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.description and len(dag.description) <= 100, f"DAG {dag_id}: description"
+    training = dagbag.dags["continuous_training"].description
+    assert "cron 0 3 * * 1 UTC" in training and "churn_drift" in training, training
+
+
 def test_task_docs_are_their_functions_docstrings(dagbag):
     """``@task`` shows the function's docstring as the task's docs (``doc_md``) unless a
     ``doc*`` argument replaces it: the docs stay with the code they describe."""

@@ -142,12 +142,11 @@ def plan_training_run(
             f"holdout_days ({holdout_days}) must be smaller than training_window_days "
             f"({window_days}): nothing would be left to train on"
         )
-    force = bool(params.get("force_promote"))
-    reason = (params.get("reason") or "").strip()
-    if force and not reason:
+    reason = params.get("force_promote_reason")
+    if reason is not None and not reason.strip():
         raise DataError(
-            "force_promote is set but reason is empty: say why a person overrides "
-            "the evaluation gate (it is recorded on the model version)"
+            "force_promote_reason is blank: leave it empty to let the gate decide, or say "
+            "why a person overrides the evaluation gate (it is recorded on the model version)"
         )
     window_end = as_of - dt.timedelta(days=LABEL_DELAY_DAYS + 1)
     return TrainingPlan(
@@ -156,7 +155,7 @@ def plan_training_run(
         window_end=window_end,
         holdout_days=holdout_days,
         gate_overrides={name: params[name] for name in GATE_PARAMS if name in params},
-        force_reason=reason if force else None,
+        force_reason=reason.strip() if reason else None,
         dry_run=bool(params.get("dry_run")),
         trigger=trigger,
         drift_events=list(drift_events or []),

@@ -26,18 +26,22 @@ def test_params_override_the_gate_and_are_recorded(settings):
     assert "dry run" in plan.describe()
 
 
-def test_forcing_needs_a_reason(settings):
-    with pytest.raises(DataError, match="force_promote is set but reason is empty"):
+def test_a_reason_forces_the_promotion_and_a_blank_one_is_refused(settings):
+    with pytest.raises(DataError, match="force_promote_reason is blank"):
         plan_training_run(
-            settings, as_of=AS_OF, params={"force_promote": True, "reason": " "}, trigger="manual"
+            settings, as_of=AS_OF, params={"force_promote_reason": " "}, trigger="manual"
         )
     plan = plan_training_run(
         settings,
         as_of=AS_OF,
         trigger="manual",
-        params={"force_promote": True, "reason": "hotfix for region east"},
+        params={"force_promote_reason": " hotfix for region east "},
     )
     assert plan.force_reason == "hotfix for region east"
+    unforced = plan_training_run(
+        settings, as_of=AS_OF, params={"force_promote_reason": None}, trigger="manual"
+    )
+    assert unforced.force_reason is None
 
 
 def test_holdout_must_leave_days_to_train_on(settings):
