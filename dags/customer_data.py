@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
 from churnloop.orchestration.dag_defaults import (
     CREDENTIALS_MASKED,
@@ -93,8 +93,12 @@ def materialize_features(ds: str | None = None) -> dict:
     from churnloop.features import materialize
     from churnloop.orchestration.task_support import data_errors_fail_fast
 
+    day = dt.date.fromisoformat(ds)
     with data_errors_fail_fast():
-        return materialize.materialize_features(get_settings(), dt.date.fromisoformat(ds))
+        stats = materialize.materialize_features(get_settings(), day)
+    event = materialize.features_event(day, stats)
+    get_current_context()["outlet_events"][CUSTOMER_FEATURES].extra = event
+    return stats
 
 
 @dag(

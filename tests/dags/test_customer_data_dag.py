@@ -52,8 +52,9 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     assert first.num_rows == CUSTOMERS
 
     assert lake.partitions(definition.DATASET) == [START, START + dt.timedelta(days=1)]
-    emitted = _customer_features_events() - events_before
-    assert emitted == 2, "each published day emits customer_features"
+    emitted = _customer_features_events()[len(events_before) :]
+    assert [event["day"] for event in emitted] == [str(START), str(START + dt.timedelta(days=1))]
+    assert all(event["rows_written"] == CUSTOMERS for event in emitted), emitted
     from churnloop.features.online import online_features
 
     online = online_features(settings, [1, 2])
@@ -65,19 +66,19 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     assert read(settings, definition.DATASET, START).num_rows == CUSTOMERS
 
 
-def _customer_features_events() -> int:
+def _customer_features_events() -> list[dict]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     with create_session() as session:
         query = (
-            select(func.count())
-            .select_from(AssetEvent)
+            select(AssetEvent.extra)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.name == "customer_features")
+            .order_by(AssetEvent.id)
         )
-        return session.scalar(query)
+        return list(session.scalars(query))
 
 
 VALIDATION_BREAKS = [

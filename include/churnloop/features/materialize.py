@@ -158,3 +158,13 @@ def materialize_features(settings: Settings, day: dt.date) -> dict[str, Any]:
         f"({stats.rows_per_second:,.0f} rows/s)"
     )
     return stats.to_dict()
+
+
+def features_event(day: dt.date, stats: dict[str, Any]) -> dict[str, Any]:
+    """The ``customer_features`` asset event's extra: which day went online, and how much."""
+    return {
+        "day": day.isoformat(),
+        "rows_written": stats["rows_written"],
+        "rows_read": stats["rows_read"],
+        "days_read": stats["days"],
+    }
