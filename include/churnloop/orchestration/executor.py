@@ -18,7 +18,7 @@ from airflow.executors.local_executor import LocalExecutor
 PRELOADED_MODULES = (
     "pandas",
     "pyarrow.parquet",
-    "great_expectations",
+    "churnloop.validation.gx_imports",  # GX with its registration logger turned down first
     "feast",
     "feast.repo_operations",
     "feast.infra.offline_stores.duckdb",

@@ -1,4 +1,6 @@
 import gc
+import subprocess
+import sys
 
 import pytest
 import structlog
@@ -34,3 +36,16 @@ def test_preload_imports_the_task_libraries_and_fills_their_caches(monkeypatch, 
 def test_a_warmer_that_does_not_exist_fails_the_preload_loudly():
     with pytest.raises(AttributeError, match="no_such_cache"):
         preload(modules=(), warmers=("churnloop.training.challenger:no_such_cache",))
+
+
+def test_preloading_logs_none_of_gx_registration_lines():
+    """Run in a fresh interpreter at INFO, as the scheduler is: GX is not imported yet there."""
+    script = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "from churnloop.orchestration.executor import preload\n"
+        "preload(warmers=())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "Skipping registering function" not in result.stderr + result.stdout
