@@ -64,9 +64,12 @@ SKOPS_TRUSTED_TYPES = [
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 ]
-"""Types beyond scikit-learn's that a churn pipeline's skops file holds. MLflow checks the
-list when saving; `load_model` passes this list (from code, not from the artifact)."""
+"""Types beyond the ones skops trusts that a churn pipeline's skops file holds (the last two
+are scikit-learn's private parts of a calibrated model). MLflow checks the list when
+saving; `load_model` passes this list (from code, not from the artifact)."""
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,35 @@ class Settings(BaseSettings):
         description="Rows of the training split scored for the train_* metrics (a sample "
         "above it).",
     )
+    calibration: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: calibrate the challenger's probabilities (isotonic or sigmoid) when "
+        "that lowers Brier and ECE on the latest training days; off: serve the raw scores.",
+    )
+    calibration_share: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of the training split's snapshot days (the latest) that "
+        "calibrators are fitted and judged on; at least one day, never all.",
+    )
+    calibration_min_positives: int = Field(
+        default=100,
+        ge=10,
+        description="Fewer churners in the calibration days: no calibration is tried.",
+    )
+    calibration_min_negatives: int = Field(
+        default=100,
+        ge=10,
+        description="Fewer non-churners in the calibration days: no calibration is tried.",
+    )
+    calibration_confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="One-sided confidence that a calibrator lowers the Brier score before it "
+        "is applied (out-of-fold, rows grouped by customer).",
+    )
     gate_confidence: float = Field(
         default=0.95,
         gt=0.5,
@@ -256,6 +285,18 @@ class Settings(BaseSettings):
         default=200_000,
         ge=1_000,
         description="Rows of the training split the baselines are fitted on (a sample above).",
+    )
+    importance_max_rows: int = Field(
+        default=20_000,
+        ge=1_000,
+        description="Holdout rows the challenger's permutation importance shuffles (a seeded "
+        "sample above); informative, the gate does not use it.",
+    )
+    importance_repeats: int = Field(
+        default=5,
+        ge=1,
+        description="Shuffles per feature of the permutation importance; each repeat costs "
+        "one prediction of importance_max_rows rows per feature.",
     )
 
     # -- serving ---------------------------------------------------------------------------
@@ -339,6 +380,25 @@ class Settings(BaseSettings):
     drift_share_threshold: float = Field(
         default=0.5, gt=0, le=1, description="Share of drifted columns that is dataset drift."
     )
+    drift_min_rows: int = Field(
+        default=100,
+        ge=2,
+        description="Fewest rows per side (the whole day or a slice) for a drift verdict; "
+        "fewer: insufficient data, never drift (see docs/drift.md).",
+    )
+    drift_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise error rate of the drift tests: a column drifts only when its "
+        "test of 'same distribution' rejects at this level, Holm-corrected over the columns "
+        "compared (columns x slices for slice drift).",
+    )
+    drift_slice_columns: list[str] = Field(
+        default=["plan", "region", "tenure_bucket"],
+        description="Slices whose drift is checked on its own (JSON list); age_band and "
+        "tenure_bucket are cut from age and tenure_months as the gate's slices are.",
+    )
     drift_important_columns: list[str] = Field(
         default=["age", "monthly_charges", "plan", "contract", "region"],
         description="Columns whose drift alone triggers retraining (JSON list): who the "
@@ -353,6 +413,35 @@ class Settings(BaseSettings):
     drift_performance_min_rows: int = Field(
         default=200, ge=2, description="Fewer labelled rows are reported, not judged."
     )
+    drift_max_estimated_auc_drop: float | None = Field(
+        default=0.05,
+        ge=0,
+        description="Largest ROC AUC loss estimated before the labels (the reference's "
+        "estimate minus the upper bound of the day's); drift with a smaller loss does not "
+        "trigger retraining (see docs/drift.md). None: drift alone triggers, as before.",
+    )
+    drift_estimate_simulations: int = Field(
+        default=200,
+        ge=20,
+        description="Label draws (Bernoulli of each score) whose AUCs' spread gives the "
+        "interval of the estimated ROC AUC.",
+    )
+    drift_confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="Two-sided confidence of the drift check's intervals of ROC AUC "
+        "(estimated before the labels, and served).",
+    )
+    drift_auc_min_positives: int = Field(
+        default=30,
+        ge=2,
+        description="Fewer churners (expected, before the labels) leave an estimated or "
+        "served ROC AUC reported, not judged.",
+    )
+    drift_auc_min_negatives: int = Field(
+        default=30, ge=2, description="Fewer non-churners: likewise not judged."
+    )
     drift_max_training_age_days: int = Field(
         default=45,
         ge=1,
@@ -363,6 +452,31 @@ class Settings(BaseSettings):
     )
     drift_cooldown_days: int = Field(
         default=7, ge=0, description="Days after a training run in which drift triggers nothing."
+    )
+    skew_max_mismatch_rate: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Share of a feature's served values that may differ from the lake's row "
+        "of the same customer; the skew check fails when its interval's lower bound is above.",
+    )
+    skew_numeric_tolerance: float = Field(
+        default=1e-9,
+        ge=0,
+        description="Relative and absolute difference up to which a served number equals the "
+        "lake's (both are doubles of the same value when nothing is skewed).",
+    )
+    skew_min_rows: int = Field(
+        default=200,
+        ge=1,
+        description="Served rows matched to a lake row below which the skew check reports "
+        "insufficient data instead of a verdict.",
+    )
+    skew_confidence: float = Field(
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="Two-sided confidence of the skew check's Wilson intervals of mismatch rates.",
     )
 
     @model_validator(mode="after")

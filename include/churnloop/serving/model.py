@@ -1,6 +1,7 @@
 """One registered model version, ready to serve: loaded once, compiled to score rows
 without pandas. `load_served_model` refuses (`ModelLoadError`) a pipeline of another shape
-than ``Pipeline(ColumnTransformer, LGBMClassifier)``, or one whose compiled path does not
+than ``Pipeline(ColumnTransformer, LGBMClassifier)`` (the classifier bare or inside one
+isotonic or sigmoid `CalibratedClassifierCV`), or one whose compiled path does not
 reproduce the pipeline's own predictions on probe rows.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from scipy.special import expit
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
@@ -24,6 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 from churnloop import registry
 from churnloop.redaction import describe_error
 from churnloop.settings import Settings
+from churnloop.training.pipeline import lightgbm_classifier
 
 PROBE_TOLERANCE = 1e-12
 """How far the compiled path may stray from the pipeline on the probe rows (float noise)."""
@@ -93,6 +97,24 @@ class FeatureColumn:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A calibrated model's map from the booster's raw score (log-odds) to the probability,
+    replayed as `CalibratedClassifierCV` applies it to ``decision_function``: isotonic
+    interpolates between its fitted thresholds (clipped at both ends), sigmoid is Platt's
+    ``1 / (1 + exp(slope * raw + intercept))``."""
+
+    method: str
+    thresholds: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+    slope: float = 0.0
+    intercept: float = 0.0
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            return np.interp(raw, *self.thresholds)
+        return expit(-(self.slope * raw + self.intercept))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a served version is and where it came from (for ``GET /model`` and the log)."""
 
@@ -125,7 +147,10 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Per-feature contributions to one prediction's raw score (log-odds), LightGBM's SHAP."""
+    """Per-feature contributions to one prediction's raw score (log-odds), LightGBM's SHAP.
+
+    The raw score is the booster's; a calibrated model's probability is its calibrator's
+    map of it, not its logistic."""
 
     probability: float
     raw_score: float
@@ -142,9 +167,10 @@ class ServedModel:
         self.info = info
         self.pipeline = pipeline
         self.columns = _compile(pipeline)
+        self.calibration = _calibration(pipeline.steps[-1][1])
         self.feature_names = tuple(column.name for column in self.columns)
         self._known = frozenset(self.feature_names)
-        self._booster = pipeline.steps[-1][1].booster_
+        self._booster = lightgbm_classifier(pipeline).booster_
         _check_against_pipeline(self)
 
     @property
@@ -185,8 +211,10 @@ class ServedModel:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Churn probability of each encoded row, on one thread (OpenMP's fan-out costs more
-        than it saves on a few rows)."""
-        return self._booster.predict(matrix, num_threads=1)
+        than it saves on a few rows); calibrated when the model is."""
+        if self.calibration is None:
+            return self._booster.predict(matrix, num_threads=1)
+        return self.calibration.apply(self._booster.predict(matrix, raw_score=True, num_threads=1))
 
     def explain(self, matrix: np.ndarray) -> Explanation:
         """LightGBM's ``pred_contrib`` for a one-row `encode` matrix, keyed by input feature.
@@ -232,9 +260,13 @@ def _compile(pipeline: Any) -> list[FeatureColumn]:
         raise ModelLoadError(
             f"expected a Pipeline of preprocessing and LightGBM, got {type(pipeline).__name__}"
         )
-    (_, preprocess), (_, classifier) = pipeline.steps
-    if not isinstance(classifier, LGBMClassifier) or not hasattr(classifier, "booster_"):
-        raise ModelLoadError(f"the last step is not a fitted LGBMClassifier: {classifier!r}")
+    (_, preprocess), (_, last) = pipeline.steps
+    try:
+        classifier = lightgbm_classifier(pipeline)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from error
+    if not hasattr(classifier, "booster_"):
+        raise ModelLoadError(f"the last step is not a fitted LGBMClassifier: {last!r}")
     if list(classifier.classes_) != [0, 1]:
         raise ModelLoadError(f"the classifier is not binary 0/1: classes {classifier.classes_}")
     if not isinstance(preprocess, ColumnTransformer):
@@ -265,6 +297,26 @@ def _compile(pipeline: Any) -> list[FeatureColumn]:
             f"{list(preprocess.get_feature_names_out())}"
         )
     return columns
+
+
+def _calibration(step: Any) -> Calibration | None:
+    """The replayable calibrator of a calibrated last step; None for a bare classifier."""
+    if isinstance(step, LGBMClassifier):
+        return None
+    if not isinstance(step, CalibratedClassifierCV):
+        raise ModelLoadError(f"serving replays no {type(step).__name__} around LightGBM")
+    pairs = getattr(step, "calibrated_classifiers_", [])
+    if len(pairs) != 1 or len(pairs[0].calibrators) != 1:
+        raise ModelLoadError(
+            f"the calibrator holds {len(pairs)} fitted classifier(s); serving replays one "
+            "binary calibrator around one classifier (ensemble=False)"
+        )
+    method, calibrator = pairs[0].method, pairs[0].calibrators[0]
+    if method == "isotonic":
+        return Calibration(method, (calibrator.X_thresholds_, calibrator.y_thresholds_))
+    if method == "sigmoid":
+        return Calibration(method, slope=float(calibrator.a_), intercept=float(calibrator.b_))
+    raise ModelLoadError(f"calibration method {method!r} is not one serving replays")
 
 
 def _is_passthrough(transformer: Any) -> bool:

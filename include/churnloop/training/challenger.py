@@ -2,7 +2,8 @@
 
 `train_and_register` returns a `TrainedModel`. Its run holds what it takes to trust or
 redo the version (parameters, metrics, plots, the dataset's digest, git sha and lineage
-tags) and the holdout sample with scores that drift checks compare to (`reference_data`).
+tags, the calibration chosen and its evidence) and the holdout sample with scores that
+drift checks compare to (`reference_data`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from churnloop import registry
 from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings
+from churnloop.training.calibration import CalibrationChoice, fit_calibrated
 from churnloop.training.metrics import binary_labels, classification_metrics, score
-from churnloop.training.pipeline import fit_pipeline, require_training_columns
+from churnloop.training.pipeline import lightgbm_classifier, require_training_columns
 from churnloop.training.plots import holdout_plots
 from churnloop.training.split import snapshot_days
 from churnloop.training.tuning import SEARCH_SPACE, TuningResult, log_trials
@@ -71,12 +73,14 @@ class TrainedModel:
 
 @dataclass(frozen=True)
 class FittedChallenger:
-    """A fitted pipeline with its holdout scores and metrics, before anything is logged."""
+    """A fitted pipeline with its holdout scores and metrics and its calibration, before
+    anything is logged."""
 
     model: Pipeline
     holdout_scores: np.ndarray
     holdout_metrics: dict[str, float]
     train_metrics: dict[str, float]
+    calibration: CalibrationChoice
 
 
 def train_and_register(
@@ -110,6 +114,7 @@ def train_and_register(
         registry.DATA_WINDOW_START_TAG: window_start.isoformat(),
         registry.TRAINING_DATA_END_TAG: window_end.isoformat(),
         registry.DATASET_DIGEST_TAG: dataset.digest,
+        **fitted.calibration.tags(),
         **{f"{registry.LINEAGE_TAG_PREFIX}{key}": str(value) for key, value in lineage.items()},
     }
     run_id, version = log_challenger_run(
@@ -142,19 +147,20 @@ def fit_challenger(
     feature_names: list[str],
     params: Mapping[str, Any],
 ) -> FittedChallenger:
-    """Fit the seeded pipeline on ``train``; score the holdout and a sample of ``train``.
+    """Fit the seeded pipeline on ``train``, calibrated when that helps (`fit_calibrated`);
+    score the holdout and a sample of ``train``.
 
     The training metrics come from at most ``settings.train_metrics_max_rows`` rows: enough
     to see overfitting, without scoring all of a large split.
     """
     seed = settings.training_seed
     require_training_columns(holdout, "holdout", feature_names)
-    model = fit_pipeline(train, feature_names, params, seed)
+    model, calibration = fit_calibrated(settings, train, feature_names, params)
     holdout_scores = score(model, holdout, "challenger")
     holdout_metrics = classification_metrics(binary_labels(holdout, "holdout"), holdout_scores)
     scored = _at_most(train, settings.train_metrics_max_rows, seed)
     train_metrics = classification_metrics(scored[LABEL], score(model, scored, "challenger"))
-    return FittedChallenger(model, holdout_scores, holdout_metrics, train_metrics)
+    return FittedChallenger(model, holdout_scores, holdout_metrics, train_metrics, calibration)
 
 
 def log_challenger_run(
@@ -185,10 +191,15 @@ def log_challenger_run(
                 "train_rows": len(train),
                 "holdout_rows": len(holdout),
                 "holdout_start": snapshot_days(holdout, "holdout").min().date().isoformat(),
+                "calibration": fitted.calibration.method,
+                "calibration_days": fitted.calibration.days,
             }
         )
         mlflow.log_metrics({f"holdout_{key}": v for key, v in fitted.holdout_metrics.items()})
         mlflow.log_metrics({f"train_{key}": v for key, v in fitted.train_metrics.items()})
+        mlflow.log_metrics(
+            {f"calibration_{key}": v for key, v in fitted.calibration.metrics.items()}
+        )
         mlflow.log_input(dataset, context="training")
         labels = holdout[LABEL].to_numpy()
         for name, figure in holdout_plots(fitted.model, labels, fitted.holdout_scores).items():
@@ -248,7 +259,7 @@ def base_params(settings: Settings) -> tuple[dict[str, Any], str]:
     champion = registry.champion_version(settings)
     if champion is None:
         return dict(settings.model_params), "settings"
-    classifier = registry.load_model(settings, registry.CHAMPION).named_steps["classifier"]
+    classifier = lightgbm_classifier(registry.load_model(settings, registry.CHAMPION))
     chosen = classifier.get_params()
     keys = set(settings.model_params) | set(SEARCH_SPACE)
     return {

@@ -17,8 +17,11 @@ from churnloop.errors import DataError
 from churnloop.schema import LABEL
 from churnloop.training.frames import with_numpy_dtypes
 
-METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "positives_rate", "rows")
+METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "positives_rate", "rows")
 """The names `classification_metrics` returns, in the order reports list them."""
+ECE_BINS = 10
+"""Equal-mass score bins of `expected_calibration_error`: ten, as in the holdout's
+calibration plot, so each bin's churn rate rests on a tenth of the rows."""
 
 
 class Scorer(Protocol):
@@ -30,16 +33,35 @@ class Scorer(Protocol):
 
 
 def classification_metrics(labels: Sequence[int], scores: np.ndarray) -> dict[str, float]:
-    """Ranking (ROC/PR AUC), probability quality (log loss, Brier) and the base rate."""
+    """Ranking (ROC/PR AUC), probability quality (log loss, Brier, ECE) and the base rate."""
     labels = np.asarray(labels)
     return {
         "roc_auc": float(roc_auc_score(labels, scores)),
         "pr_auc": float(average_precision_score(labels, scores)),
         "log_loss": float(log_loss(labels, scores, labels=[0, 1])),
         "brier": float(brier_score_loss(labels, scores)),
+        "ece": expected_calibration_error(labels, scores),
         "positives_rate": float(labels.mean()),
         "rows": float(len(labels)),
     }
+
+
+def expected_calibration_error(
+    labels: Sequence[int], scores: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Row-weighted mean gap between the churn rate and the mean score of each score bin.
+
+    Bins hold equal shares of the rows (`ECE_BINS` by default): their edges are score
+    quantiles, cut as `sklearn.calibration.calibration_curve` does with
+    ``strategy="quantile"``, so tied scores share a bin. A perfectly calibrated sample
+    still shows sampling noise of about ``sqrt(bins * rate * (1 - rate) / rows)``.
+    """
+    labels, scores = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
+    edges = np.quantile(scores, np.linspace(0, 1, bins + 1))
+    bin_of = np.searchsorted(edges[1:-1], scores)
+    churned = np.bincount(bin_of, weights=labels, minlength=bins)
+    expected = np.bincount(bin_of, weights=scores, minlength=bins)
+    return float(np.abs(churned - expected).sum() / len(scores))
 
 
 def score(model: Scorer, frame: pd.DataFrame, role: str = "model") -> np.ndarray:

@@ -1,7 +1,9 @@
 """The churn model: column preprocessing and a seeded LightGBM classifier in one Pipeline.
 
 The preprocessing ships inside the registered model, so serving cannot drift from
-training; the same data, parameters and seed give the same predictions.
+training; the same data, parameters and seed give the same predictions. A calibrated
+model keeps that shape with a calibrator around the classifier (`churnloop.training.
+calibration`); `lightgbm_classifier` finds the classifier in either.
 """
 
 from __future__ import annotations
@@ -54,6 +56,21 @@ def fit_pipeline(
     numeric, categorical = column_kinds(features, feature_names)
     pipeline = build_pipeline(numeric, categorical, params, seed)
     return pipeline.fit(features, labels, classifier__categorical_feature=categorical)
+
+
+def lightgbm_classifier(model: Pipeline) -> LGBMClassifier:
+    """The fitted LGBMClassifier of a churn model, calibrated or not.
+
+    The last step is the classifier itself, or a calibrator that holds it as ``estimator``
+    (a `CalibratedClassifierCV` around a `FrozenEstimator`). Code that reads the booster or
+    the LightGBM parameters goes through this rather than ``named_steps``.
+    """
+    step = model.steps[-1][1]
+    while not isinstance(step, LGBMClassifier) and hasattr(step, "estimator"):
+        step = step.estimator
+    if not isinstance(step, LGBMClassifier):
+        raise ValueError(f"no LGBMClassifier in the model's last step {model.steps[-1][1]!r}")
+    return step
 
 
 def column_kinds(frame: pd.DataFrame, feature_names: list[str]) -> tuple[list[str], list[str]]:

@@ -14,6 +14,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 from sklearn.pipeline import Pipeline
 
+from churnloop.training.pipeline import lightgbm_classifier
+
 
 def holdout_plots(model: Pipeline, labels: np.ndarray, scores: np.ndarray) -> dict[str, Figure]:
     """ROC, precision-recall and calibration curves on the holdout, and gain importances."""
@@ -54,7 +56,7 @@ def calibration_plot(labels: np.ndarray, scores: np.ndarray) -> Figure:
 
 def importance_plot(model: Pipeline) -> Figure:
     """Total gain per feature of the pipeline's LightGBM booster."""
-    booster = model.named_steps["classifier"].booster_
+    booster = lightgbm_classifier(model).booster_
     importance = pd.Series(
         booster.feature_importance(importance_type="gain"), index=booster.feature_name()
     ).sort_values()

@@ -7,13 +7,18 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
-from churnloop.schema import TIMESTAMP
-from churnloop.serving.model import ModelInfo, ModelLoadError, ServedModel
-from churnloop.training.pipeline import fit_pipeline
+from churnloop import registry
+from churnloop.schema import LABEL, TIMESTAMP
+from churnloop.serving.model import PROBE_TOLERANCE, ModelInfo, ModelLoadError, ServedModel
+from churnloop.training.calibration import with_calibrator
+from churnloop.training.pipeline import fit_pipeline, lightgbm_classifier
 
 
 def _info() -> ModelInfo:
@@ -22,31 +27,66 @@ def _info() -> ModelInfo:
 
 def _tiny_frame() -> pd.DataFrame:
     rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
     return pd.DataFrame(
         {
             TIMESTAMP: pd.Timestamp("2026-01-01", tz="UTC"),
-            "x": rng.normal(size=200),
+            "x": x,
             "plan": rng.choice(["basic", "premium", None], size=200),
-            "churned": rng.integers(0, 2, size=200),
+            LABEL: (rng.uniform(size=200) < 1 / (1 + np.exp(-2 * x))).astype(int),
         }
     )
+
+
+def _calibrated(method: str, ensemble: bool = False) -> Pipeline:
+    """A pipeline whose classifier's scores pass through a calibrator, as training builds it."""
+    frame = _tiny_frame()
+    pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
+    rows = pipeline[:-1].transform(frame[["x", "plan"]])
+    frozen = FrozenEstimator(pipeline.steps[-1][1])
+    calibrator = CalibratedClassifierCV(frozen, method=method, ensemble=ensemble, cv=2)
+    return with_calibrator(pipeline, calibrator.fit(rows, frame[LABEL]))
+
+
+_ROWS = [
+    {"x": 0.3, "plan": "basic"},
+    {"x": None, "plan": None},
+    {"x": 1.0, "plan": "unseen"},
+    {"x": -2, "plan": float("nan")},
+    {"x": 40.0, "plan": "premium"},
+]
 
 
 def test_compiled_encoding_replays_the_fitted_encoder_on_unknown_and_missing_values():
     frame = _tiny_frame()
     pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
     model = ServedModel(pipeline, _info())
-    rows = [
-        {"x": 0.3, "plan": "basic"},
-        {"x": None, "plan": None},
-        {"x": 1.0, "plan": "unseen"},
-        {"x": -2, "plan": float("nan")},
-    ]
 
-    served = model.probabilities(model.encode(rows))
+    served = model.probabilities(model.encode(_ROWS))
 
-    expected = pipeline.predict_proba(pd.DataFrame(rows).astype({"x": "float64"}))[:, 1]
+    expected = pipeline.predict_proba(pd.DataFrame(_ROWS).astype({"x": "float64"}))[:, 1]
     assert np.array_equal(served, expected)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_a_calibrated_model_serves_on_the_compiled_path_after_a_skops_round_trip(method):
+    pipeline = _calibrated(method)
+    loaded = skops.io.loads(skops.io.dumps(pipeline), trusted=registry.SKOPS_TRUSTED_TYPES)
+
+    model = ServedModel(loaded, _info())
+    served = model.probabilities(model.encode(_ROWS))
+
+    assert model.calibration is not None and model.calibration.method == method
+    frame = pd.DataFrame(_ROWS).astype({"x": "float64"})
+    expected = pipeline.predict_proba(frame)[:, 1]
+    np.testing.assert_allclose(served, expected, rtol=0, atol=PROBE_TOLERANCE)
+    raw = lightgbm_classifier(pipeline).predict_proba(pipeline[:-1].transform(frame))[:, 1]
+    assert not np.allclose(served, raw)
+
+
+def test_a_calibrator_serving_cannot_replay_is_refused():
+    with pytest.raises(ModelLoadError, match="holds 2 fitted classifier"):
+        ServedModel(_calibrated("sigmoid", ensemble=True), _info())
 
 
 def test_a_pipeline_serving_cannot_replay_is_refused_naming_the_step():

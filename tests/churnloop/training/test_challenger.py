@@ -11,6 +11,7 @@ from churnloop import registry
 from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import get_settings
+from churnloop.training.calibration import CALIBRATION_REASON_TAG, CALIBRATION_TAG, METHODS
 from churnloop.training.challenger import (
     SCHEMA_SAMPLE_ROWS,
     _dataset_record,
@@ -89,9 +90,13 @@ def test_challenger_is_logged_registered_and_reloads_identically(settings, frame
 
     run = mlflow.get_run(trained.run_id)
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
-    assert {"holdout_pr_auc", "holdout_log_loss", "holdout_brier", "train_roc_auc"} <= set(
-        run.data.metrics
-    )
+    assert {
+        "holdout_pr_auc",
+        "holdout_log_loss",
+        "holdout_brier",
+        "holdout_ece",
+        "train_roc_auc",
+    } <= set(run.data.metrics)
     assert run.data.params["seed"] == str(settings.training_seed)
     # Fit on every row of the split, train_* metrics from a sample of it.
     assert run.data.params["train_rows"] == str(len(frame) - len(holdout)) == "1500"
@@ -118,6 +123,35 @@ def test_challenger_is_logged_registered_and_reloads_identically(settings, frame
     rescored = trained.model.predict_proba(reference[FEATURES])[:, 1]
     np.testing.assert_allclose(reference[PREDICTION], rescored)
     assert json.loads(json.dumps(trained.to_dict()))["version"] == 1
+
+
+def test_a_calibrated_challenger_records_its_calibration_and_reloads_identically(settings, frame):
+    """A model that overpredicts churn, judged on the split's last day (lower minimums)."""
+    calibrating = {"calibration_min_positives": 10, "calibration_min_negatives": 10}
+    settings = with_empty_mlflow(settings.model_copy(update=calibrating))
+    overweighted = {**FAST_PARAMS, "scale_pos_weight": 4}
+
+    trained, holdout = register_challenger(settings, frame, params=overweighted)
+
+    run = mlflow.get_run(trained.run_id)
+    method = run.data.params["calibration"]
+    assert method in METHODS, run.data.tags[CALIBRATION_REASON_TAG]
+    assert run.data.params["calibration_days"] == "1"
+    metrics = run.data.metrics
+    assert metrics["calibration_brier_after"] < metrics["calibration_brier_before"]
+    assert metrics["calibration_ece_after"] < metrics["calibration_ece_before"]
+    tags = registry.model_version(settings, trained.version).tags
+    assert tags[CALIBRATION_TAG] == method
+    assert tags[CALIBRATION_REASON_TAG].startswith(f"{method} lowers Brier")
+    loaded = registry.load_model(settings, registry.CHALLENGER)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(holdout[FEATURES]), trained.model.predict_proba(holdout[FEATURES])
+    )
+    client = registry.connect(settings)
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, "1")
+    params, source = base_params(settings)
+    assert source == "champion v1"
+    assert params["n_estimators"] == FAST_PARAMS["n_estimators"]
 
 
 def test_a_version_records_its_commit_state_and_where_its_parameters_came_from(settings, frame):

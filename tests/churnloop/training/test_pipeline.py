@@ -5,11 +5,16 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from churnloop.errors import DataError
 from churnloop.schema import LABEL
+from churnloop.training.calibration import with_calibrator
 from churnloop.training.metrics import score
-from churnloop.training.pipeline import fit_pipeline
+from churnloop.training.pipeline import fit_pipeline, lightgbm_classifier
 from churnloop.training.split import split_by_time
 from tests.churnloop.training_support import FAST_PARAMS, FEATURES, labelled_days
 
@@ -64,3 +69,17 @@ def test_nullable_dtypes_with_missing_values_are_fitted_and_scored(frame):
     scores = score(model, holdout, "challenger")
 
     assert np.isfinite(scores).all() and len(scores) == len(holdout)
+
+
+def test_the_lightgbm_classifier_is_found_in_a_plain_or_calibrated_model(frame):
+    train, holdout = split_by_time(frame, holdout_days=3)
+    model = fit_pipeline(train, FEATURES, FAST_PARAMS, seed=1)
+    classifier = model.steps[-1][1]
+    rows = model[:-1].transform(holdout[FEATURES])
+    calibrator = CalibratedClassifierCV(FrozenEstimator(classifier), method="sigmoid")
+    calibrated = with_calibrator(model, calibrator.fit(rows, holdout[LABEL]))
+
+    assert lightgbm_classifier(model) is classifier
+    assert lightgbm_classifier(calibrated) is classifier
+    with pytest.raises(ValueError, match="no LGBMClassifier"):
+        lightgbm_classifier(Pipeline([("classifier", LogisticRegression())]))
