@@ -293,7 +293,7 @@ class Settings(BaseSettings):
         "sample above); informative, the gate does not use it.",
     )
     importance_repeats: int = Field(
-        default=5,
+        default=3,
         ge=1,
         description="Shuffles per feature of the permutation importance; each repeat costs "
         "one prediction of importance_max_rows rows per feature.",

@@ -1,4 +1,5 @@
-"""The gate's decision as text tables, for the task log and the model card."""
+"""The gate's decision and the features' importance as text tables, for the task log and
+the model card."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from churnloop.training.metrics import METRICS, format_number
 
 if TYPE_CHECKING:
     from churnloop.training.gate import Decision
+    from churnloop.training.importance import Importance
 
 SLICE_HEADER = ["slice", "rows", "positives", "negatives", "AUC [interval]", "change", "judged"]
+IMPORTANCE_HEADER = ["feature", "gain", "ROC AUC drop when shuffled [interval]"]
 
 
 def decision_text(decision: Decision) -> str:
@@ -62,6 +65,33 @@ def metric_rows(decision: Decision) -> list[list[str]]:
             *(format_number(metrics.get(name)) for metrics in decision.baseline_metrics.values()),
         ]
         for name in METRICS
+    ]
+
+
+def importance_text(importance: Importance) -> str:
+    """A summary line, then the features that do not earn their place as a table."""
+    summary = importance_summary(importance)
+    if not importance.unearned:
+        return summary
+    return summary + "\n\n" + text_table(IMPORTANCE_HEADER, unearned_rows(importance))
+
+
+def importance_summary(importance: Importance) -> str:
+    """How many features do not earn their place, by which rule, measured how."""
+    unearned, total = len(importance.unearned), len(importance.features)
+    return (
+        f"Feature importance (informative: the gate does not use it): {unearned} of {total} "
+        "features do not earn their place (zero gain, or a ROC AUC drop when shuffled whose "
+        f"{importance.confidence:.0%} interval does not lie above zero; {importance.rows} "
+        f"holdout rows, {importance.repeats} shuffles each, seed {importance.seed})"
+    )
+
+
+def unearned_rows(importance: Importance) -> list[list[str]]:
+    """Each feature that does not earn its place: name, total gain, drop with interval."""
+    return [
+        [feature.name, format_number(feature.gain), feature.drop.describe()]
+        for feature in importance.unearned
     ]
 
 

@@ -1,8 +1,9 @@
 """Model cards: one Markdown page per model version, logged as ``model_card.md`` on its run.
 
 The card states the data window, features, metrics overall and per slice, the gate's
-decision, the promotion outcome and the lineage. Everything comes from the registry, so a
-card can be (re)written for any version at any time; write it after a promotion.
+decision, the features that do not earn their place, the promotion outcome and the
+lineage. Everything comes from the registry, so a card can be (re)written for any version
+at any time; write it after a promotion.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from churnloop import registry
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
 from churnloop.training.decision_text import (
+    IMPORTANCE_HEADER,
     SLICE_HEADER,
     evidence_lines,
+    importance_summary,
     metric_columns,
     metric_rows,
+    unearned_rows,
 )
 from churnloop.training.gate import Decision
+from churnloop.training.importance import Importance, recorded_importance
 from churnloop.training.metrics import METRICS, format_number
 from churnloop.training.promotion import recorded_decision
 
@@ -41,6 +46,7 @@ class CardFacts:
     metrics: dict[str, float]
     features: list[str]
     decision: Decision | None
+    importance: Importance | None = None
 
 
 def card_facts(settings: Settings, version: int) -> CardFacts:
@@ -62,6 +68,7 @@ def card_facts(settings: Settings, version: int) -> CardFacts:
         },
         features=info.signature.inputs.input_names() if info.signature else [],
         decision=recorded_decision(settings, version),
+        importance=recorded_importance(settings, model_version.run_id),
     )
 
 
@@ -77,6 +84,7 @@ def render_model_card(facts: CardFacts) -> str:
         _features_section(facts),
         "## Metrics on the holdout\n\n" + _metrics_table(facts),
         *_gate_sections(facts.decision),
+        _importance_section(facts.importance),
     ]
     forced = facts.tags.get(registry.FORCED_REASON_TAG)
     if forced:
@@ -98,8 +106,9 @@ def _intended_use() -> str:
         "## Intended use\n\n"
         f"Ranks customers by the probability that they churn within {LABEL_DELAY_DAYS} days of "
         "a daily snapshot, so that retention work reaches the riskiest first. The scores are "
-        "LightGBM's, not recalibrated: check `plots/calibration.png` before reading them as "
-        f"probabilities. Labels mature {LABEL_DELAY_DAYS} days late, so the newest month is "
+        "calibrated on the newest training days when that measurably helps (tag "
+        "`calibration`; `holdout_ece` and `plots/calibration.png` show how far to read them as "
+        f"probabilities). Labels mature {LABEL_DELAY_DAYS} days late, so the newest month is "
         "never in the training data."
     )
 
@@ -145,6 +154,17 @@ def _gate_sections(decision: Decision | None) -> list[str]:
         + "\n\n"
         + _markdown_table(header, checks),
     ]
+
+
+def _importance_section(importance: Importance | None) -> str:
+    """The features that do not earn their place, or why the card cannot tell."""
+    title = "## Features that do not earn their place\n\n"
+    if importance is None:
+        return title + "Not recorded: this version was not evaluated, or was before importance was."
+    if not importance.unearned:
+        return title + "None. " + importance_summary(importance) + "."
+    table = _markdown_table(IMPORTANCE_HEADER, unearned_rows(importance))
+    return title + importance_summary(importance) + ".\n\n" + table
 
 
 def _lineage_section(facts: CardFacts) -> str:

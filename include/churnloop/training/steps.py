@@ -102,12 +102,15 @@ def evaluate_challenger(
     """Judge the challenger against the champion and the baselines on the same holdout.
 
     The baselines are fitted here, on the challenger's training split; their metrics go on
-    the challenger's run, the decision on its version.
+    the challenger's run, the decision on its version. The challenger's feature importance
+    on that holdout goes on its run and in the log: informative, it does not change the
+    verdict.
     """
     from churnloop import registry
     from churnloop.features.feast_config import feature_names
     from churnloop.training.baselines import fit_baselines
     from churnloop.training.gate import GateConfig, evaluate
+    from churnloop.training.importance import feature_importance, log_importance
     from churnloop.training.promotion import record_decision
     from churnloop.training.split import split_by_time
 
@@ -123,6 +126,16 @@ def evaluate_challenger(
     decision = evaluate(champion_model, challenger_model, holdout, gate, baselines)
     record_decision(settings, trained["version"], decision)
     print(decision.describe())
+    importance = feature_importance(
+        challenger_model,
+        holdout,
+        repeats=settings.importance_repeats,
+        max_rows=settings.importance_max_rows,
+        seed=settings.training_seed,
+        confidence=gate.confidence,
+    )
+    log_importance(settings, trained["run_id"], importance)
+    print(importance.describe())
     return decision.to_dict()
 
 

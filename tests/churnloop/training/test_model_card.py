@@ -1,5 +1,6 @@
 """The model card: rendered from the registry, logged next to the version it describes."""
 
+import dataclasses
 import datetime as dt
 
 import mlflow
@@ -7,6 +8,13 @@ import mlflow
 from churnloop import registry
 from churnloop.training.baselines import fit_baselines
 from churnloop.training.gate import FAILED, Check, Decision, GateConfig, evaluate
+from churnloop.training.importance import (
+    FeatureImportance,
+    Importance,
+    feature_importance,
+    log_importance,
+)
+from churnloop.training.intervals import Interval
 from churnloop.training.model_card import (
     CARD_ARTIFACT,
     CardFacts,
@@ -35,6 +43,10 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
     gate = GateConfig.from_settings(settings, **RECORDS_GATE)
     decision = evaluate(None, trained.model, holdout, gate, baselines)
     promote_on_decision(settings, 1, decision, logical_date=dt.date(2026, 2, 7))
+    importance = feature_importance(
+        trained.model, holdout, repeats=3, max_rows=10_000, seed=1, confidence=0.95
+    )
+    log_importance(settings, trained.run_id, importance)
 
     uri = log_model_card(settings, 1)
 
@@ -57,6 +69,12 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
     assert f"- MLflow run: `{trained.run_id}`" in card
     assert "- Airflow dag_id: `continuous_training`" in card
     assert f"- training dataset digest: `{trained.dataset_digest}`" in card
+    unearned = card.split("## Features that do not earn their place")[1].split("## ")[0]
+    assert f"{len(importance.unearned)} of {len(FEATURES)} features" in unearned
+    assert importance.unearned, "some of the simulator's columns carry no signal"
+    for feature in importance.features:
+        row = f"| {feature.name} | {feature.gain:.4g} | {feature.drop.describe()} |"
+        assert (row in unearned) == (not feature.earns), feature.name
 
 
 def test_card_of_a_forced_or_unjudged_version_says_so():
@@ -92,3 +110,31 @@ def test_card_of_a_forced_or_unjudged_version_says_so():
     assert "| roc_auc | 0.55 | 0.8 |" in card
     assert "Promotion was forced by a person: INC-42" in card
     assert "Not evaluated yet." in unjudged and "Promotion: not decided yet." in unjudged
+
+
+def test_card_lists_features_that_do_not_earn_their_place_or_says_there_are_none():
+    def feature(name: str, gain: float, low: float) -> FeatureImportance:
+        return FeatureImportance(name, gain, Interval(low + 0.01, low, low + 0.02, 0.9))
+
+    measured = Importance(
+        (feature("age", 12.5, 0.003), feature("re|gion", 0.0, 0.0), feature("plan", 3.0, -0.01)),
+        rows=5_000,
+        repeats=4,
+        seed=9,
+        confidence=0.9,
+    )
+    facts = CardFacts("churn-model", 2, [], "abc", {}, {}, {}, ["age"], None, measured)
+
+    card = render_model_card(facts)
+    earning = dataclasses.replace(measured, features=measured.features[:1])
+    clean = render_model_card(CardFacts(**{**facts.__dict__, "importance": earning}))
+    older = render_model_card(CardFacts(**{**facts.__dict__, "importance": None}))
+
+    section = card.split("## Features that do not earn their place\n\n")[1].split("\n## ")[0]
+    assert "2 of 3 features do not earn their place" in section and "90% interval" in section
+    assert "5000 holdout rows, 4 shuffles each, seed 9" in section
+    assert "| re\\|gion | 0 | 0.01 [0, 0.02] |" in section
+    assert "| plan | 3 | 0 [-0.01, 0.01] |" in section
+    assert "| age |" not in section
+    assert "## Features that do not earn their place\n\nNone. " in clean
+    assert "Not recorded: this version was not evaluated" in older
