@@ -2,7 +2,8 @@
 
 Cases, each on a reference and a current sample of the same number of rows:
 
-- verdict: ``compute_drift`` on all rows (PSI on reference quantiles, Jensen-Shannon);
+- verdict: ``compute_drift`` on all rows (PSI on reference quantiles, Jensen-Shannon, each
+  with its likelihood-ratio test);
 - peer: Evidently's ``DataDriftPreset`` on all rows with the same methods and thresholds,
   HTML rendered (``build_report`` with no sampling);
 - whole path: ``compute_drift`` + ``build_report`` (Evidently's HTML on the default
@@ -66,17 +67,17 @@ def samples(rows: int, seed: int, *, drifted: bool) -> pd.DataFrame:
 
 
 def _verdict(reference: pd.DataFrame, current: pd.DataFrame, lake_home: str) -> None:
-    compute_drift(reference, current)
+    compute_drift(reference, current, list(reference.columns))
 
 
 def _evidently_all_rows(reference: pd.DataFrame, current: pd.DataFrame, lake_home: str) -> None:
     """Evidently alone: the small verdict only supplies the per-column methods and thresholds."""
-    result = compute_drift(reference.head(1_000), current.head(1_000))
+    result = compute_drift(reference.head(1_000), current.head(1_000), list(reference.columns))
     build_report(reference, current, result, title="bench", notes=[], sample_rows=len(current))
 
 
 def _whole_path(reference: pd.DataFrame, current: pd.DataFrame, lake_home: str) -> None:
-    result = compute_drift(reference, current)
+    result = compute_drift(reference, current, list(reference.columns))
     report = build_report(reference, current, result, title="bench", notes=[])
     save_report(Settings(home=lake_home), DAY, report)
 

@@ -63,6 +63,7 @@ def _environment(home: Path) -> dict[str, str]:
 
     return {
         **DEMO_SETTINGS,
+        "CHURNLOOP_DRIFT_MAX_ESTIMATED_AUC_DROP": "null",  # times the drift trigger's path
         "CHURNLOOP_HOME": str(home),
         "CHURNLOOP_TRAINING_WINDOW_DAYS": str(DemoPlan.training_window_days),
         "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,

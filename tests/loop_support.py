@@ -23,6 +23,10 @@ LOOP_GATE_ENV = {
 """The gate of the loop tests: their small models on a few hundred customers (holdouts of
 80-150 churners) are not required to beat the logistic baseline nor to reach the default
 holdout size; tests/churnloop/training tests those rules, the demo runs them at default."""
+DRIFT_ALONE_TRIGGERS = {"CHURNLOOP_DRIFT_MAX_ESTIMATED_AUC_DROP": "null"}
+"""The loop tests' drift trigger: their simulated age drift barely hurts the model, so by
+default it is "drift without estimated harm"; these tests are about the trigger's path
+(tests/churnloop/monitoring test the harm rule)."""
 
 
 def publish_days(

@@ -225,7 +225,11 @@ DRIFT_REPORT_ARGUMENTS = (
     _argument("--reference", required=True, help="Parquet file of the reference"),
     _argument("--current", required=True, help="Parquet file of the current data"),
     _argument("--day", type=_day, required=True, help="report day (YYYY-MM-DD)"),
-    _argument("--columns", nargs="+", help="columns to compare (default: all but id, time, label)"),
+    _argument(
+        "--columns",
+        nargs="+",
+        help="columns to compare (default: the model's features, churnloop.features.definition)",
+    ),
 )
 
 ROLLBACK_ARGUMENTS = (

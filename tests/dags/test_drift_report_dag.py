@@ -8,7 +8,7 @@ import pytest
 
 from churnloop import storage
 from churnloop.demo.simulation import Scenario
-from tests.loop_support import START, publish_days
+from tests.loop_support import DRIFT_ALONE_TRIGGERS, START, publish_days
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -35,6 +35,8 @@ def test_baseline_is_quiet_drift_triggers_once_then_cooldown(
     airflow_db, settings, served, monkeypatch
 ):
     monkeypatch.setenv("CHURNLOOP_DRIFT_COOLDOWN_DAYS", "3")
+    for name, value in DRIFT_ALONE_TRIGGERS.items():
+        monkeypatch.setenv(name, value)
     publish_days(settings, COVARIATE_DRIFT, days=50)
     training, drift = load(settings, "continuous_training"), load(settings, "drift_report")
     params = {"training_window_days": 10, "holdout_days": 3}

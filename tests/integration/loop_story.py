@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from churnloop.demo.airflow_stack import FINISHED, AirflowClient
 from churnloop.demo.simulation import Scenario, simulate
 from churnloop.settings import get_settings
-from tests.loop_support import FAST_MODEL, LOOP_GATE_ENV, publish_days
+from tests.loop_support import DRIFT_ALONE_TRIGGERS, FAST_MODEL, LOOP_GATE_ENV, publish_days
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 CUSTOMERS = 400
@@ -64,6 +64,7 @@ def story_environment(timeline: Timeline, serving_port: int) -> dict[str, str]:
         "CHURNLOOP_GATE_MIN_ROC_AUC": "0.6",
         "CHURNLOOP_MODEL_PARAMS": FAST_MODEL,
         **LOOP_GATE_ENV,
+        **DRIFT_ALONE_TRIGGERS,
         "CHURNLOOP_SERVING_PORT": str(serving_port),
         "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
         "CHURNLOOP_DEPLOY_START_SERVER": "false",

@@ -8,7 +8,7 @@ is the ``churn_drift`` asset event's extra for a day that triggers.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -16,10 +16,25 @@ import pandas as pd
 from churnloop import registry, schema, storage
 from churnloop.features import definition
 from churnloop.links import report_url
-from churnloop.monitoring.effect_sizes import compute_drift, compute_score_drift
+from churnloop.monitoring.effect_sizes import DriftResult, compute_drift, compute_score_drift
+from churnloop.monitoring.estimated_performance import (
+    EstimatedPerformance,
+    estimate_auc,
+    estimate_performance,
+    shortage,
+)
+from churnloop.monitoring.history_depth import at_reference_depth, history_days
+from churnloop.monitoring.online_metrics import (
+    VERSION,
+    ServedAuc,
+    served_aucs,
+    served_with_labels,
+)
 from churnloop.monitoring.report import build_report, save_report
-from churnloop.monitoring.verdict import decide, performance_drift, staleness
-from churnloop.schema import PREDICTION
+from churnloop.monitoring.slice_drift import SliceDriftResult, compute_slice_drift
+from churnloop.monitoring.trend import TREND_PAGE, build_trend, save_day
+from churnloop.monitoring.verdict import PerformanceCheck, decide, performance_drift, staleness
+from churnloop.schema import LABEL, PREDICTION
 from churnloop.serving.prediction_log import read_predictions
 from churnloop.settings import Settings
 from churnloop.training.challenger import reference_data
@@ -28,7 +43,15 @@ from churnloop.training.metrics import score
 
 @dataclass(frozen=True)
 class DayReport:
-    """What the drift check of one day found; JSON-safe, for XCom and the Asset's extra."""
+    """What the drift check of one day found; JSON-safe, for XCom and the Asset's extra.
+
+    ``estimated_performance``: the champion's ROC AUC estimated on the day before its labels
+    (`EstimatedPerformance.to_dict`); ``realized_performance``: its ROC AUC on the snapshots
+    whose labels arrived today (`PerformanceCheck.to_dict`, None before any matured);
+    ``served_performance``: the served ROC AUC per version
+    on the day whose labels matured today (`ServedAuc.to_dict`); ``drift_without_harm``: drift
+    found but not acted on, the estimate having ruled out a loss.
+    """
 
     day: str
     champion_version: int
@@ -37,10 +60,15 @@ class DayReport:
     triggered: bool
     reasons: list[str]
     drifted_columns: list[str]
-    scores: dict[str, float]
-    prediction_psi: float
+    scores: dict[str, float | None]
+    prediction_psi: float | None
     report: str
     report_url: str
+    estimated_performance: dict[str, Any]
+    realized_performance: dict[str, Any] | None = None
+    served_performance: list[dict[str, Any]] = field(default_factory=list)
+    drift_without_harm: list[str] = field(default_factory=list)
+    drifted_slices: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,7 +87,10 @@ def check_drift(
         return None
     suppressed = suppression(settings, report, active_training_runs)
     print("\n".join([*report.notes, f"trigger: {suppressed or 'yes'}"]))
-    return {**report.to_dict(), "suppressed": suppressed}
+    record = {**report.to_dict(), "suppressed": suppressed}
+    save_day(settings, day, record)
+    build_trend(settings)
+    return record
 
 
 def churn_drift_event(report: dict[str, Any]) -> dict[str, Any]:
@@ -83,40 +114,114 @@ def check_day(settings: Settings, day: dt.date) -> DayReport | None:
     names = list(model.feature_names_in_)
     current, source = current_data(settings, day, model)
 
-    result = compute_drift(reference, current, names, categorical_columns=schema.CATEGORICAL)
+    drift = _feature_drift(settings, reference, current, names)
     prediction = compute_score_drift(reference[PREDICTION], current[PREDICTION], name=PREDICTION)
-    performance = _performance(settings, day, model, champion)
+    labels = matured_labels(settings, day)
+    performance = _performance(settings, day, model, labels, _holdout_auc(settings, version))
+    estimate = estimate_performance(
+        _champion_scores(current, version), reference[LABEL], reference[PREDICTION], settings
+    )
+    served = _served_performance(settings, day, labels)
     age = staleness(registry.training_data_end(champion), day, settings.drift_max_training_age_days)
     important = [name for name in settings.drift_important_columns if name in names]
-    verdict = decide(result, performance, age, important)
-    reasons = list(verdict.reasons)
-    if prediction.drifted:
-        reasons.append(f"prediction drift: {prediction.describe()}")
-
+    verdict = decide(
+        drift.result, performance, age, important, estimate=estimate, prediction_drift=prediction
+    )
     notes = [
         f"champion: {settings.model_name} v{version}",
         f"current data: {source}",
+        drift.note,
+        f"slices: {drift.slices.summary}",
         f"prediction drift: {prediction.describe()}",
-        "performance: " + (performance.summary if performance else "no labels matured yet"),
+        *_performance_notes(day, estimate, performance, served),
         f"staleness: {age.summary}",
-        "verdict: " + ("; ".join(reasons) if reasons else "no reason to retrain"),
+        *(
+            f"drift without estimated harm, no retraining: {drift}"
+            for drift in verdict.drift_without_harm
+        ),
+        "verdict: " + ("; ".join(verdict.reasons) if verdict.reasons else "no reason to retrain"),
+        f"drift over time: {report_url(settings, TREND_PAGE)}",
     ]
-    report = build_report(reference, current, result, title=f"Drift report {day}", notes=notes)
+    report = build_report(
+        drift.reference,
+        drift.current,
+        drift.result,
+        title=f"Drift report {day}",
+        notes=notes,
+        slices=drift.slices,
+    )
     relpaths = save_report(settings, day, report)
     return DayReport(
         day=day.isoformat(),
         champion_version=version,
         source=source,
         current_rows=len(current),
-        triggered=bool(reasons),
-        reasons=reasons,
-        drifted_columns=result.drifted_columns,
-        scores={column.column: column.score for column in result.columns},
+        triggered=verdict.triggered,
+        reasons=verdict.reasons,
+        drifted_columns=drift.result.drifted_columns,
+        scores={column.column: column.score for column in drift.result.columns},
         prediction_psi=prediction.score,
         report=relpaths["html"],
         report_url=report_url(settings, relpaths["html"]),
+        estimated_performance=estimate.to_dict(),
+        realized_performance=performance.to_dict() if performance else None,
+        served_performance=[auc.to_dict() for auc in served],
+        drift_without_harm=verdict.drift_without_harm,
+        drifted_slices=[item.name for item in drift.slices.drifted_slices],
         notes=notes,
     )
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """The model's features compared: both samples as compared, per column and per slice."""
+
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    result: DriftResult
+    slices: SliceDriftResult
+    note: str
+
+
+def _feature_drift(
+    settings: Settings, reference: pd.DataFrame, current: pd.DataFrame, names: list[str]
+) -> FeatureDrift:
+    """Drift of the model's features, windowed ones at the reference's history depth (the
+    lake's history starts with its first feature day, or the reference's if earlier).
+    Slice drift is reported; only the whole day's columns can trigger retraining."""
+    first_day = min(
+        [*storage.lake(settings).partitions(definition.DATASET)[:1], *history_days(reference)]
+    )
+    fair_reference, fair_current, columns, note = at_reference_depth(
+        reference, current, names, first_day
+    )
+    compared = (fair_reference, fair_current, columns)
+    return FeatureDrift(
+        fair_reference,
+        fair_current,
+        compute_drift(*compared, categorical_columns=schema.CATEGORICAL),
+        compute_slice_drift(*compared, categorical_columns=schema.CATEGORICAL),
+        note,
+    )
+
+
+def _performance_notes(
+    day: dt.date,
+    estimate: EstimatedPerformance,
+    performance: PerformanceCheck | None,
+    served: list[ServedAuc],
+) -> list[str]:
+    """The report's lines on performance: estimated today, realized and served on matured labels."""
+    snapshot_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
+    realized = performance.summary if performance else "no labels matured yet"
+    served_lines = [auc.describe() for auc in served] or [
+        f"no prediction log of {snapshot_day} with matured labels"
+    ]
+    return [
+        f"estimated performance (before the labels): {estimate.summary}",
+        f"performance on the labels of {snapshot_day}: {realized}",
+        *(f"served performance: {line}" for line in served_lines),
+    ]
 
 
 def current_data(settings: Settings, day: dt.date, model) -> tuple[pd.DataFrame, str]:
@@ -131,17 +236,26 @@ def current_data(settings: Settings, day: dt.date, model) -> tuple[pd.DataFrame,
     return day_features, f"features of {day} scored offline (no prediction log that day)"
 
 
-def _performance(settings: Settings, day: dt.date, model, champion):
-    """The champion's ROC AUC on the snapshots whose labels arrived on ``day``."""
+def matured_labels(settings: Settings, day: dt.date) -> pd.DataFrame | None:
+    """The validated labels that arrived on ``day`` (of the snapshots 30 days earlier)."""
     lake = storage.lake(settings)
-    snapshot_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
     labels_dataset = schema.validated_dataset(schema.LABELS)
-    if day not in lake.partitions(labels_dataset) or snapshot_day not in lake.partitions(
-        definition.DATASET
-    ):
+    if day not in lake.partitions(labels_dataset):
         return None
     labels = lake.read_table(labels_dataset, day).to_pandas()
-    if labels.empty:
+    return None if labels.empty else labels
+
+
+def _performance(
+    settings: Settings, day: dt.date, model, labels: pd.DataFrame | None, baseline: float | None
+) -> PerformanceCheck | None:
+    """The champion's ROC AUC on the snapshots whose labels arrived on ``day``, beside
+    what the estimate before the labels says of the same scores."""
+    if baseline is None:
+        raise RuntimeError("the champion's training run has no holdout_roc_auc metric")
+    lake = storage.lake(settings)
+    snapshot_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
+    if labels is None or snapshot_day not in lake.partitions(definition.DATASET):
         return None
     rows = labels.merge(
         lake.read_table(definition.DATASET, snapshot_day).to_pandas(),
@@ -149,15 +263,50 @@ def _performance(settings: Settings, day: dt.date, model, champion):
         how="inner",
     )
     rows[PREDICTION] = score(model, rows, "champion")
-    baseline = registry.connect(settings).get_run(champion.run_id).data.metrics["holdout_roc_auc"]
-    max_drop = settings.drift_max_auc_drop
-    return performance_drift(rows[[schema.LABEL, PREDICTION]], baseline, max_drop)
+    check = performance_drift(rows[[LABEL, PREDICTION]], baseline, settings.drift_max_auc_drop)
+    scores = rows[PREDICTION].to_numpy()
+    if not check.judged or shortage(scores, "the labelled day", settings):
+        return check
+    estimated = estimate_auc(scores, settings.drift_confidence, settings.drift_estimate_simulations)
+    return replace(check, estimated_auc=estimated)
+
+
+def _served_performance(
+    settings: Settings, day: dt.date, labels: pd.DataFrame | None
+) -> list[ServedAuc]:
+    """The served ROC AUC per version on the day whose labels arrived on ``day``."""
+    snapshot_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
+    if labels is None:
+        return []
+    try:
+        predictions = read_predictions(settings, snapshot_day)
+    except storage.PartitionNotFound:
+        return []
+    rows = served_with_labels(predictions, labels, snapshot_day)
+    return served_aucs(
+        rows, snapshot_day, lambda version: _holdout_auc(settings, version), settings
+    )
+
+
+def _champion_scores(current: pd.DataFrame, version: int) -> pd.Series:
+    """The day's scores of the champion: the log's rows it answered, or every offline score."""
+    if VERSION not in current.columns:
+        return current[PREDICTION]
+    return current.loc[current[VERSION] == version, PREDICTION]
+
+
+def _holdout_auc(settings: Settings, version: int) -> float | None:
+    """The holdout ROC AUC a version was registered with (its training run's metric)."""
+    run_id = registry.model_version(settings, version).run_id
+    return registry.connect(settings).get_run(run_id).data.metrics.get("holdout_roc_auc")
 
 
 def suppression(settings: Settings, report: DayReport, active_training_runs: int) -> str | None:
     """Why a triggered day must not start training now, or None when it may."""
     if not report.triggered:
-        return "no reason to retrain"
+        return (
+            "drift without estimated harm" if report.drift_without_harm else "no reason to retrain"
+        )
     if active_training_runs:
         return f"{active_training_runs} continuous_training run(s) queued or running"
     day = dt.date.fromisoformat(report.day)

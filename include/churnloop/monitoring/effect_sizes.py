@@ -1,26 +1,32 @@
-"""Data drift between a reference and a current sample, measured as effect sizes on all rows.
+"""Data drift between a reference and a current sample: per column, an effect size and a test.
 
-Numeric columns: PSI over the reference's quantile bins (or a normed Wasserstein distance);
-categorical columns: Jensen-Shannon distance. Method names are Evidently's, so the report
-(`churnloop.monitoring.report`) uses the same methods and thresholds (settings).
+A column drifts when both say so: its effect size (PSI or a normed Wasserstein distance for
+numeric columns, Jensen-Shannon distance for categorical ones; Evidently's method names, so
+the report uses the same) reaches its threshold, and a likelihood-ratio test of "one
+distribution" over the same bins or categories rejects, Holm-corrected over the columns
+compared. An effect size alone is noise at a hundred rows; a test alone calls a negligible
+difference significant at a million. A side with fewer than ``min_rows`` rows is
+"insufficient data" and never judged. Method and measured error rates: docs/drift.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import wasserstein_distance
+from scipy.stats import chi2, wasserstein_distance
 
 from churnloop.errors import DataError
+from churnloop.features.definition import FEATURE_SCHEMA
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings, get_settings
 
 Kind = Literal["numeric", "categorical"]
+DRIFTED, STABLE, INSUFFICIENT = "drifted", "stable", "insufficient data"
 
 PSI_EPSILON = 1e-4
 """Floor of a bin's share: an empty bin would make PSI infinite."""
@@ -28,14 +34,31 @@ PSI_EPSILON = 1e-4
 WASSERSTEIN_MIN_STD = 1e-3
 """Floor of the norm, as in Evidently: a constant reference column must not divide by 0."""
 
+MIN_EXPECTED_COUNT = 5.0
+"""Bins expected to hold fewer rows of the smaller sample are pooled into one for the test:
+the chi-square approximation fails on sparse bins (Cochran's rule)."""
+
 NOT_FEATURES = (ENTITY, TIMESTAMP, LABEL, PREDICTION)
-"""Columns left out when no columns are given; the model's scores are compared on their
-own by ``compute_score_drift``."""
+"""Never compared as features; the model's scores are compared by ``compute_score_drift``."""
+
+FEATURE_COLUMNS = tuple(FEATURE_SCHEMA.names)
+"""The columns compared when none are given: the model's inputs, as the feature definition
+names them."""
+
+_VALUE_TYPES = {
+    "integer": "number",
+    "floating": "number",
+    "mixed-integer-float": "number",
+    "decimal": "number",
+    "string": "text",
+    "boolean": "boolean",
+}
+"""pandas' inferred value types, grouped into the types a column may hold on both sides."""
 
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """The methods and thresholds of one drift computation (see the ``drift_*`` settings)."""
+    """The methods, thresholds and test settings of one drift computation (``drift_*``)."""
 
     numeric_method: Literal["psi", "wasserstein"]
     psi: float
@@ -43,6 +66,8 @@ class DriftThresholds:
     wasserstein: float
     jensenshannon: float
     share: float
+    min_rows: int
+    alpha: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DriftThresholds:
@@ -53,6 +78,8 @@ class DriftThresholds:
             wasserstein=settings.drift_wasserstein_threshold,
             jensenshannon=settings.drift_jensenshannon_threshold,
             share=settings.drift_share_threshold,
+            min_rows=settings.drift_min_rows,
+            alpha=settings.drift_alpha,
         )
 
     def threshold(self, method: str) -> float:
@@ -64,24 +91,54 @@ class DriftThresholds:
 
 
 @dataclass(frozen=True)
-class ColumnDrift:
-    """One column's comparison; it drifted when the score reaches the threshold."""
+class Measurement:
+    """One column measured: effect size and raw p-value, None when a side has too few rows.
+
+    Missing shares are None for a side without rows.
+    """
 
     column: str
     kind: Kind
     method: str
-    score: float
+    score: float | None
     threshold: float
-    missing_reference: float
-    missing_current: float
+    missing_reference: float | None
+    missing_current: float | None
+    reference_rows: int
+    current_rows: int
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class ColumnDrift(Measurement):
+    """A measured column and its verdict: "drifted", "stable" or "insufficient data".
+
+    ``p_adjusted`` is Holm-corrected over the columns judged together; the column drifted
+    when its score reaches the threshold and ``p_adjusted`` is at most the family's alpha.
+    """
+
+    p_adjusted: float | None
+    status: str
 
     @property
     def drifted(self) -> bool:
-        return self.score >= self.threshold
+        return self.status == DRIFTED
+
+    @property
+    def judged(self) -> bool:
+        return self.status != INSUFFICIENT
 
     def describe(self) -> str:
-        sign = ">=" if self.drifted else "<"
-        return f"{self.column} {self.method} {self.score:.3f} {sign} {self.threshold:g}"
+        if not self.judged:
+            return (
+                f"{self.column}: insufficient data ({self.reference_rows:,} reference, "
+                f"{self.current_rows:,} current rows)"
+            )
+        sign = ">=" if self.score >= self.threshold else "<"
+        return (
+            f"{self.column} {self.method} {self.score:.3f} {sign} {self.threshold:g}, "
+            f"p={self.p_adjusted:.2g} (Holm): {self.status}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "drifted": self.drifted}
@@ -89,9 +146,10 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """Per-column drift and the dataset verdict: drift when a large share of columns drifted.
+    """Per-column verdicts and the dataset's: drift when a large share of judged columns drifted.
 
-    The share rule matches Evidently's ``DataDriftPreset(drift_share=...)``; which single
+    The share rule matches Evidently's ``DataDriftPreset(drift_share=...)``; a dataset with
+    no judged column (too few rows) has insufficient data and never drifts. Which single
     columns matter enough to trigger retraining on their own is decided by
     ``churnloop.monitoring.verdict.decide``.
     """
@@ -100,6 +158,16 @@ class DriftResult:
     share_threshold: float
     reference_rows: int
     current_rows: int
+    alpha: float
+    min_rows: int
+
+    @property
+    def judged_columns(self) -> list[str]:
+        return [column.column for column in self.columns if column.judged]
+
+    @property
+    def insufficient_data(self) -> bool:
+        return not self.judged_columns
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -107,11 +175,12 @@ class DriftResult:
 
     @property
     def drifted_share(self) -> float:
-        return len(self.drifted_columns) / len(self.columns)
+        judged = len(self.judged_columns)
+        return len(self.drifted_columns) / judged if judged else 0.0
 
     @property
     def dataset_drift(self) -> bool:
-        return self.drifted_share >= self.share_threshold
+        return not self.insufficient_data and self.drifted_share >= self.share_threshold
 
     def column(self, name: str) -> ColumnDrift:
         for column in self.columns:
@@ -125,12 +194,18 @@ class DriftResult:
 
     @property
     def summary(self) -> str:
+        rows = f"reference {self.reference_rows:,} rows, current {self.current_rows:,} rows"
+        if self.insufficient_data:
+            return (
+                f"insufficient data: {rows}, fewer than {self.min_rows:,} on a side; "
+                "no column judged"
+            )
         drifted = [column for column in self.columns if column.drifted]
         verdict = "dataset drift" if self.dataset_drift else "no dataset drift"
         head = (
-            f"{verdict}: {len(drifted)} of {len(self.columns)} columns drifted "
-            f"({self.drifted_share:.0%}, dataset drift from {self.share_threshold:.0%}); "
-            f"reference {self.reference_rows:,} rows, current {self.current_rows:,} rows"
+            f"{verdict}: {len(drifted)} of {len(self.judged_columns)} columns drifted "
+            f"({self.drifted_share:.0%}, dataset drift from {self.share_threshold:.0%}); {rows}; "
+            f"drift: effect size over its threshold and test rejecting (Holm, alpha {self.alpha:g})"
         )
         if drifted:
             return f"{head}; drifted: {', '.join(column.describe() for column in drifted)}"
@@ -140,9 +215,12 @@ class DriftResult:
         """A JSON-serialisable record: for the report, logs and the drift Asset's extra."""
         return {
             "dataset_drift": self.dataset_drift,
+            "insufficient_data": self.insufficient_data,
             "drifted_columns": self.drifted_columns,
             "drifted_share": self.drifted_share,
             "share_threshold": self.share_threshold,
+            "alpha": self.alpha,
+            "min_rows": self.min_rows,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "columns": [column.to_dict() for column in self.columns],
@@ -152,31 +230,38 @@ class DriftResult:
 def compute_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
-    columns: list[str] | None = None,
+    columns: Sequence[str] | None = None,
     thresholds: DriftThresholds | None = None,
     *,
     categorical_columns: Collection[str] = (),
 ) -> DriftResult:
     """Compare ``columns`` of ``current`` with ``reference`` on all rows.
 
-    ``columns`` defaults to every column of ``reference`` except ``NOT_FEATURES``. A
-    column is numeric or categorical by its reference dtype (booleans are categorical);
-    ``categorical_columns`` overrides that for numeric codes. Thresholds default to the
-    current settings.
+    ``columns`` defaults to the model's features (``FEATURE_COLUMNS``); ids, times, the
+    label and the score are refused. A column is numeric or categorical by its reference
+    dtype (booleans are categorical); ``categorical_columns`` overrides that for numeric
+    codes. Thresholds default to the current settings.
     """
     thresholds = thresholds or DriftThresholds.from_settings(get_settings())
-    columns = _columns_to_compare(reference, current, columns)
-    results = tuple(
-        _column_drift(
+    columns = columns_to_compare(reference, current, columns)
+    measured = [
+        measure_column(
             column,
             reference[column],
             current[column],
-            _kind(reference[column], column in categorical_columns),
             thresholds,
+            categorical=column in categorical_columns,
         )
         for column in columns
+    ]
+    return DriftResult(
+        tuple(judge(measured, thresholds.alpha)),
+        thresholds.share,
+        len(reference),
+        len(current),
+        thresholds.alpha,
+        thresholds.min_rows,
     )
-    return DriftResult(results, thresholds.share, len(reference), len(current))
 
 
 def compute_score_drift(
@@ -186,39 +271,139 @@ def compute_score_drift(
     *,
     name: str = PREDICTION,
 ) -> ColumnDrift:
-    """Prediction drift: PSI between the distributions of two sets of model scores."""
+    """Prediction drift: PSI and the test between two sets of model scores, one comparison."""
     thresholds = thresholds or DriftThresholds.from_settings(get_settings())
-    samples = {"reference": pd.Series(reference_scores), "current": pd.Series(current_scores)}
-    for side, scores in samples.items():
-        if scores.empty:
-            raise DataError(f"no {side} scores to compare for prediction drift ({name!r})")
-    reference, current = (_numeric_values(scores, name, side) for side, scores in samples.items())
-    return ColumnDrift(
-        column=name,
-        kind="numeric",
-        method="psi",
-        score=population_stability_index(reference, current, thresholds.psi_bins),
-        threshold=thresholds.psi,
-        missing_reference=float(np.isnan(reference).mean()),
-        missing_current=float(np.isnan(current).mean()),
+    measured = measure_column(
+        name,
+        pd.Series(reference_scores, dtype="float64"),
+        pd.Series(current_scores, dtype="float64"),
+        replace(thresholds, numeric_method="psi"),
+    )
+    return judge([measured], thresholds.alpha)[0]
+
+
+def measure_column(
+    column: str,
+    reference: pd.Series,
+    current: pd.Series,
+    thresholds: DriftThresholds,
+    *,
+    categorical: bool = False,
+) -> Measurement:
+    """One column's effect size and test p-value; both None when a side has too few rows.
+
+    The p-value is raw: ``judge`` corrects it over the columns compared together.
+    """
+    kind = column_kind(reference, categorical)
+    _require_same_value_type(column, reference, current)
+    values = None
+    if kind == "categorical":
+        method = "jensenshannon"
+        counts = category_counts(reference, current)
+    else:
+        method = thresholds.numeric_method
+        values = (
+            _numeric_values(reference, column, "reference"),
+            _numeric_values(current, column, "current"),
+        )
+        edges = bin_edges(values[0], thresholds.psi_bins)
+        counts = (bin_counts(values[0], edges), bin_counts(values[1], edges))
+    score = p_value = None
+    if min(len(reference), len(current)) >= thresholds.min_rows:
+        score = _effect_size(column, method, counts, values)
+        p_value = homogeneity_p_value(*counts)
+    return Measurement(
+        column=column,
+        kind=kind,
+        method=method,
+        score=score,
+        threshold=thresholds.threshold(method),
+        missing_reference=_missing_share(counts[0]),
+        missing_current=_missing_share(counts[1]),
+        reference_rows=len(reference),
+        current_rows=len(current),
+        p_value=p_value,
     )
 
 
-def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
-    """PSI over quantile bins of ``reference``, with missing values (NaN) as one more bin."""
+def judge(measurements: Sequence[Measurement], alpha: float) -> list[ColumnDrift]:
+    """The verdict of each measurement, the p-values Holm-corrected together.
+
+    Pass every comparison of one decision at once (the columns of a day, or the columns of
+    every slice): the correction keeps the chance of any false alarm among them at ``alpha``.
+    """
+    tested = [m.p_value for m in measurements if m.p_value is not None]
+    adjusted = iter(holm_adjusted(tested))
+    verdicts = []
+    for measured in measurements:
+        p_adjusted = None if measured.p_value is None else float(next(adjusted))
+        if p_adjusted is None:
+            status = INSUFFICIENT
+        elif measured.score >= measured.threshold and p_adjusted <= alpha:
+            status = DRIFTED
+        else:
+            status = STABLE
+        verdicts.append(ColumnDrift(**asdict(measured), p_adjusted=p_adjusted, status=status))
+    return verdicts
+
+
+def holm_adjusted(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values: rejecting those <= alpha keeps the family-wise
+    error rate at most alpha, whatever the dependence between the tests."""
+    p = np.asarray(p_values, dtype="float64")
+    order = np.argsort(p, kind="stable")
+    steps = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(steps, 1.0)
+    return adjusted
+
+
+def bin_edges(reference: np.ndarray, bins: int) -> np.ndarray:
+    """Left-closed bin edges ``[e_i, e_i+1)`` cut from the reference's present values.
+
+    Values below the reference's minimum and above its maximum fall in bins of their own
+    (the reference has none there). A value holding at least 1/``bins`` of the reference
+    (a point mass such as 0), and every value of a column with at most ``bins`` distinct
+    values, starts a bin that ends at the reference's next value, so it is alone there in
+    the reference; the other values are cut at their quantiles into ``bins`` bins.
+    """
     present = reference[~np.isnan(reference)]
-    quantiles = np.linspace(0, 1, bins + 1)[1:-1]
-    edges = np.unique(np.quantile(present, quantiles)) if present.size else np.empty(0)
-    expected, actual = _bin_shares(reference, edges), _bin_shares(current, edges)
+    if present.size == 0:
+        return np.empty(0)
+    values, counts = np.unique(present, return_counts=True)
+    point_masses = values if values.size <= bins else values[counts * bins >= present.size]
+    others = values[~np.isin(values, point_masses)]
+    other_rows = present[~np.isin(present, point_masses)]
+    quantiles = np.quantile(other_rows, np.arange(1, bins) / bins) if others.size else []
+    after = np.searchsorted(others, point_masses, side="right")
+    next_values = others[after[after < others.size]]
+    cuts = [values[:1], quantiles, point_masses, next_values, np.nextafter(values[-1:], np.inf)]
+    return np.unique(np.concatenate(cuts))
+
+
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the ``edges.size + 1`` bins, then of missing values (NaN)."""
+    missing = np.isnan(values)
+    index = np.searchsorted(edges, values[~missing], side="right")
+    return np.append(np.bincount(index, minlength=edges.size + 1), missing.sum())
+
+
+def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per category of both samples, in an order rows cannot change, then missing."""
+    counts = [series.value_counts(dropna=False) for series in (reference, current)]
+    present = [side[side.index.notna()] for side in counts]
+    categories = sorted(set(present[0].index) | set(present[1].index), key=str)
+    return tuple(
+        np.append(side.reindex(categories, fill_value=0).to_numpy(), whole.sum() - side.sum())
+        for side, whole in zip(present, counts, strict=True)
+    )
+
+
+def population_stability_index(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI of two samples' counts over the same bins, shares floored at ``PSI_EPSILON``."""
+    expected = np.maximum(reference_counts / reference_counts.sum(), PSI_EPSILON)
+    actual = np.maximum(current_counts / current_counts.sum(), PSI_EPSILON)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Shares of ``values`` in the bins cut by ``edges``; the last bin holds NaN."""
-    bin_index = np.searchsorted(edges, values, side="right")
-    bin_index[np.isnan(values)] = edges.size + 1
-    counts = np.bincount(bin_index, minlength=edges.size + 2)
-    return np.maximum(counts / values.size, PSI_EPSILON)
 
 
 def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
@@ -228,43 +413,81 @@ def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
     return float(wasserstein_distance(reference, current) / norm)
 
 
-def category_distance(reference: pd.Series, current: pd.Series) -> float:
-    """Jensen-Shannon distance (natural log, as Evidently) of the category frequencies."""
-    counts = _category_counts(reference, current)
-    return float(jensenshannon(counts["reference"].to_numpy(), counts["current"].to_numpy()))
+def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """p-value of a likelihood-ratio (G) test that both samples share one distribution.
+
+    Bins expected to hold fewer than ``MIN_EXPECTED_COUNT`` rows of the smaller sample are
+    pooled into one bin, so that the chi-square approximation holds (rare categories would
+    otherwise reject far more often than the level says); mass where the reference has none
+    still counts, in the pooled bin.
+    """
+    table = np.vstack([reference_counts, current_counts]).astype("float64")
+    table = table[:, table.sum(axis=0) > 0]
+    expected_in_smaller = table.sum(axis=0) * table.sum(axis=1).min() / table.sum()
+    sparse = expected_in_smaller < MIN_EXPECTED_COUNT
+    if sparse.any():
+        table = np.column_stack([table[:, ~sparse], table[:, sparse].sum(axis=1)])
+    if table.shape[1] < 2:
+        return 1.0
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    observed = table > 0
+    statistic = 2 * np.sum(table[observed] * np.log(table[observed] / expected[observed]))
+    return float(chi2.sf(statistic, df=table.shape[1] - 1))
 
 
-def _category_counts(reference: pd.Series, current: pd.Series) -> pd.DataFrame:
-    """Counts per category (NaN included) of both samples, in an order rows cannot change."""
-    counts = pd.concat(
-        [reference.value_counts(dropna=False), current.value_counts(dropna=False)],
-        axis=1,
-        keys=["reference", "current"],
-    ).fillna(0)
-    return counts.iloc[np.argsort(counts.index.astype(str), kind="stable")]
-
-
-def _columns_to_compare(
-    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str] | None
-) -> list[str]:
-    for side, frame in (("reference", reference), ("current", current)):
-        if frame.empty:
-            raise DataError(f"the {side} data has no rows; drift needs both samples")
-    if columns is None:
-        columns = [column for column in reference.columns if column not in NOT_FEATURES]
-    if not columns:
-        raise DataError("no columns to compare for drift")
-    for side, frame in (("reference", reference), ("current", current)):
-        absent = [column for column in columns if column not in frame.columns]
-        if absent:
+def _effect_size(
+    column: str,
+    method: str,
+    counts: tuple[np.ndarray, np.ndarray],
+    values: tuple[np.ndarray, np.ndarray] | None,
+) -> float:
+    if method == "psi":
+        return population_stability_index(*counts)
+    if method == "jensenshannon":
+        return float(jensenshannon(*counts))
+    for side, side_values in zip(("reference", "current"), values, strict=True):
+        if np.isnan(side_values).all():
             raise DataError(
-                f"the {side} data lacks column(s) {absent} that drift compares; "
+                f"column {column!r} has no values in the {side} data; Wasserstein cannot "
+                "compare it (PSI counts missing values as a bin)"
+            )
+    return normed_wasserstein(*values)
+
+
+def _missing_share(counts: np.ndarray) -> float | None:
+    total = counts.sum()
+    return float(counts[-1] / total) if total else None
+
+
+def columns_to_compare(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str] | None
+) -> list[str]:
+    """``columns`` (default: the model's features) after checking both frames hold them."""
+    compared = list(FEATURE_COLUMNS if columns is None else columns)
+    if not compared:
+        raise DataError("no columns to compare for drift")
+    not_features = [column for column in compared if column in NOT_FEATURES]
+    if not_features:
+        raise DataError(
+            f"drift compares the model's features, not {not_features} (ids, times and the "
+            "label never; scores with compute_score_drift)"
+        )
+    for side, frame in (("reference", reference), ("current", current)):
+        absent = [column for column in compared if column not in frame.columns]
+        if absent:
+            hint = (
+                "; without columns drift compares the model's features" if columns is None else ""
+            )
+            raise DataError(
+                f"the {side} data lacks column(s) {absent} that drift compares{hint}; "
                 f"it has {list(frame.columns)}"
             )
-    return list(columns)
+    return compared
 
 
-def _kind(series: pd.Series, declared_categorical: bool) -> Kind:
+def column_kind(series: pd.Series, declared_categorical: bool = False) -> Kind:
+    """Numeric or categorical, by the reference's dtype; booleans and declared codes are
+    categorical, datetimes are refused."""
     dtype = series.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         raise DataError(
@@ -276,46 +499,30 @@ def _kind(series: pd.Series, declared_categorical: bool) -> Kind:
     return "numeric" if pd.api.types.is_numeric_dtype(dtype) else "categorical"
 
 
-def _column_drift(
-    column: str,
-    reference: pd.Series,
-    current: pd.Series,
-    kind: Kind,
-    thresholds: DriftThresholds,
-) -> ColumnDrift:
-    if kind == "categorical":
-        counts = _category_counts(reference, current)
-        expected, actual = counts["reference"].to_numpy(), counts["current"].to_numpy()
-        method, score = "jensenshannon", float(jensenshannon(expected, actual))
-        missing = counts.index.isna()
-        missing_shares = (
-            expected[missing].sum() / len(reference),
-            actual[missing].sum() / len(current),
+def _value_type(series: pd.Series) -> str | None:
+    """ "number", "text" or "boolean" (or what else pandas infers); None: no value present."""
+    values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else series
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "empty" or (inferred == "floating" and series.isna().all()):
+        return None
+    return _VALUE_TYPES.get(inferred, inferred)
+
+
+def _require_same_value_type(column: str, reference: pd.Series, current: pd.Series) -> None:
+    """Refuse a column whose values change type between the samples (text vs numbers), which
+    would otherwise read as a complete change of distribution."""
+    types = {"reference": _value_type(reference), "current": _value_type(current)}
+    for side, value_type in types.items():
+        if value_type not in (None, *_VALUE_TYPES.values()):
+            raise DataError(
+                f"column {column!r} holds {value_type} values in the {side} data; drift "
+                "compares columns of numbers, booleans or text"
+            )
+    if None not in types.values() and types["reference"] != types["current"]:
+        raise DataError(
+            f"column {column!r} holds {types['reference']} values in the reference data and "
+            f"{types['current']} values in the current data: cast one side to the other's type"
         )
-    else:
-        expected = _numeric_values(reference, column, "reference")
-        actual = _numeric_values(current, column, "current")
-        method = thresholds.numeric_method
-        if method == "psi":
-            score = population_stability_index(expected, actual, thresholds.psi_bins)
-        else:
-            for side, values in (("reference", expected), ("current", actual)):
-                if np.isnan(values).all():
-                    raise DataError(
-                        f"column {column!r} has no values in the {side} data; Wasserstein "
-                        "cannot compare it (PSI counts missing values as a bin)"
-                    )
-            score = normed_wasserstein(expected, actual)
-        missing_shares = np.isnan(expected).mean(), np.isnan(actual).mean()
-    return ColumnDrift(
-        column=column,
-        kind=kind,
-        method=method,
-        score=score,
-        threshold=thresholds.threshold(method),
-        missing_reference=float(missing_shares[0]),
-        missing_current=float(missing_shares[1]),
-    )
 
 
 def _numeric_values(series: pd.Series, column: str, side: str) -> np.ndarray:

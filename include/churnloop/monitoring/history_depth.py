@@ -22,8 +22,16 @@ PER_DAY_SUFFIX = "_per_observed_day"
 
 def history_depth(frame: pd.DataFrame, first_day: dt.date) -> np.ndarray:
     """Days of lake history each row's features could see: its day and those before it."""
-    days = frame[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-    return (days - pd.Timestamp(first_day)).dt.days.to_numpy() + 1
+    return (_days(frame) - pd.Timestamp(first_day)).dt.days.to_numpy() + 1
+
+
+def history_days(frame: pd.DataFrame) -> list[dt.date]:
+    """The first day of ``frame``'s rows, as a list (empty for no rows)."""
+    return [_days(frame).min().date()] if len(frame) else []
+
+
+def _days(frame: pd.DataFrame) -> pd.Series:
+    return frame[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
 
 
 def at_reference_depth(

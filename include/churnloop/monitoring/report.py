@@ -1,18 +1,21 @@
-"""The drift report people read: Evidently's charts under our verdict, saved in the lake.
+"""The drift report people read: our verdict on top, Evidently's charts under it, in the lake.
 
-The verdict (`effect_sizes.compute_drift` on all rows) heads the page; Evidently draws the
-per-column distributions on a seeded sample of ``drift_report_sample_rows`` rows per side.
-Values from the data (categories from the prediction log) stay text: the verdict escapes
-them as HTML, and Evidently's data block is re-encoded so none can end its ``<script>``.
+The verdict (`effect_sizes.compute_drift` on all rows: effect size, test, rows per side and
+"drifted", "stable" or "insufficient data" per column) heads the page, with the drifted
+slices (`slice_drift`) when given. Evidently draws the per-column distributions on a seeded
+sample of ``drift_report_sample_rows`` rows per side; its own drift flags use the effect
+size alone, so the page names every column where they contradict the verdict. Values from
+the data (categories from the prediction log) stay text: the verdict escapes them as HTML,
+and Evidently's data block is re-encoded so none can end its ``<script>``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import re
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -21,7 +24,8 @@ from evidently.presets import DataDriftPreset
 
 from churnloop import storage
 from churnloop.links import REPORTS_PREFIX
-from churnloop.monitoring.effect_sizes import DriftResult
+from churnloop.monitoring.effect_sizes import DRIFTED, INSUFFICIENT, ColumnDrift, DriftResult
+from churnloop.monitoring.slice_drift import SliceDriftResult
 from churnloop.settings import Settings, get_settings
 
 REPORT_DATASET = f"{REPORTS_PREFIX}/drift"
@@ -51,17 +55,41 @@ def build_report(
     title: str,
     notes: list[str],
     sample_rows: int | None = None,
+    slices: SliceDriftResult | None = None,
 ) -> DriftReport:
-    """Render ``result`` (computed on these frames) and Evidently's drift preset.
+    """Render ``result`` (computed on these frames), ``slices`` and Evidently's drift preset.
 
     ``notes`` are shown under the title, e.g. where the current data came from.
-    ``sample_rows`` defaults to the ``drift_report_sample_rows`` setting.
+    ``sample_rows`` defaults to the ``drift_report_sample_rows`` setting. With too few rows
+    for a verdict, Evidently is not run: its charts would show noise as drift.
     """
     if sample_rows is None:
         sample_rows = get_settings().drift_report_sample_rows
-    notes = list(notes)
+    if result.insufficient_data:
+        page, evidently = EMPTY_PAGE, None
+        about_evidently = ["Too few rows for a verdict: Evidently's charts are left out."]
+    else:
+        page, evidently, about_evidently = _evidently_part(reference, current, result, sample_rows)
+    record = {
+        "title": title,
+        "notes": list(notes),
+        "drift": result.to_dict(),
+        "slices": None if slices is None else slices.to_dict(),
+        "about_evidently": about_evidently,
+        "evidently": evidently,
+    }
+    header = _verdict_html(title, notes, result, slices, about_evidently)
+    page, inserted = re.subn(r"<body[^>]*>", lambda match: match.group(0) + header, page, count=1)
+    return DriftReport(html=page if inserted else header + page, json=record)
+
+
+def _evidently_part(
+    reference: pd.DataFrame, current: pd.DataFrame, result: DriftResult, sample_rows: int
+) -> tuple[str, dict[str, Any] | None, list[str]]:
+    """Evidently's page and record on a sample, and what a reader must know about them."""
     reference_sample = _sample(reference, sample_rows)
     current_sample = _sample(current, sample_rows)
+    notes = []
     if len(reference_sample) < len(reference) or len(current_sample) < len(current):
         notes.append(
             f"Evidently's charts use a seeded sample of {len(reference_sample):,} of "
@@ -74,28 +102,54 @@ def build_report(
             f"Not charted by Evidently (no values in a sample): {', '.join(uncharted)}; "
             "see the verdict's table."
         )
-    page, evidently = EMPTY_PAGE, None
-    if charted:
+    if not charted:
+        return EMPTY_PAGE, None, notes
+    notes.append(
+        "Evidently flags a column when its score reaches the threshold, on its sample and "
+        "present values only; the verdict above also asks a test to reject (Holm-corrected) "
+        "and decides where the two differ."
+    )
+    if any(result.column(column).method == "psi" for column in charted):
         notes.append(
-            "Evidently compares present values only (missing shares are in the verdict's "
-            "table), so its scores may differ slightly from the verdict's."
+            "Evidently's PSI bins are equal-width over both samples; the verdict's are the "
+            "reference's quantiles, with point masses and values outside its range apart."
         )
-        if any(result.column(column).method == "psi" for column in charted):
-            notes.append(
-                "Evidently's PSI bins are equal-width over both samples; the verdict's are "
-                "the reference's quantiles."
-            )
-        snapshot = _evidently_snapshot(reference_sample, current_sample, result, charted)
-        page = _script_safe_page(snapshot.get_html_str(as_iframe=False))
-        evidently = {
-            "reference_rows": len(reference_sample),
-            "current_rows": len(current_sample),
-            **json.loads(snapshot.json()),
-        }
-    record = {"title": title, "notes": notes, "drift": result.to_dict(), "evidently": evidently}
-    header = _verdict_html(title, notes, result)
-    page, inserted = re.subn(r"<body[^>]*>", lambda match: match.group(0) + header, page, count=1)
-    return DriftReport(html=page if inserted else header + page, json=record)
+    snapshot = _evidently_snapshot(reference_sample, current_sample, result, charted)
+    evidently = {
+        "reference_rows": len(reference_sample),
+        "current_rows": len(current_sample),
+        **json.loads(snapshot.json()),
+    }
+    notes.append(_agreement(result, evidently))
+    return _script_safe_page(snapshot.get_html_str(as_iframe=False)), evidently, notes
+
+
+def _agreement(result: DriftResult, evidently: dict[str, Any]) -> str:
+    """Where Evidently's own drift flags (its tests) contradict the verdict, named."""
+    flags, dataset_flag = {}, None
+    for test in evidently["tests"]:
+        params = test["metric_config"]["params"]
+        if params["type"].endswith(":ValueDrift"):
+            flags[params["column"]] = test["status"] == "FAIL"
+        elif params["type"].endswith(":DriftedColumnsCount"):
+            dataset_flag = test["status"] == "FAIL"
+    differences = [
+        f"{column} (Evidently: {'drift' if flag else 'no drift'}, verdict: "
+        f"{result.column(column).status})"
+        for column, flag in flags.items()
+        if flag != result.column(column).drifted
+    ]
+    if dataset_flag is not None and dataset_flag != result.dataset_drift:
+        differences.append(
+            f"the dataset (Evidently: {'drift' if dataset_flag else 'no drift'}, verdict: "
+            f"{'drift' if result.dataset_drift else 'no drift'})"
+        )
+    if not differences:
+        return "Evidently's drift flags below agree with the verdict."
+    return (
+        f"Evidently's drift flags below differ from the verdict on {len(differences)}: "
+        f"{'; '.join(differences)}. The verdict above holds."
+    )
 
 
 def save_report(settings: Settings, day: dt.date, report: DriftReport) -> dict[str, str]:
@@ -119,9 +173,9 @@ def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 def _chartable(
     result: DriftResult, reference: pd.DataFrame, current: pd.DataFrame
 ) -> tuple[list[str], list[str]]:
-    """Columns Evidently can chart, and those it refuses (all values missing on a side)."""
+    """Judged columns Evidently can chart, and those it refuses (no values on a side)."""
     charted, uncharted = [], []
-    for column in result.column_names:
+    for column in result.judged_columns:
         empty = reference[column].isna().all() or current[column].isna().all()
         (uncharted if empty else charted).append(column)
     return charted, uncharted
@@ -180,29 +234,100 @@ def _script_safe_page(page: str) -> str:
 def _script_json(value: Any) -> str:
     """``value`` as JSON that holds no ``<``, ``>`` or ``&`` (JavaScript reads it unchanged)."""
     text = json.dumps(value)
-    for character, escape in _SCRIPT_UNSAFE.items():
-        text = text.replace(character, escape)
+    for character, replacement in _SCRIPT_UNSAFE.items():
+        text = text.replace(character, replacement)
     return text
 
 
-def _verdict_html(title: str, notes: list[str], result: DriftResult) -> str:
+def _verdict_html(
+    title: str,
+    notes: list[str],
+    result: DriftResult,
+    slices: SliceDriftResult | None,
+    about_evidently: list[str],
+) -> str:
     """A self-contained block with the verdict on all rows, shown above Evidently's page."""
-    escape = html.escape
-    rows = "".join(
-        f'<tr style="{"color:#b00020;font-weight:bold" if column.drifted else ""}">'
-        f"<td>{escape(column.column)}</td><td>{column.kind}</td><td>{column.method}</td>"
-        f"<td>{column.score:.4f}</td><td>{column.threshold:g}</td>"
-        f"<td>{'drifted' if column.drifted else 'ok'}</td>"
-        f"<td>{column.missing_reference:.1%}</td><td>{column.missing_current:.1%}</td></tr>"
-        for column in result.columns
-    )
-    items = "".join(f"<li>{escape(note)}</li>" for note in notes)
     return (
         '<section id="churnloop-drift-verdict" style="font-family:sans-serif;margin:16px">'
         f"<h1>{escape(title)}</h1><p><strong>{escape(result.summary)}</strong></p>"
-        f"<ul>{items}</ul>"
-        '<table border="1" cellpadding="4" style="border-collapse:collapse">'
-        "<tr><th>column</th><th>kind</th><th>method</th><th>score</th><th>threshold</th>"
-        "<th>verdict</th><th>missing (reference)</th><th>missing (current)</th></tr>"
-        f"{rows}</table></section>"
+        f"{_list(notes)}"
+        f"{_table(COLUMN_HEADINGS, [_column_cells(column) for column in result.columns])}"
+        f"{'' if slices is None else _slices_html(slices)}"
+        "<h2>About Evidently's charts below</h2>"
+        f'<div style="font-weight:bold">{_list(about_evidently)}</div></section>'
     )
+
+
+COLUMN_HEADINGS = (
+    "column",
+    "kind",
+    "method",
+    "score",
+    "threshold",
+    "p",
+    "p (Holm)",
+    "reference rows",
+    "current rows",
+    "verdict",
+    "missing (reference)",
+    "missing (current)",
+)
+_VERDICT_STYLES = {DRIFTED: "color:#b00020;font-weight:bold", INSUFFICIENT: "color:#777"}
+
+
+def _column_cells(column: ColumnDrift) -> tuple[str, list[str]]:
+    """A verdict table row: its style, and its cells as text."""
+    cells = [
+        column.column,
+        column.kind,
+        column.method,
+        _number(column.score, ".4f"),
+        f"{column.threshold:g}",
+        _number(column.p_value, ".2g"),
+        _number(column.p_adjusted, ".2g"),
+        f"{column.reference_rows:,}",
+        f"{column.current_rows:,}",
+        column.status,
+        _number(column.missing_reference, ".1%"),
+        _number(column.missing_current, ".1%"),
+    ]
+    return _VERDICT_STYLES.get(column.status, ""), cells
+
+
+def _slices_html(slices: SliceDriftResult) -> str:
+    """The drifted slices, each with the columns that drifted in it."""
+    rows = [
+        (
+            _VERDICT_STYLES[DRIFTED],
+            [
+                item.name,
+                f"{item.reference_rows:,}",
+                f"{item.current_rows:,}",
+                "; ".join(column.describe() for column in item.columns if column.drifted),
+            ],
+        )
+        for item in slices.drifted_slices
+    ]
+    headings = ("slice", "reference rows", "current rows", "drifted columns")
+    table = _table(headings, rows) if rows else "<p>No slice drifted.</p>"
+    return f"<h2>Drift per slice</h2><p>{escape(slices.summary)}</p>{table}"
+
+
+def _table(headings: tuple[str, ...], rows: list[tuple[str, list[str]]]) -> str:
+    head = "".join(f"<th>{escape(heading)}</th>" for heading in headings)
+    body = "".join(
+        f'<tr style="{style}">' + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>"
+        for style, cells in rows
+    )
+    return (
+        '<table border="1" cellpadding="4" style="border-collapse:collapse">'
+        f"<tr>{head}</tr>{body}</table>"
+    )
+
+
+def _list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -3,7 +3,7 @@
 A day's report says what that day looked like; on-call also needs to see whether a column
 has been creeping for a week or jumped today, and whether the model's estimated and
 realized ROC AUC follow. Each check saves its record beside its report
-(``reports/drift/dt=DAY/day.json``) and rebuilds ``reports/drift/trend.html`` from all of them.
+(``reports/drift/dt=DAY/day.json``) and rebuilds ``reports/drift/index.html`` from all of them.
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ import json
 from html import escape
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from churnloop import storage
 from churnloop.monitoring.report import REPORT_DATASET
+from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
 
-TREND_PAGE = f"{REPORT_DATASET}/trend.html"
+TREND_PAGE = f"{REPORT_DATASET}/index.html"
+"""The drift reports' folder page: *Browse -> Drift reports* opens it (a listing before any day)."""
 DAY_RECORD = "day.json"
 MATRIX_COLUMNS = 12
 """Columns the score matrix shows: every one that drifted, then the highest scores."""
@@ -69,23 +72,58 @@ def render_trend(records: list[dict[str, Any]]) -> str:
 
 
 def _chart(records: list[dict[str, Any]]) -> str:
-    """The share of drifted columns and the prediction PSI per day, as an inline PNG."""
-    days = [dt.date.fromisoformat(record["day"]) for record in records]
-    figure = Figure(figsize=(9, 3.2), layout="constrained")
-    axes = figure.subplots()
-    shares = [len(r["drifted_columns"]) / max(len(r["scores"]), 1) for r in records]
-    axes.plot(days, shares, marker="o", label="share of columns drifted")
-    axes.plot(days, [r["prediction_psi"] for r in records], marker="s", label="prediction PSI")
-    triggered = [day for day, record in zip(days, records, strict=True) if record["triggered"]]
-    for day in triggered:
-        axes.axvline(day, color="tab:red", alpha=0.25)
-    axes.set_title("Daily drift signals (red lines: a reason to retrain)")
-    axes.legend(loc="upper left")
+    """The daily drift signals and the champion's ROC AUC, as an inline PNG."""
+    figure = Figure(figsize=(9, 6), layout="constrained")
+    signals, aucs = figure.subplots(2, 1, sharex=True)
+    _plot_signals(signals, records)
+    _plot_aucs(aucs, records)
     figure.autofmt_xdate()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="daily drift signals" src="data:image/png;base64,{encoded}">'
+    return f'<img alt="daily drift signals and ROC AUC" src="data:image/png;base64,{encoded}">'
+
+
+def _plot_signals(axes: Axes, records: list[dict[str, Any]]) -> None:
+    """The share of drifted columns and the prediction PSI; red lines: a reason to retrain."""
+    days = [_day(record) for record in records]
+    shares = [len(r["drifted_columns"]) / max(len(r["scores"]), 1) for r in records]
+    axes.plot(days, shares, marker="o", label="share of columns drifted")
+    axes.plot(days, [r["prediction_psi"] for r in records], marker="s", label="prediction PSI")
+    for record in records:
+        if record["triggered"]:
+            axes.axvline(_day(record), color="tab:red", alpha=0.25)
+    axes.set_title("Daily drift signals (red lines: a reason to retrain)")
+    axes.legend(loc="upper left")
+
+
+def _plot_aucs(axes: Axes, records: list[dict[str, Any]]) -> None:
+    """Estimated ROC AUC (with its interval) on each day, realized on the snapshot day its
+    labels describe (30 days before they arrived), and the reference's."""
+    estimated = [(_day(r), r["estimated_performance"]) for r in records]
+    judged = [(day, e["estimate"]) for day, e in estimated if e.get("estimate")]
+    if judged:
+        days = [day for day, _ in judged]
+        axes.plot(days, [i["estimate"] for _, i in judged], marker="o", label="estimated")
+        axes.fill_between(
+            days, [i["low"] for _, i in judged], [i["high"] for _, i in judged], alpha=0.2
+        )
+    realized = [
+        (_day(r) - dt.timedelta(days=LABEL_DELAY_DAYS), r["realized_performance"]["auc"])
+        for r in records
+        if (r.get("realized_performance") or {}).get("auc") is not None
+    ]
+    if realized:
+        axes.plot(*zip(*realized, strict=True), marker="s", label="realized (labels 30 days on)")
+    references = [e["reference_auc"] for _, e in estimated if e.get("reference_auc")]
+    if references:
+        axes.axhline(references[-1], color="grey", linestyle="--", label="reference (estimated)")
+    axes.set_title("Champion's ROC AUC: estimated before the labels, realized after")
+    axes.legend(loc="lower left")
+
+
+def _day(record: dict[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(record["day"])
 
 
 def _days_table(records: list[dict[str, Any]]) -> str:
@@ -105,7 +143,12 @@ def _days_table(records: list[dict[str, Any]]) -> str:
 
 def _decision(record: dict[str, Any]) -> str:
     if not record["triggered"]:
-        return "no reason to retrain"
+        harmless = record.get("drift_without_harm")
+        return (
+            f"drift without estimated harm: {'; '.join(harmless)}"
+            if harmless
+            else ("no reason to retrain")
+        )
     suppressed = record.get("suppressed")
     reasons = "; ".join(record["reasons"])
     return f"{reasons} (not triggered: {suppressed})" if suppressed else f"retrain: {reasons}"

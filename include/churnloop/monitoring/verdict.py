@@ -1,14 +1,17 @@
-"""Whether the champion needs retraining: data drift, a performance drop, or stale data.
+"""Whether the champion needs retraining: harmful drift, a performance drop, or stale data.
 
-`decide` combines three signals, each with its own threshold in settings, and only says
+`decide` combines the signals, each with its own threshold in settings, and only says
 whether and why; deduplicating triggers is `churnloop.monitoring.daily_check.suppression`'s job.
+Drift counts only when the performance estimated before the labels
+(`churnloop.monitoring.estimated_performance`) cannot rule out a loss: drift with no
+estimated harm is recorded, not acted on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,20 +19,27 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from churnloop.errors import DataError
-from churnloop.monitoring.effect_sizes import DriftResult
+from churnloop.monitoring.effect_sizes import ColumnDrift, DriftResult
+from churnloop.monitoring.estimated_performance import EstimatedPerformance
 from churnloop.schema import LABEL, PREDICTION
 from churnloop.settings import get_settings
+from churnloop.training.intervals import Interval
 
 
 @dataclass(frozen=True)
 class PerformanceCheck:
-    """The champion's ROC AUC on matured labels against its baseline; ``auc`` None: not judged."""
+    """The champion's ROC AUC on matured labels against its baseline; ``auc`` None: not judged.
+
+    ``estimated_auc``: what the estimate before the labels says of the same scores, shown
+    beside the realized AUC so that a reader sees how far to trust it.
+    """
 
     rows: int
     baseline_auc: float
     max_drop: float
     auc: float | None
     not_judged_reason: str = ""
+    estimated_auc: Interval | None = None
 
     @property
     def judged(self) -> bool:
@@ -48,9 +58,15 @@ class PerformanceCheck:
         if self.auc is None:
             return f"performance not judged: {self.not_judged_reason}"
         sign = ">" if self.degraded else "<="
+        beside = ""
+        if (estimated := self.estimated_auc) is not None:
+            beside = (
+                f"; estimated before the labels {estimated.estimate:.3f} "
+                f"[{estimated.low:.3f}, {estimated.high:.3f}]"
+            )
         return (
             f"ROC AUC {self.auc:.3f} on {self.rows:,} labelled rows vs baseline "
-            f"{self.baseline_auc:.3f} (drop {self.drop:.3f} {sign} {self.max_drop:g})"
+            f"{self.baseline_auc:.3f} (drop {self.drop:.3f} {sign} {self.max_drop:g}){beside}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,16 +109,25 @@ class StalenessCheck:
 
 @dataclass(frozen=True)
 class DriftVerdict:
-    """Retrain or not; each reason is one sentence for the log and the Asset's extra."""
+    """Retrain or not; each reason is one sentence for the log and the Asset's extra.
+
+    ``drift_without_harm``: the drift found while the estimate ruled out a loss beyond
+    its threshold; recorded, not a reason.
+    """
 
     reasons: list[str]
+    drift_without_harm: list[str] = field(default_factory=list)
 
     @property
     def triggered(self) -> bool:
         return bool(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"triggered": self.triggered, "reasons": list(self.reasons)}
+        return {
+            "triggered": self.triggered,
+            "reasons": list(self.reasons),
+            "drift_without_harm": list(self.drift_without_harm),
+        }
 
 
 def performance_drift(
@@ -158,12 +183,33 @@ def decide(
     performance: PerformanceCheck | None,
     staleness: StalenessCheck,
     important_columns: Sequence[str],
+    *,
+    estimate: EstimatedPerformance | None = None,
+    prediction_drift: ColumnDrift | None = None,
 ) -> DriftVerdict:
     """Collect every reason to retrain; ``performance`` None: no labels have matured yet.
 
-    Dataset drift (a large share of columns) counts as data drift too, so that an empty
-    list of important columns still reacts to a broad shift.
+    Drift (important columns, a large share of columns, the score) is a reason unless
+    ``estimate`` rules out harm (judged, against a threshold, loss within it); an
+    estimate not judged, or None, leaves drift a reason as it was. An estimated loss
+    beyond the threshold is a reason of its own. Dataset drift counts as data drift too,
+    so that an empty list of important columns still reacts to a broad shift.
     """
+    drift = _drift_reasons(result, important_columns, prediction_drift)
+    harm_ruled_out = estimate is not None and estimate.harm_ruled_out
+    reasons = [] if harm_ruled_out else list(drift)
+    if estimate is not None and estimate.harmful:
+        reasons.append(f"estimated performance drop: {estimate.summary}")
+    if performance is not None and performance.degraded:
+        reasons.append(f"performance drop: {performance.summary}")
+    if staleness.stale:
+        reasons.append(f"stale champion: {staleness.summary}")
+    return DriftVerdict(reasons, drift if harm_ruled_out else [])
+
+
+def _drift_reasons(
+    result: DriftResult, important_columns: Sequence[str], prediction_drift: ColumnDrift | None
+) -> list[str]:
     unknown = [column for column in important_columns if column not in result.column_names]
     if unknown:
         raise ValueError(
@@ -177,8 +223,6 @@ def decide(
         reasons.append(f"data drift on important columns: {described}")
     if result.dataset_drift:
         reasons.append(result.summary)
-    if performance is not None and performance.degraded:
-        reasons.append(f"performance drop: {performance.summary}")
-    if staleness.stale:
-        reasons.append(f"stale champion: {staleness.summary}")
-    return DriftVerdict(reasons)
+    if prediction_drift is not None and prediction_drift.drifted:
+        reasons.append(f"prediction drift: {prediction_drift.describe()}")
+    return reasons

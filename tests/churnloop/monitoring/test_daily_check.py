@@ -1,6 +1,28 @@
-"""The churn_drift event a triggering day emits (the whole check runs in tests/dags)."""
+"""The daily check of a real champion (MLflow, the lake) and the churn_drift event it emits
+(the whole DAG runs in tests/dags)."""
 
-from churnloop.monitoring.daily_check import churn_drift_event
+import datetime as dt
+
+import pytest
+
+from churnloop import registry, schema, storage
+from churnloop.demo.simulation import Scenario, generate_labels, generate_snapshots
+from churnloop.features import definition
+from churnloop.monitoring.daily_check import (
+    check_day,
+    check_drift,
+    churn_drift_event,
+    suppression,
+)
+from churnloop.monitoring.trend import TREND_PAGE
+from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog
+from churnloop.training.metrics import score
+from tests.churnloop.training_support import (
+    FEATURES,
+    labelled_days,
+    register_challenger,
+    with_empty_mlflow,
+)
 
 REPORT = {
     "day": "2026-02-15",
@@ -27,3 +49,88 @@ def test_the_event_names_the_day_its_reasons_and_the_drifted_scores(capsys):
     assert "churn_drift emitted for 2026-02-15: data drift in important column age" in (
         capsys.readouterr().out
     )
+
+
+# -- a checked day -------------------------------------------------------------------------
+
+START = dt.date(2026, 1, 1)
+CUSTOMERS = 1_000
+DAY = START + dt.timedelta(days=45)  # the champion's data ends on Jan 10: 36 days old
+SNAPSHOT_DAY = DAY - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
+AGEING = Scenario("covariate_drift", drift_start=DAY - dt.timedelta(days=3), ramp_days=1)
+"""The simulator's covariate drift (ages towards 65): it costs less ROC AUC than the
+estimate's threshold (docs/staleness.md, docs/drift.md)."""
+
+
+def log_served_day(settings, model, version: int) -> None:
+    """The champion served every customer of ``SNAPSHOT_DAY`` at noon, as the server logs it."""
+    features = generate_snapshots(SNAPSHOT_DAY, CUSTOMERS).to_pandas()
+    scores = score(model, features)
+    noon = dt.datetime.combine(SNAPSHOT_DAY, dt.time(12), tzinfo=dt.UTC)
+    log = PredictionLog(settings, flush_rows=10**6, flush_seconds=60, max_pending_rows=10**6)
+    log.append(
+        {
+            schema.TIMESTAMP: noon,
+            schema.ENTITY: int(row[schema.ENTITY]),
+            "model_name": settings.model_name,
+            "model_version": version,
+            schema.PREDICTION: float(probability),
+            FEATURES_KEY: {name: row[name] for name in FEATURES},
+        }
+        for (_, row), probability in zip(features.iterrows(), scores, strict=True)
+    )
+    assert log.flush(), "the day's prediction log was written"
+
+
+@pytest.fixture
+def champion_day(settings):
+    """A champion on 10 baseline days; the checked day aged; the day 30 before labelled,
+    with the champion's served scores in its prediction log."""
+    settings = with_empty_mlflow(settings)
+    trained, _ = register_challenger(settings, labelled_days(START, 10, CUSTOMERS))
+    registry.connect(settings).set_registered_model_alias(
+        settings.model_name, registry.CHAMPION, str(trained.version)
+    )
+    lake = storage.lake(settings)
+    lake.write_table(definition.DATASET, DAY, generate_snapshots(DAY, CUSTOMERS, scenario=AGEING))
+    lake.write_table(definition.DATASET, SNAPSHOT_DAY, generate_snapshots(SNAPSHOT_DAY, CUSTOMERS))
+    labels = generate_labels(SNAPSHOT_DAY, CUSTOMERS)
+    lake.write_table(schema.validated_dataset(schema.LABELS), DAY, labels)
+    log_served_day(settings, trained.model, trained.version)
+    return settings, trained
+
+
+def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
+    settings, trained = champion_day
+
+    report = check_day(settings, DAY)
+
+    assert "age" in report.drifted_columns
+    assert not report.triggered and report.reasons == []
+    assert report.drift_without_harm[0].startswith("data drift on important columns: age")
+    assert suppression(settings, report, 0) == "drift without estimated harm"
+    estimate = report.estimated_performance
+    assert estimate["harm_ruled_out"] and estimate["rows"] == CUSTOMERS
+    assert any(
+        note.startswith("drift without estimated harm, no retraining") for note in report.notes
+    )
+
+    (served,) = report.served_performance
+    metrics = registry.connect(settings).get_run(trained.run_id).data.metrics
+    assert served["model_version"] == trained.version
+    assert served["holdout_auc"] == metrics["holdout_roc_auc"]
+    assert served["rows"] == CUSTOMERS and served["auc"]["low"] < served["auc"]["estimate"]
+    performance = next(note for note in report.notes if note.startswith("performance on the"))
+    assert f"labels of {SNAPSHOT_DAY}: ROC AUC" in performance
+    assert "; estimated before the labels" in performance
+
+    without_threshold = check_day(
+        settings.model_copy(update={"drift_max_estimated_auc_drop": None}), DAY
+    )
+    assert without_threshold.triggered and without_threshold.drift_without_harm == []
+    assert without_threshold.reasons[0].startswith("data drift on important columns: age")
+
+    record = check_drift(settings, DAY, active_training_runs=0)
+    trend = storage.lake(settings).read_bytes(TREND_PAGE).decode()
+    assert record["suppressed"] == "drift without estimated harm"
+    assert f'href="dt={DAY}/report.html"' in trend and "drift without estimated harm" in trend

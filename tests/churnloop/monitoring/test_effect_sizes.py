@@ -3,17 +3,33 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import ks_2samp
+from scipy.stats import chi2_contingency, ks_2samp
 
 from churnloop.errors import DataError
-from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift, compute_score_drift
+from churnloop.monitoring.effect_sizes import (
+    FEATURE_COLUMNS,
+    DriftThresholds,
+    bin_counts,
+    bin_edges,
+    compute_drift,
+    compute_score_drift,
+    holm_adjusted,
+    homogeneity_p_value,
+)
 
 PLANS = ("basic", "standard", "premium")
 
 
-def thresholds(method: str = "psi") -> DriftThresholds:
+def thresholds(method: str = "psi", *, min_rows: int = 100) -> DriftThresholds:
     return DriftThresholds(
-        numeric_method=method, psi=0.2, psi_bins=10, wasserstein=0.1, jensenshannon=0.1, share=0.5
+        numeric_method=method,
+        psi=0.2,
+        psi_bins=10,
+        wasserstein=0.1,
+        jensenshannon=0.1,
+        share=0.5,
+        min_rows=min_rows,
+        alpha=0.05,
     )
 
 
@@ -54,11 +70,10 @@ FEATURES = ["spend", "logins", "plan"]
 )
 def test_constructed_shifts_are_flagged_and_only_they(method, shift, expected):
     result = compute_drift(
-        REFERENCE, customers(20_000, seed=2, **shift), thresholds=thresholds(method)
+        REFERENCE, customers(20_000, seed=2, **shift), FEATURES, thresholds(method)
     )
 
     assert result.drifted_columns == expected, result.summary
-    assert result.column_names == FEATURES, "id and scores are not compared by default"
     assert [(c.kind, c.method) for c in result.columns] == [
         ("numeric", method),
         ("numeric", method),
@@ -67,21 +82,36 @@ def test_constructed_shifts_are_flagged_and_only_they(method, shift, expected):
     assert not result.dataset_drift, "one drifted column of three is below the 50% share"
 
 
-def test_two_samples_of_one_distribution_at_1m_rows_are_not_flagged():
-    reference, current = customers(1_000_000, seed=3), customers(1_000_000, seed=4)
-
-    result = compute_drift(reference, current, thresholds=thresholds())
-
-    assert result.drifted_columns == []
-    assert max(column.score for column in result.columns) < 0.01
-
-
-def test_a_negligible_shift_at_1m_rows_fails_a_p_value_test_but_is_not_drift():
+def test_a_negligible_shift_at_1m_rows_is_significant_but_not_drift():
     reference = customers(1_000_000, seed=3)
     current = customers(1_000_000, seed=4, spend_mean=50.2)  # 0.02 standard deviations
 
+    spend = compute_drift(reference, current, ["spend"], thresholds()).column("spend")
+
     assert ks_2samp(reference["spend"], current["spend"]).pvalue < 1e-6
-    assert compute_drift(reference, current, ["spend"], thresholds()).drifted_columns == []
+    assert spend.p_adjusted < 1e-6, "the test alone would call it drift"
+    assert spend.score < 0.01 and spend.status == "stable"
+
+
+def test_a_large_effect_on_few_rows_needs_the_test_too():
+    """100 rows of a 200-category column reach the Jensen-Shannon threshold from noise alone
+    (the effect size flagged such a column in 30 of 30 draws): the test keeps it stable but
+    for its level's share (alpha 5%, one comparison, no correction)."""
+    rng = np.random.default_rng(8)
+    postcodes = [f"p{i:03d}" for i in range(200)]
+    weights = 1 / np.arange(1, 201)
+    draw = lambda rows: pd.DataFrame(  # noqa: E731
+        {"postcode": rng.choice(postcodes, rows, p=weights / weights.sum())}
+    )
+    reference = draw(20_000)
+
+    noisy = [
+        compute_drift(reference, draw(100), ["postcode"], thresholds()).column("postcode")
+        for _ in range(30)
+    ]
+
+    assert all(column.score >= column.threshold for column in noisy)
+    assert sum(column.drifted for column in noisy) <= 3, "one comparison, tested at 5%"
 
 
 def test_result_is_stable_under_row_order():
@@ -90,8 +120,8 @@ def test_result_is_stable_under_row_order():
     shuffled_reference = REFERENCE.sample(frac=1.0, random_state=1)
     shuffled_current = current.sample(frac=1.0, random_state=2)
 
-    result = compute_drift(REFERENCE, current, thresholds=thresholds())
-    shuffled = compute_drift(shuffled_reference, shuffled_current, thresholds=thresholds())
+    result = compute_drift(REFERENCE, current, FEATURES, thresholds())
+    shuffled = compute_drift(shuffled_reference, shuffled_current, FEATURES, thresholds())
 
     assert shuffled.to_dict() == result.to_dict()
 
@@ -101,7 +131,7 @@ def test_missing_values_count_as_drift_and_are_reported():
     current.loc[current.index[:6_000], "spend"] = np.nan
     current.loc[current.index[:6_000], "plan"] = None
 
-    result = compute_drift(REFERENCE, current, thresholds=thresholds())
+    result = compute_drift(REFERENCE, current, FEATURES, thresholds())
 
     assert result.drifted_columns == ["spend", "plan"]
     assert result.dataset_drift, "two drifted columns of three reach the 50% share"
@@ -114,31 +144,97 @@ def test_a_column_gone_missing_is_drift_for_psi_and_an_error_for_wasserstein():
     current = customers(5_000, seed=2)
     current["spend"] = np.nan
 
-    assert compute_drift(REFERENCE, current, thresholds=thresholds()).column("spend").drifted
+    assert compute_drift(REFERENCE, current, FEATURES, thresholds()).column("spend").drifted
     with pytest.raises(DataError, match="'spend' has no values in the current data"):
-        compute_drift(REFERENCE, current, thresholds=thresholds("wasserstein"))
+        compute_drift(REFERENCE, current, FEATURES, thresholds("wasserstein"))
+
+
+@pytest.mark.parametrize("rows", [0, 3, 99])
+def test_too_few_rows_are_insufficient_data_never_drift(rows):
+    """Three requests once made a report say "dataset drift, 33 of 34 columns"."""
+    current = customers(rows, seed=2, spend_mean=90.0, plans=("enterprise",))
+
+    result = compute_drift(REFERENCE, current, FEATURES, thresholds())
+
+    assert result.insufficient_data and not result.dataset_drift
+    assert result.drifted_columns == [] and result.judged_columns == []
+    assert {column.status for column in result.columns} == {"insufficient data"}
+    assert all(column.score is None and column.p_value is None for column in result.columns)
+    assert result.summary.startswith(f"insufficient data: reference 20,000 rows, current {rows}")
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_the_minimum_applies_to_each_side():
+    result = compute_drift(REFERENCE.head(99), customers(5_000, seed=2), FEATURES, thresholds())
+    judged = compute_drift(REFERENCE.head(100), customers(5_000, seed=2), FEATURES, thresholds())
+
+    assert result.insufficient_data
+    assert not judged.insufficient_data
+
+
+def test_default_columns_are_the_models_features_never_ids_labels_or_scores():
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({column: rng.random(500) for column in FEATURE_COLUMNS})
+    frame = frame.assign(customer_id=np.arange(500), churned=rng.integers(0, 2, 500))
+    frame["prediction"] = rng.random(500)
+    frame["event_timestamp"] = pd.Timestamp("2026-03-04", tz="UTC")
+
+    result = compute_drift(frame, frame.sample(frac=1.0, random_state=1), None, thresholds())
+
+    assert result.column_names == list(FEATURE_COLUMNS)
+    assert "plan" in FEATURE_COLUMNS and "customer_id" not in FEATURE_COLUMNS
+    with pytest.raises(DataError, match="not \\['customer_id', 'prediction'\\]"):
+        compute_drift(frame, frame, ["age", "customer_id", "prediction"], thresholds())
+    with pytest.raises(DataError, match="lacks column.*without columns drift compares the model"):
+        compute_drift(REFERENCE, REFERENCE, None, thresholds())
 
 
 @pytest.mark.parametrize(
-    ("current", "columns", "message"),
+    ("reference", "current", "columns", "message"),
     [
-        (REFERENCE.iloc[:0], None, "the current data has no rows"),
-        (REFERENCE.drop(columns="plan"), FEATURES, r"current data lacks column\(s\) \['plan'\]"),
-        (REFERENCE.assign(spend="n/a"), FEATURES, "'spend' is numeric, but the current data holds"),
-        (REFERENCE.assign(spend=np.inf), FEATURES, "'spend' holds infinite values"),
-        (REFERENCE.assign(seen=pd.Timestamp("2026-03-04")), ["seen"], "'seen' holds datetime"),
+        (
+            REFERENCE,
+            REFERENCE.drop(columns="plan"),
+            FEATURES,
+            r"current data lacks column\(s\) \['plan'\]",
+        ),
+        (
+            REFERENCE,
+            REFERENCE.assign(spend="n/a"),
+            FEATURES,
+            "'spend' holds number values in the reference data and text values in the current",
+        ),
+        (
+            REFERENCE.assign(code=REFERENCE["logins"].astype(str)),
+            REFERENCE.assign(code=REFERENCE["logins"]),
+            ["code"],
+            "'code' holds text values in the reference data and number values in the current",
+        ),
+        (
+            REFERENCE,
+            REFERENCE.assign(plan=[1, "basic"] * 10_000),
+            FEATURES,
+            "'plan' holds mixed-integer values in the current data",
+        ),
+        (REFERENCE, REFERENCE.assign(spend=np.inf), FEATURES, "'spend' holds infinite values"),
+        (
+            REFERENCE.assign(seen=pd.Timestamp("2026-03-01")),
+            REFERENCE.assign(seen=pd.Timestamp("2026-03-04")),
+            ["seen"],
+            "'seen' holds datetime",
+        ),
     ],
-    ids=["empty", "missing column", "text in numeric", "infinite", "datetime"],
+    ids=["missing column", "text for numbers", "numbers for text", "mixed", "infinite", "datetime"],
 )
-def test_bad_input_names_what_is_wrong(current, columns, message):
-    reference = REFERENCE.assign(seen=pd.Timestamp("2026-03-01"))
+def test_bad_input_names_the_column_and_what_is_wrong(reference, current, columns, message):
+    """A type change would otherwise score the maximum distance: it is an error instead."""
     with pytest.raises(DataError, match=message):
         compute_drift(reference, current, columns, thresholds())
 
 
 def test_numeric_codes_can_be_declared_categorical():
     result = compute_drift(
-        REFERENCE, customers(5_000, seed=2), thresholds=thresholds(), categorical_columns={"logins"}
+        REFERENCE, customers(5_000, seed=2), FEATURES, thresholds(), categorical_columns={"logins"}
     )
     assert (result.column("logins").kind, result.column("logins").method) == (
         "categorical",
@@ -146,33 +242,110 @@ def test_numeric_codes_can_be_declared_categorical():
     )
 
 
+@pytest.mark.parametrize(
+    ("reference", "probes", "shared"),
+    [
+        ([7.0] * 50, [6.0, 7.0, 8.0], []),
+        ([0.0, 1, 1, 2, 2, 2, 4], [-5.0, 0.0, 1.0, 2.0, 4.0, 9.0], [0.5, 1.5, 3.0]),
+    ],
+    ids=["constant", "four codes"],
+)
+def test_a_column_with_few_values_gets_a_bin_per_value_and_open_ends(reference, probes, shared):
+    """Below, at each of and above the reference's values, every probe has a bin of its own
+    (before, a constant column moving up and a code moving from 0 to 1 scored 0); a value
+    between two reference values shares the lower one's bin."""
+    edges = bin_edges(np.array(reference), bins=10)
+
+    def bin_of(value: float) -> int:
+        return int(np.flatnonzero(bin_counts(np.array([value]), edges))[0])
+
+    bins = [bin_of(probe) for probe in probes]
+    assert bins == sorted(set(bins)) and len(set(bins)) == len(probes)
+    assert [bin_of(value) for value in shared] == [bin_of(np.floor(value)) for value in shared]
+    assert bin_counts(np.array([np.nan]), edges)[-1] == 1, "missing values: the last bin"
+
+
+def test_a_point_mass_gets_its_own_bin_and_the_rest_its_quantiles():
+    rng = np.random.default_rng(4)
+    reference = np.where(rng.random(10_000) < 0.9, 0.0, rng.lognormal(3, 1, 10_000))
+
+    edges = bin_edges(reference, bins=10)
+    counts = bin_counts(reference, edges)
+
+    zero_bin = np.searchsorted(edges, 0.0, side="right")
+    assert counts[zero_bin] == (reference == 0).sum(), "zero is alone in its bin"
+    rest = np.delete(counts[:-1], zero_bin)
+    assert np.count_nonzero(rest) == 10 and rest.max() < 2 * rest[rest > 0].min()
+
+
+def g_test(reference: list[int], current: list[int]) -> float:
+    table = np.vstack([reference, current])
+    return chi2_contingency(table, correction=False, lambda_="log-likelihood").pvalue
+
+
+def test_the_test_is_a_g_test_with_sparse_bins_pooled():
+    """Bins expected to hold < 5 rows of the smaller sample are pooled into one."""
+    reference, current = [400, 300, 200, 100], [45, 25, 20, 10]
+    sparse_reference, sparse_current = (
+        [8_000, 6_000, 4_000, 1_990, 5, 5, 0],
+        [40, 30, 20, 8, 0, 0, 2],
+    )
+
+    assert homogeneity_p_value(np.array(reference), np.array(current)) == pytest.approx(
+        g_test(reference, current)
+    )
+    assert homogeneity_p_value(np.array(sparse_reference), np.array(sparse_current)) == (
+        pytest.approx(g_test([8_000, 6_000, 4_000, 1_990, 10], [40, 30, 20, 8, 2]))
+    )
+    moved = np.array([8_000, 6_000, 4_000, 2_000, 0]), np.array([0, 0, 0, 0, 100])
+    assert homogeneity_p_value(*moved) < 1e-10, "every value where the reference has none"
+
+
+def test_holm_matches_statsmodels():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    p_values = np.random.default_rng(5).random(30) ** 3
+
+    expected = multitest.multipletests(p_values, method="holm")[1]
+
+    np.testing.assert_allclose(holm_adjusted(p_values), expected)
+
+
 def test_record_is_json_and_summary_names_the_drifted_columns():
     result = compute_drift(
-        REFERENCE, customers(5_000, seed=2, spend_mean=60.0), thresholds=thresholds()
+        REFERENCE, customers(5_000, seed=2, spend_mean=60.0), FEATURES, thresholds()
     )
 
     record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert record["drifted_columns"] == ["spend"]
-    assert record["columns"][0] | {"score": None} == {
+    assert record["columns"][0] | {"score": None, "p_value": None, "p_adjusted": None} == {
         "column": "spend",
         "kind": "numeric",
         "method": "psi",
         "score": None,
         "threshold": 0.2,
         "drifted": True,
+        "status": "drifted",
         "missing_reference": 0.0,
         "missing_current": 0.0,
+        "reference_rows": 20_000,
+        "current_rows": 5_000,
+        "p_value": None,
+        "p_adjusted": None,
     }
+    assert record["columns"][0]["p_adjusted"] < 1e-10
     assert "spend psi" in result.summary and "1 of 3 columns drifted" in result.summary
 
 
 def test_thresholds_default_to_the_settings(settings, monkeypatch):
     monkeypatch.setenv("CHURNLOOP_DRIFT_PSI_THRESHOLD", "5")
+    monkeypatch.setenv("CHURNLOOP_DRIFT_MIN_ROWS", "6000")
 
-    result = compute_drift(REFERENCE, customers(5_000, seed=2, spend_mean=60.0))
+    result = compute_drift(REFERENCE, customers(5_000, seed=2, spend_mean=60.0), FEATURES)
+    judged = compute_drift(REFERENCE, customers(6_000, seed=2, spend_mean=60.0), FEATURES)
 
-    assert result.column("spend").threshold == 5.0
-    assert result.drifted_columns == []
+    assert result.insufficient_data
+    assert judged.column("spend").threshold == 5.0
+    assert judged.drifted_columns == []
 
 
 def test_score_drift_compares_score_distributions():
@@ -181,8 +354,8 @@ def test_score_drift_compares_score_distributions():
 
     same = compute_score_drift(reference, rng.beta(2, 5, 10_000), thresholds())
     shifted = compute_score_drift(reference, pd.Series(rng.beta(5, 2, 10_000)), thresholds())
+    few = compute_score_drift(reference, rng.beta(5, 2, 3), thresholds())
 
     assert (same.column, same.method, same.drifted) == ("prediction", "psi", False)
     assert shifted.drifted and shifted.score > 1.0
-    with pytest.raises(DataError, match="no current scores"):
-        compute_score_drift(reference, [], thresholds())
+    assert few.status == "insufficient data" and few.score is None

@@ -1,4 +1,5 @@
 import datetime as dt
+import html
 import json
 
 import numpy as np
@@ -9,14 +10,23 @@ from churnloop.cli import main
 from churnloop.links import report_url
 from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift
 from churnloop.monitoring.report import build_report, save_report
+from churnloop.monitoring.slice_drift import compute_slice_drift
 from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog, read_predictions
 from churnloop.storage import lake
 
 DAY = dt.date(2026, 3, 4)
 THRESHOLDS = DriftThresholds(
-    numeric_method="psi", psi=0.2, psi_bins=10, wasserstein=0.1, jensenshannon=0.1, share=0.5
+    numeric_method="psi",
+    psi=0.2,
+    psi_bins=10,
+    wasserstein=0.1,
+    jensenshannon=0.1,
+    share=0.5,
+    min_rows=100,
+    alpha=0.05,
 )
+COLUMNS = ["spend", "logins", "plan", "discount"]
 
 
 def customers(rows: int, seed: int, *, drifted: bool) -> pd.DataFrame:
@@ -36,7 +46,7 @@ def customers(rows: int, seed: int, *, drifted: bool) -> pd.DataFrame:
 def comparison():
     reference = customers(3_000, seed=1, drifted=False)
     current = customers(3_000, seed=2, drifted=True)
-    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+    result = compute_drift(reference, current, list(reference.columns), THRESHOLDS)
     report = build_report(
         reference,
         current,
@@ -86,7 +96,7 @@ def test_json_holds_our_verdict_and_evidently_with_the_same_methods(comparison):
 
 def test_report_says_what_it_sampled_and_left_out(comparison):
     _, report = comparison
-    notes = " ".join(report.json["notes"])
+    notes = " ".join(report.json["about_evidently"])
 
     assert "seeded sample of 1,000 of 3,000 reference rows" in notes
     assert "Not charted by Evidently (no values in a sample): discount" in notes
@@ -118,13 +128,13 @@ def test_saved_report_round_trips_from_the_lake(settings, comparison):
 def test_small_inputs_are_charted_whole(settings):
     reference = customers(500, seed=3, drifted=False)
     current = customers(500, seed=4, drifted=False)
-    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+    result = compute_drift(reference, current, list(reference.columns), THRESHOLDS)
 
     report = build_report(reference, current, result, title="Drift", notes=[])
 
     assert result.drifted_columns == []
     assert report.json["evidently"]["current_rows"] == 500
-    assert not any("seeded sample" in note for note in report.json["notes"])
+    assert not any("seeded sample" in note for note in report.json["about_evidently"])
 
 
 def test_cli_compares_two_parquet_files_and_saves_the_report(settings, tmp_path, capsys):
@@ -133,7 +143,9 @@ def test_cli_compares_two_parquet_files_and_saves_the_report(settings, tmp_path,
     files = ["--reference", str(tmp_path / "reference.parquet")]
     files += ["--current", str(tmp_path / "current.parquet"), "--day", "2026-03-04"]
 
-    assert main(["drift-report", *files]) == 0
+    assert main(["drift-report", *files]) == 2, "without columns: the model's features"
+    assert "without columns drift compares the model's features" in capsys.readouterr().err
+    assert main(["drift-report", *files, "--columns", *COLUMNS]) == 0
 
     output = capsys.readouterr().out
     assert "dataset drift: 3 of 4 columns drifted" in output
@@ -146,7 +158,7 @@ def test_cli_compares_two_parquet_files_and_saves_the_report(settings, tmp_path,
 def test_a_column_evidently_cannot_chart_is_in_the_verdict_alone():
     reference = customers(500, seed=3, drifted=False)[["discount"]]
     current = customers(500, seed=4, drifted=True)[["discount"]]
-    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+    result = compute_drift(reference, current, list(reference.columns), THRESHOLDS)
 
     report = build_report(reference, current, result, title="Drift", notes=[])
 
@@ -190,7 +202,7 @@ def test_a_hostile_category_in_the_prediction_log_stays_text_in_the_report(setti
     current = customers(600, seed=8, drifted=False)[["spend", "plan"]]
     current["plan"] = [HOSTILE[i % len(HOSTILE)] for i in range(len(current))]
     current = logged_predictions(settings, current)
-    result = compute_drift(reference, current, thresholds=THRESHOLDS)
+    result = compute_drift(reference, current, list(reference.columns), THRESHOLDS)
 
     page = build_report(reference, current, result, title="Drift", notes=[]).html
 
@@ -212,3 +224,71 @@ def test_report_links_carry_no_credentials(settings):
     url = report_url(with_password, "reports/drift/dt=2026-03-04/report.html")
 
     assert url == "http://airflow.internal:8080/churnloop/reports/drift/dt%3D2026-03-04/report.html"
+
+
+def verdict_section(page: str) -> str:
+    start = page.index('<section id="churnloop-drift-verdict"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_too_few_rows_report_insufficient_data_and_no_evidently_charts():
+    reference = customers(2_000, seed=3, drifted=False)
+    current = customers(3, seed=4, drifted=True)
+    result = compute_drift(reference, current, COLUMNS, THRESHOLDS)
+
+    report = build_report(reference, current, result, title="Drift", notes=[])
+
+    verdict = verdict_section(report.html)
+    assert report.json["evidently"] is None
+    assert verdict.count("<td>insufficient data</td>") == len(COLUMNS)
+    assert "insufficient data: reference 2,000 rows, current 3 rows" in verdict
+    assert "Evidently&#x27;s charts are left out" in verdict
+    assert "Value Drift" not in report.html
+
+
+def test_evidentlys_flags_that_contradict_the_verdict_are_named_above_its_charts():
+    """150 rows of a 200-category column reach the Jensen-Shannon threshold by noise:
+    Evidently (threshold alone) flags it, the verdict (threshold and test) does not."""
+    rng = np.random.default_rng(11)
+    postcodes = np.array([f"p{i:03d}" for i in range(200)])
+    reference = pd.DataFrame({"postcode": rng.choice(postcodes, 5_000)})
+    current = pd.DataFrame({"postcode": rng.choice(postcodes, 150)})
+    result = compute_drift(reference, current, ["postcode"], THRESHOLDS)
+
+    report = build_report(reference, current, result, title="Drift", notes=[])
+
+    column = result.column("postcode")
+    assert column.score >= column.threshold and column.status == "stable"
+    failed = [
+        test["name"] for test in report.json["evidently"]["tests"] if test["status"] == "FAIL"
+    ]
+    assert "Value Drift for column postcode" in failed
+    expected = (
+        "differ from the verdict on 2: postcode (Evidently: drift, verdict: stable); "
+        "the dataset (Evidently: drift, verdict: no drift)"
+    )
+    assert expected in report.json["about_evidently"][-1]
+    assert html.escape(expected) in verdict_section(report.html), "named above Evidently's charts"
+
+
+def test_drifted_slices_are_tabled_and_their_values_escaped():
+    rng = np.random.default_rng(12)
+    regions = np.array(["north", "south", "<b>east</b>"])
+
+    def frame(rows: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"region": rng.choice(regions, rows), "spend": rng.normal(50, 10, rows)}
+        )
+
+    reference, current = frame(6_000), frame(6_000)
+    current.loc[current["region"] == "<b>east</b>", "spend"] += 15
+    result = compute_drift(reference, current, ["spend"], THRESHOLDS)
+    slices = compute_slice_drift(reference, current, ["spend"], ["region"], THRESHOLDS)
+
+    report = build_report(reference, current, result, title="Drift", notes=[], slices=slices)
+
+    verdict = verdict_section(report.html)
+    assert [item.name for item in slices.drifted_slices] == ["region=<b>east</b>"]
+    assert "<td>region=&lt;b&gt;east&lt;/b&gt;</td>" in verdict
+    assert "<b>east" not in verdict
+    assert report.json["slices"]["drifted_slices"] == ["region=<b>east</b>"]

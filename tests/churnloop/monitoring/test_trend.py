@@ -24,6 +24,11 @@ def record(day: dt.date, **changes) -> dict:
         "drifted_columns": [],
         "scores": {"age": 0.01, "monthly_charges": 0.02},
         "prediction_psi": 0.01,
+        "estimated_performance": {
+            "estimate": {"estimate": 0.8, "low": 0.78, "high": 0.82, "confidence": 0.95},
+            "reference_auc": 0.81,
+        },
+        "realized_performance": {"auc": 0.79},
     }
     return {**base, **changes}
 
@@ -82,3 +87,12 @@ def test_names_from_the_data_are_escaped():
 def test_an_empty_history_renders_a_page_without_a_chart():
     page = render_trend([])
     assert "0 checked day(s)" in page and "<img" not in page
+
+
+def test_days_without_an_estimate_or_matured_labels_still_chart():
+    unjudged = record(
+        DAY,
+        estimated_performance={"estimate": None, "reference_auc": None},
+        realized_performance=None,
+    )
+    assert "data:image/png;base64," in render_trend([unjudged, record(DAY + dt.timedelta(days=1))])

@@ -1,4 +1,5 @@
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -6,8 +7,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from churnloop.errors import DataError
-from churnloop.monitoring.effect_sizes import ColumnDrift, DriftResult
+from churnloop.monitoring.effect_sizes import DriftResult, compute_drift, compute_score_drift
+from churnloop.monitoring.estimated_performance import EstimatedPerformance
 from churnloop.monitoring.verdict import decide, performance_drift, staleness
+from churnloop.training.intervals import Interval
 
 DAY = dt.date(2026, 3, 4)
 
@@ -96,11 +99,14 @@ def test_staleness_counts_days_since_the_training_data_ends(training_data_end, s
 
 
 def drift_result(*drifted: str) -> DriftResult:
-    columns = tuple(
-        ColumnDrift(name, "numeric", "psi", 0.5 if name in drifted else 0.01, 0.2, 0.0, 0.0)
-        for name in ("spend", "logins", "tenure_months")
+    """Three columns compared on 2,000 rows a side; the ``drifted`` ones moved by 3 sd."""
+    rng = np.random.default_rng(0)
+    names = ["spend", "logins", "tenure_months"]
+    reference = pd.DataFrame({name: rng.normal(0.0, 1.0, 2_000) for name in names})
+    current = pd.DataFrame(
+        {name: rng.normal(3.0 if name in drifted else 0.0, 1.0, 2_000) for name in names}
     )
-    return DriftResult(columns, share_threshold=0.5, reference_rows=100, current_rows=100)
+    return compute_drift(reference, current, names)
 
 
 FRESH = staleness(DAY - dt.timedelta(days=35), DAY, max_age_days=45)
@@ -133,3 +139,81 @@ def test_decide_gives_every_reason_to_retrain(result, performance, age, expected
 def test_decide_refuses_important_columns_that_were_not_compared():
     with pytest.raises(ValueError, match=r"\['plan'\] were not compared"):
         decide(drift_result(), None, FRESH, important_columns=["spend", "plan"])
+
+
+def estimated(auc: float, high: float, *, max_drop: float | None = 0.05) -> EstimatedPerformance:
+    """A judged estimate against a reference estimated at 0.82."""
+    return EstimatedPerformance(
+        rows=2_000,
+        expected_positives=250.0,
+        reference_auc=0.82,
+        reference_realized_auc=0.83,
+        max_drop=max_drop,
+        estimate=Interval(auc, 2 * auc - high, high, 0.95),
+    )
+
+
+NO_HARM = estimated(0.80, high=0.83)
+HARM = estimated(0.70, high=0.74)
+NOT_ESTIMATED = EstimatedPerformance(500, 20.0, None, 0.83, 0.05, None, "too few churners")
+SCORE_DRIFT = compute_score_drift(np.linspace(0.0, 0.5, 2_000), np.linspace(0.5, 1.0, 2_000))
+
+
+@pytest.mark.parametrize(
+    ("result", "estimate", "expected", "without_harm"),
+    [
+        (drift_result("spend"), NO_HARM, [], ["data drift on important columns"]),
+        (drift_result("spend"), None, ["data drift on important columns"], []),
+        (drift_result("spend"), NOT_ESTIMATED, ["data drift on important columns"], []),
+        (
+            drift_result("spend"),
+            estimated(0.80, high=0.83, max_drop=None),
+            ["data drift on important columns"],
+            [],
+        ),
+        (drift_result(), HARM, ["estimated performance drop: estimated ROC AUC 0.700"], []),
+        (
+            drift_result("spend"),
+            HARM,
+            ["data drift on important columns", "estimated performance drop"],
+            [],
+        ),
+    ],
+    ids=["no harm", "no estimate", "not judged", "no threshold", "harm alone", "drift and harm"],
+)
+def test_drift_triggers_only_when_harm_is_not_ruled_out(result, estimate, expected, without_harm):
+    verdict = decide(result, None, FRESH, ["spend"], estimate=estimate)
+
+    assert len(verdict.reasons) == len(expected), verdict.reasons
+    for reason, start in zip(verdict.reasons, expected, strict=True):
+        assert reason.startswith(start)
+    assert [reason.split(":")[0] for reason in verdict.drift_without_harm] == [
+        start.split(":")[0] for start in without_harm
+    ]
+    assert verdict.to_dict()["drift_without_harm"] == verdict.drift_without_harm
+
+
+def test_score_drift_is_drift_and_held_back_without_harm():
+    with_harm_unknown = decide(drift_result(), None, FRESH, [], prediction_drift=SCORE_DRIFT)
+    without_harm = decide(
+        drift_result(), None, FRESH, [], estimate=NO_HARM, prediction_drift=SCORE_DRIFT
+    )
+
+    assert with_harm_unknown.reasons == [f"prediction drift: {SCORE_DRIFT.describe()}"]
+    assert not without_harm.triggered
+    assert without_harm.drift_without_harm == with_harm_unknown.reasons
+
+
+def test_a_realized_drop_and_staleness_trigger_whatever_the_estimate_says():
+    verdict = decide(drift_result("spend"), DEGRADED, STALE, ["spend"], estimate=NO_HARM)
+
+    assert [reason.split(":")[0] for reason in verdict.reasons] == [
+        "performance drop",
+        "stale champion",
+    ]
+
+
+def test_the_realized_auc_is_shown_beside_the_estimate_of_the_same_scores():
+    check = replace(HEALTHY, estimated_auc=Interval(0.78, 0.75, 0.81, 0.95))
+
+    assert check.summary.endswith("; estimated before the labels 0.780 [0.750, 0.810]")
