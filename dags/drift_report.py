@@ -39,7 +39,8 @@ SETTINGS = get_settings()
 @task(multiple_outputs=True)
 def check_drift(ds: str | None = None) -> dict:
     """Drift of the day vs the champion's reference; saves the Evidently report and decides
-    whether it may trigger retraining (deduplication)."""
+    whether it may trigger retraining (deduplication). Fails, report linked, when served
+    features differ from the lake's (training/serving skew)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from churnloop.monitoring import daily_check
@@ -53,6 +54,8 @@ def check_drift(ds: str | None = None) -> dict:
     if report is None:
         raise AirflowSkipException("no champion yet: nothing to compare with")
     publish_report_link(report["report_url"])
+    with data_errors_fail_fast():
+        daily_check.require_no_skew(report)
     return report
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from churnloop import registry, schema, storage
+from churnloop.errors import DataError
 from churnloop.features import definition
 from churnloop.links import report_url
 from churnloop.monitoring.effect_sizes import DriftResult, compute_drift, compute_score_drift
@@ -31,6 +32,8 @@ from churnloop.monitoring.online_metrics import (
     served_with_labels,
 )
 from churnloop.monitoring.report import build_report, save_report
+from churnloop.monitoring.serving_inputs import serving_input_counts
+from churnloop.monitoring.skew import training_serving_skew
 from churnloop.monitoring.slice_drift import SliceDriftResult, compute_slice_drift
 from churnloop.monitoring.trend import TREND_PAGE, build_trend, save_day
 from churnloop.monitoring.verdict import PerformanceCheck, decide, performance_drift, staleness
@@ -39,6 +42,11 @@ from churnloop.serving.prediction_log import read_predictions
 from churnloop.settings import Settings
 from churnloop.training.challenger import reference_data
 from churnloop.training.metrics import score
+
+
+class TrainingServingSkew(DataError):
+    """Served features differ from the lake's beyond ``skew_max_mismatch_rate``: a serving
+    bug, not drift; retrying the check changes nothing."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class DayReport:
     served_performance: list[dict[str, Any]] = field(default_factory=list)
     drift_without_harm: list[str] = field(default_factory=list)
     drifted_slices: list[str] = field(default_factory=list)
+    serving_inputs: dict[str, Any] = field(default_factory=dict)
+    skew: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,16 +122,14 @@ def check_day(settings: Settings, day: dt.date) -> DayReport | None:
     model = registry.load_model(settings, version)
     reference = reference_data(settings, version)
     names = list(model.feature_names_in_)
-    current, source = current_data(settings, day, model)
-
+    current, source, logged = current_data(settings, day, model)
+    inputs, skew = _serving_checks(settings, day, current if logged else None)
     drift = _feature_drift(settings, reference, current, names)
     prediction = compute_score_drift(reference[PREDICTION], current[PREDICTION], name=PREDICTION)
-    labels = matured_labels(settings, day)
-    performance = _performance(settings, day, model, labels, _holdout_auc(settings, version))
+    performance, served = _realized_performance(settings, day, model, version)
     estimate = estimate_performance(
         _champion_scores(current, version), reference[LABEL], reference[PREDICTION], settings
     )
-    served = _served_performance(settings, day, labels)
     age = staleness(registry.training_data_end(champion), day, settings.drift_max_training_age_days)
     important = [name for name in settings.drift_important_columns if name in names]
     verdict = decide(
@@ -135,6 +143,8 @@ def check_day(settings: Settings, day: dt.date) -> DayReport | None:
         f"prediction drift: {prediction.describe()}",
         *_performance_notes(day, estimate, performance, served),
         f"staleness: {age.summary}",
+        f"serving inputs: {describe_inputs(inputs)}",
+        f"training/serving skew: {skew['reason']}",
         *(
             f"drift without estimated harm, no retraining: {drift}"
             for drift in verdict.drift_without_harm
@@ -142,15 +152,7 @@ def check_day(settings: Settings, day: dt.date) -> DayReport | None:
         "verdict: " + ("; ".join(verdict.reasons) if verdict.reasons else "no reason to retrain"),
         f"drift over time: {report_url(settings, TREND_PAGE)}",
     ]
-    report = build_report(
-        drift.reference,
-        drift.current,
-        drift.result,
-        title=f"Drift report {day}",
-        notes=notes,
-        slices=drift.slices,
-    )
-    relpaths = save_report(settings, day, report)
+    relpaths = _save_report(settings, day, drift, notes)
     return DayReport(
         day=day.isoformat(),
         champion_version=version,
@@ -168,8 +170,41 @@ def check_day(settings: Settings, day: dt.date) -> DayReport | None:
         served_performance=[auc.to_dict() for auc in served],
         drift_without_harm=verdict.drift_without_harm,
         drifted_slices=[item.name for item in drift.slices.drifted_slices],
+        serving_inputs=inputs,
+        skew=skew,
         notes=notes,
     )
+
+
+def _serving_checks(
+    settings: Settings, day: dt.date, log: pd.DataFrame | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The day's prediction log besides drift: inputs outside the data contract, and rows
+    whose served features differ from the lake's (``log`` None: read it, if there is one)."""
+    return serving_input_counts(settings, day, log), training_serving_skew(settings, day, log)
+
+
+def _save_report(
+    settings: Settings, day: dt.date, drift: FeatureDrift, notes: list[str]
+) -> dict[str, str]:
+    report = build_report(
+        drift.reference,
+        drift.current,
+        drift.result,
+        title=f"Drift report {day}",
+        notes=notes,
+        slices=drift.slices,
+    )
+    return save_report(settings, day, report)
+
+
+def _realized_performance(
+    settings: Settings, day: dt.date, model, version: int
+) -> tuple[PerformanceCheck | None, list[ServedAuc]]:
+    """The champion's ROC AUC on the labels that matured today, and each served version's."""
+    labels = matured_labels(settings, day)
+    performance = _performance(settings, day, model, labels, _holdout_auc(settings, version))
+    return performance, _served_performance(settings, day, labels)
 
 
 @dataclass(frozen=True)
@@ -224,16 +259,39 @@ def _performance_notes(
     ]
 
 
-def current_data(settings: Settings, day: dt.date, model) -> tuple[pd.DataFrame, str]:
-    """The day's served requests with their scores, else its features scored offline."""
+def current_data(settings: Settings, day: dt.date, model) -> tuple[pd.DataFrame, str, bool]:
+    """The day's served requests with their scores, else its features scored offline; the
+    flag says which (True: the prediction log)."""
     try:
         served = read_predictions(settings, day)
-        return served, f"prediction log of {day} ({len(served):,} served requests)"
+        return served, f"prediction log of {day} ({len(served):,} served requests)", True
     except storage.PartitionNotFound:
         pass
     day_features = storage.lake(settings).read_table(definition.DATASET, day).to_pandas()
     day_features[PREDICTION] = score(model, day_features, "champion")
-    return day_features, f"features of {day} scored offline (no prediction log that day)"
+    return day_features, f"features of {day} scored offline (no prediction log that day)", False
+
+
+def describe_inputs(inputs: dict[str, Any]) -> str:
+    """One line on the day's served inputs: out-of-contract values and non-finite scores."""
+    if not inputs["rows"]:
+        return "no prediction log that day"
+    problems = [
+        f"{feature} {reason} {count}"
+        for feature, reasons in inputs["out_of_contract"].items()
+        for reason, count in reasons.items()
+    ]
+    nonfinite = sum(inputs["nonfinite_predictions"].values())
+    return (
+        f"{inputs['rows_checked']:,} of {inputs['rows']:,} rows checked; out of contract: "
+        f"{', '.join(problems) or 'none'}; non-finite predictions: {nonfinite}"
+    )
+
+
+def require_no_skew(report: dict[str, Any]) -> None:
+    """Fail the check (after its report is saved) when served features differ from the lake's."""
+    if report["skew"].get("failed"):
+        raise TrainingServingSkew(f"{report['skew']['reason']}; report: {report['report_url']}")
 
 
 def matured_labels(settings: Settings, day: dt.date) -> pd.DataFrame | None:

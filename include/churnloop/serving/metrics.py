@@ -1,15 +1,20 @@
 """Prometheus metrics of the model server, in a registry of its own per app (so several
 apps can live in one process); `MetricsMiddleware` counts and times every request by
-matched route and the champion version serving at the time.
+matched route and the champion version serving at the time. Labels hold only names the
+server chose (routes, model features, versions), never a value from a request.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from churnloop.serving.contract import REASONS, Counts, nonfinite_count
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 SCORE_BUCKETS = tuple(step / 20 for step in range(1, 21))
@@ -63,6 +68,18 @@ class ServingMetrics:
         self.dropped_rows = self._counter(
             "churnloop_prediction_log_dropped_rows", "Prediction log rows dropped unwritten"
         )
+        self.out_of_contract = self._counter(
+            "churnloop_input_out_of_contract",
+            f"Feature values of scored rows outside the data contract, by model feature and "
+            f"reason ({', '.join(REASONS)})",
+            "feature",
+            "reason",
+        )
+        self.nonfinite_predictions = self._counter(
+            "churnloop_nonfinite_predictions",
+            "Scores (champion or shadow) that are NaN or infinite, by model version",
+            "model_version",
+        )
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
@@ -76,8 +93,26 @@ class ServingMetrics:
         self.model_loads.labels(alias, "failure" if error else "success").inc()
         if error is None:
             self.model_version.labels(alias).set(version)
+            self.nonfinite_predictions.labels(str(version))  # exported at 0 from the start
         else:
             self.errors.labels("model_load").inc()
+
+    def record_inputs(self, counts: Counts) -> None:
+        """Count a batch's out-of-contract values (`InputContract` counts)."""
+        for (feature, reason), count in counts.items():
+            self.out_of_contract.labels(feature, reason).inc(count)
+
+    def record_scores(self, version: int, role: str, scores: np.ndarray) -> None:
+        """Observe a batch's scores; a NaN or infinite one is counted, not observed (it
+        would turn the histogram's sum into NaN for good)."""
+        values = scores.tolist()
+        nonfinite = nonfinite_count(scores)
+        if nonfinite:
+            values = [value for value in values if math.isfinite(value)]
+            self.nonfinite_predictions.labels(str(version)).inc(nonfinite)
+        histogram = self.scores.labels(str(version), role)
+        for value in values:
+            histogram.observe(value)
 
     def record_dropped(self, rows: int) -> None:
         self.dropped_rows.inc(rows)

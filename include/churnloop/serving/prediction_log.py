@@ -42,7 +42,9 @@ RECORD_SCHEMA = pa.schema(
     ]
 )
 """Every row's own columns; the request's features follow them (numbers as doubles,
-categories as strings), named as the model names them."""
+categories as strings), named as the model names them. ``customer_id`` tells where the
+features came from: set, the online store's row of that customer; null, the request's own
+``features`` (explicit-feature instances carry no id)."""
 
 FEATURES_KEY = "features"
 """Key of a record's feature dict; every other key is a `RECORD_SCHEMA` column."""

@@ -1,5 +1,7 @@
 """Scoring a request's instances with the champion: online rows, encoding, probabilities,
-and a prediction-log row each (with the challenger's shadow score when drawn).
+and a prediction-log row each (with the challenger's shadow score when drawn). Each batch
+is counted against the data contract (`churnloop.serving.contract`) and its scores
+observed, NaN or infinite ones counted apart.
 
 Errors reach the caller as HTTP answers: 404 for an unknown customer (in place in a
 batch), 422 naming the field the model rejects, 503 when the online store is down.
@@ -18,6 +20,7 @@ from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
+from churnloop.serving.contract import input_contract
 from churnloop.serving.model import FeatureProblem, InvalidFeatures, ServedModel
 from churnloop.serving.prediction_log import FEATURES_KEY
 from churnloop.serving.schemas import Instance
@@ -62,12 +65,14 @@ async def score(
     if not rows:
         return results
     matrix = encode_request_rows(server, model, rows, scored, batch)
-    probabilities = model.probabilities(matrix).tolist()
+    contract = input_contract(model, server.settings.great_expectations_dir)
+    server.metrics.record_inputs(contract.count_encoded(matrix, rows))
+    scores = model.probabilities(matrix)
+    server.metrics.record_scores(model.version, "champion", scores)
+    probabilities = scores.tolist()
     threshold = server.settings.serving_threshold
-    scores = server.metrics.scores.labels(str(model.version), "champion")
     for (index, _), probability in zip(scored, probabilities, strict=True):
         results[index].update(probability=probability, label=int(probability >= threshold))
-        scores.observe(probability)
     log_predictions(server, model, rows, [item for _, item in scored], probabilities)
     return results
 
@@ -148,12 +153,10 @@ def shadow_scores(
     if challenger is None or server.shadow_draw.random() >= fraction:
         return None, []
     try:
-        scores = challenger.probabilities(challenger.encode(rows)).tolist()
+        scores = challenger.probabilities(challenger.encode(rows))
     except Exception:
         server.metrics.errors.labels("shadow").inc()
         log.exception("shadow scoring by v%s failed", challenger.version)
         return None, []
-    histogram = server.metrics.scores.labels(str(challenger.version), "shadow")
-    for value in scores:
-        histogram.observe(value)
-    return challenger, scores
+    server.metrics.record_scores(challenger.version, "shadow", scores)
+    return challenger, scores.tolist()

@@ -7,11 +7,15 @@ import pytest
 
 from churnloop import registry, schema, storage
 from churnloop.demo.simulation import Scenario, generate_labels, generate_snapshots
+from churnloop.errors import DataError
 from churnloop.features import definition
 from churnloop.monitoring.daily_check import (
+    TrainingServingSkew,
     check_day,
     check_drift,
     churn_drift_event,
+    describe_inputs,
+    require_no_skew,
     suppression,
 )
 from churnloop.monitoring.trend import TREND_PAGE
@@ -130,7 +134,34 @@ def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
     assert without_threshold.triggered and without_threshold.drift_without_harm == []
     assert without_threshold.reasons[0].startswith("data drift on important columns: age")
 
+    assert report.serving_inputs["rows"] == 0 and report.skew["insufficient_data"]
+    assert "serving inputs: no prediction log that day" in report.notes
+
     record = check_drift(settings, DAY, active_training_runs=0)
     trend = storage.lake(settings).read_bytes(TREND_PAGE).decode()
     assert record["suppressed"] == "drift without estimated harm"
     assert f'href="dt={DAY}/report.html"' in trend and "drift without estimated harm" in trend
+
+
+def test_skew_fails_the_check_naming_the_columns_and_the_report():
+    skewed = {
+        "skew": {"failed": True, "reason": "training/serving skew: plan 32.33% [27.3%, 37.8%]"},
+        "report_url": "http://ui/churnloop/reports/drift/dt=2026-03-06/report.html",
+    }
+    with pytest.raises(TrainingServingSkew, match="plan 32.33%.*report: http://ui/") as raised:
+        require_no_skew(skewed)
+    assert isinstance(raised.value, DataError), "a data error: never retried"
+    require_no_skew({"skew": {"failed": False}, "report_url": ""})
+
+
+def test_the_inputs_line_names_each_feature_and_reason():
+    inputs = {
+        "rows": 6,
+        "rows_checked": 5,
+        "out_of_contract": {"age": {"above_max": 1}, "plan": {"unseen_category": 2}},
+        "nonfinite_predictions": {"1": 0, "2": 1},
+    }
+    assert describe_inputs(inputs) == (
+        "5 of 6 rows checked; out of contract: age above_max 1, plan unseen_category 2; "
+        "non-finite predictions: 1"
+    )

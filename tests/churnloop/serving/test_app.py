@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -417,3 +418,69 @@ def test_metrics_count_requests_scores_and_errors_by_model_version(world, serve)
     assert metric(text, "churnloop_errors_total", kind="unknown_customer") == 1
     assert metric(text, "churnloop_errors_total", kind="validation") == 1
     assert metric(text, "churnloop_model_version", alias="champion") == GOOD
+
+
+# -- the data contract at the door -----------------------------------------------------------
+
+OUT_OF_CONTRACT = "churnloop_input_out_of_contract_total"
+
+
+def out_of_contract(text: str) -> dict[tuple[str, str], float]:
+    """Every sample of the out-of-contract counter, by (feature, reason)."""
+    return {
+        (sample.labels["feature"], sample.labels["reason"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == OUT_OF_CONTRACT
+    }
+
+
+def test_explicit_features_outside_the_contract_are_counted_by_feature(world, serve):
+    """Values the request schema lets through (finite, a contract category or null) but the
+    snapshot suite's bounds do not, each counted once under its feature."""
+    url, _ = serve()
+    online = last_day_features(world)
+    rows = [as_json_row(online, customer) for customer in online.index[:5]]
+    rows[0]["age"] = 150
+    rows[1]["monthly_charges"] = -5.0
+    rows[2]["tenure_months"] = None
+    rows[3]["age"] = 17
+    rows[3]["region"] = None
+
+    response = httpx.post(f"{url}/predict", json={"instances": [{"features": r} for r in rows]})
+
+    assert response.status_code == 200
+    assert all(item["probability"] is not None for item in response.json()["predictions"])
+    assert out_of_contract(httpx.get(f"{url}/metrics").text) == {
+        ("age", "above_max"): 1,
+        ("age", "below_min"): 1,
+        ("monthly_charges", "below_min"): 1,
+        ("tenure_months", "missing"): 1,
+        ("region", "missing"): 1,
+    }
+
+
+def test_online_store_values_outside_the_contract_are_counted_too(world, serve):
+    """Rows read by customer_id pass no request schema: an unseen category and an age below
+    the suite's minimum, materialized online, are scored and counted."""
+    from churnloop.features.materialize import materialize_day
+
+    lake = storage.lake(world)
+    day = LAST_DAY + dt.timedelta(days=1)
+    odd = lake.read_table(definition.DATASET, LAST_DAY).to_pandas().iloc[:3]
+    odd = odd.assign(**{TIMESTAMP: odd[TIMESTAMP] + pd.Timedelta(days=1), "plan": "platinum"})
+    odd.loc[odd.index[0], "age"] = 17
+    table = pa.Table.from_pandas(odd, schema=definition.TABLE_SCHEMA, preserve_index=False)
+    lake.write_table(definition.DATASET, day, table)
+    materialize_day(world, day, overlap_days=0)
+    url, _ = serve()
+
+    instances = [{"customer_id": int(customer)} for customer in odd[ENTITY]]
+    response = httpx.post(f"{url}/predict", json={"instances": instances})
+
+    assert response.status_code == 200
+    assert all(item["probability"] is not None for item in response.json()["predictions"])
+    assert out_of_contract(httpx.get(f"{url}/metrics").text) == {
+        ("plan", "unseen_category"): 3,
+        ("age", "below_min"): 1,
+    }

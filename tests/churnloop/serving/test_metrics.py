@@ -1,0 +1,28 @@
+"""The server's Prometheus metrics of scores: a NaN or infinite score is counted, not observed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from prometheus_client import generate_latest
+
+from churnloop.serving.metrics import ServingMetrics
+from tests.churnloop.serving.test_app import metric
+
+
+def test_nonfinite_scores_are_counted_by_version_and_kept_out_of_the_histogram():
+    metrics = ServingMetrics()
+    metrics.record_load("champion", 7, None)
+    metrics.record_load("challenger", 8, None)
+
+    metrics.record_scores(7, "champion", np.array([0.25, math.nan, 0.5, math.inf, -math.inf]))
+    metrics.record_scores(8, "shadow", np.array([0.125, 0.75]))
+
+    text = generate_latest(metrics.registry).decode()
+    nonfinite = "churnloop_nonfinite_predictions_total"
+    assert metric(text, nonfinite, model_version="7") == 3
+    assert metric(text, nonfinite, model_version="8") == 0, "exported at 0 once loaded"
+    champion = {"model_version": "7", "role": "champion"}
+    assert metric(text, "churnloop_prediction_score_count", **champion) == 2
+    assert metric(text, "churnloop_prediction_score_sum", **champion) == 0.75
