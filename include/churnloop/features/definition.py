@@ -91,6 +91,20 @@ RECENCY = {
 }
 """Each ``days_since_last_*`` feature and the activity column whose last event it counts."""
 
+WINDOW_OF = {
+    **{f"{column}_{window}d": window for column in ACTIVITY for window in WINDOWS},
+    **{f"days_observed_{window}d": window for window in WINDOWS},
+    "spend_per_login_30d": 30,
+    "minutes_per_login_30d": 30,
+    "support_tickets_per_30d": LOOKBACK_DAYS,
+    "payment_failures_per_30d": LOOKBACK_DAYS,
+    "logins_per_day_trend": 30,
+    "spend_per_day_trend": 30,
+    **dict.fromkeys(RECENCY, LOOKBACK_DAYS),
+}
+"""The longest trailing window each history feature reads; features not named read the
+day's snapshot only. Two samples compare fairly on a feature only when both saw its window."""
+
 
 def lookback_days(day: dt.date) -> list[dt.date]:
     """The snapshot days a feature day reads, oldest first, the day itself last."""

@@ -24,7 +24,7 @@ from churnloop.monitoring.estimated_performance import (
     estimate_performance,
     shortage,
 )
-from churnloop.monitoring.history_depth import at_reference_depth, history_days
+from churnloop.monitoring.history_depth import history_days, judged_at_reference_depth
 from churnloop.monitoring.online_metrics import (
     VERSION,
     ServedAuc,
@@ -209,7 +209,7 @@ def _realized_performance(
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """The model's features compared: both samples as compared, per column and per slice."""
+    """The model's features compared: both samples, per column and per slice."""
 
     reference: pd.DataFrame
     current: pd.DataFrame
@@ -221,21 +221,18 @@ class FeatureDrift:
 def _feature_drift(
     settings: Settings, reference: pd.DataFrame, current: pd.DataFrame, names: list[str]
 ) -> FeatureDrift:
-    """Drift of the model's features, windowed ones at the reference's history depth (the
-    lake's history starts with its first feature day, or the reference's if earlier).
+    """Drift of the model's features that the reference saw whole windows of (the lake's
+    history starts with its first feature day, or the reference's if earlier).
     Slice drift is reported; only the whole day's columns can trigger retraining."""
     first_day = min(
         [*storage.lake(settings).partitions(definition.DATASET)[:1], *history_days(reference)]
     )
-    fair_reference, fair_current, columns, note = at_reference_depth(
-        reference, current, names, first_day
-    )
-    compared = (fair_reference, fair_current, columns)
+    columns, note = judged_at_reference_depth(reference, names, first_day)
     return FeatureDrift(
-        fair_reference,
-        fair_current,
-        compute_drift(*compared, categorical_columns=schema.CATEGORICAL),
-        compute_slice_drift(*compared, categorical_columns=schema.CATEGORICAL),
+        reference,
+        current,
+        compute_drift(reference, current, columns, categorical_columns=schema.CATEGORICAL),
+        compute_slice_drift(reference, current, columns, categorical_columns=schema.CATEGORICAL),
         note,
     )
 

@@ -3,13 +3,12 @@ import functools
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from churnloop import schema
 from churnloop.demo.simulation import generate_snapshots
 from churnloop.features import definition
 from churnloop.monitoring.effect_sizes import compute_drift
-from churnloop.monitoring.history_depth import PER_DAY_SUFFIX, at_reference_depth, history_depth
+from churnloop.monitoring.history_depth import history_depth, judged_at_reference_depth
 
 FIRST_DAY = dt.date(2026, 3, 1)
 CUSTOMERS = 3_000
@@ -37,59 +36,36 @@ def drifted(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) 
     ).drifted_columns
 
 
-def test_a_young_lake_drifts_by_construction_unless_compared_at_the_same_depth():
-    reference, current = features_on(14), features_on(28)
+def test_a_young_lake_drifts_by_construction_unless_only_whole_windows_are_judged():
+    reference, current = features_on(14), features_on(40)
 
-    assert {"logins_30d", "spend_30d"} <= set(drifted(reference, current, FEATURES))
-    fair = at_reference_depth(reference, current, FEATURES, FIRST_DAY)
-    assert drifted(*fair[:3]) == []
-    assert "reference 15 day(s), current 29" in fair[3]
-
-
-def test_a_real_change_in_activity_still_drifts_at_the_same_depth():
-    reference, current = features_on(14), features_on(28)
-    busier = current.assign(logins_30d=current["logins_30d"] * 2)
-
-    fair = at_reference_depth(reference, busier, FEATURES, FIRST_DAY)
-
-    assert drifted(*fair[:3]) == [f"logins_30d{PER_DAY_SUFFIX}"]
+    assert {"logins_30d", "days_observed_90d"} <= set(drifted(reference, current, FEATURES))
+    judged, note = judged_at_reference_depth(reference, FEATURES, FIRST_DAY)
+    assert drifted(reference, current, judged) == []
+    assert "logins_7d" in judged and "age" in judged and "logins_30d" not in judged
+    assert "30-day, 90-day windows, longer than the reference's 15 day(s)" in note
 
 
-def test_sums_become_rates_and_history_is_cut_to_the_reference_depth():
-    day = FIRST_DAY + dt.timedelta(days=9)
-    row = {
-        schema.TIMESTAMP: pd.Timestamp(day, tz="UTC"),
-        "logins_30d": 20,
-        "days_observed_30d": 10,
-        "days_observed_7d": 7,
-        "days_since_last_ticket": 8,
-    }
-    reference = pd.DataFrame([row])
-    current = pd.DataFrame(
-        [
-            {
-                **row,
-                schema.TIMESTAMP: pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=20),
-                "days_observed_30d": 30,
-                "days_since_last_ticket": 25,
-            }
-        ]
-    )
-    columns = ["logins_30d", "days_observed_30d", "days_observed_7d", "days_since_last_ticket"]
+def test_a_real_change_in_activity_is_still_judged():
+    reference, current = features_on(14), features_on(40)
+    busier = current.assign(logins_7d=current["logins_7d"] * 2)
 
-    fair_reference, fair_current, names, _ = at_reference_depth(
-        reference, current, columns, FIRST_DAY
-    )
+    judged, _ = judged_at_reference_depth(reference, FEATURES, FIRST_DAY)
 
-    assert names[0] == f"logins_30d{PER_DAY_SUFFIX}" and names[1:] == columns[1:]
-    assert fair_reference[names].iloc[0].tolist() == [2.0, 10, 7, 8]
-    assert fair_current[names].iloc[0].tolist() == [
-        pytest.approx(20 / 30),
-        10,
-        7,
-        definition.NOT_WITHIN_LOOKBACK,
-    ]
-    assert history_depth(current, FIRST_DAY).tolist() == [30]
+    assert drifted(reference, busier, judged) == ["logins_7d"]
+
+
+def test_a_reference_that_saw_every_window_judges_every_feature():
+    reference = pd.DataFrame({schema.TIMESTAMP: [pd.Timestamp(2026, 6, 1, tz="UTC")]})
+
+    judged, note = judged_at_reference_depth(reference, FEATURES, FIRST_DAY)
+
+    assert judged == FEATURES and "every feature judged" in note
+
+
+def test_every_history_feature_names_its_window():
+    history = [name for name in FEATURES if name not in definition.CURRENT]
+    assert sorted(set(history) - set(definition.WINDOW_OF)) == ["tenure_bucket"]
 
 
 def test_history_depth_counts_the_first_day_as_one():
