@@ -12,20 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift
+from churnloop.monitoring.effect_sizes import compute_drift
+from tests.churnloop.monitoring.drift_support import THRESHOLDS
 
 REFERENCE_ROWS = 10_000
 """A drift reference is up to ``reference_max_rows`` (20,000) holdout rows; often fewer."""
-THRESHOLDS = DriftThresholds(
-    numeric_method="psi",
-    psi=0.2,
-    psi_bins=10,
-    wasserstein=0.1,
-    jensenshannon=0.1,
-    share=0.5,
-    min_rows=100,
-    alpha=0.05,
-)
 MAX_FALSE_ALARM_RATE = 0.01
 FALSE_ALARM_DRAWS = {100: 100, 1_000: 100, 10_000: 100, 100_000: 20, 1_000_000: 2}
 """Current rows -> seeded draws, each against a fresh reference (fewer where rows cost)."""

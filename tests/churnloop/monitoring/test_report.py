@@ -8,24 +8,15 @@ import pytest
 
 from churnloop.cli import main
 from churnloop.links import report_url
-from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift
+from churnloop.monitoring.effect_sizes import compute_drift
 from churnloop.monitoring.report import build_report, save_report
 from churnloop.monitoring.slice_drift import compute_slice_drift
 from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog, read_predictions
 from churnloop.storage import lake
+from tests.churnloop.monitoring.drift_support import THRESHOLDS
 
 DAY = dt.date(2026, 3, 4)
-THRESHOLDS = DriftThresholds(
-    numeric_method="psi",
-    psi=0.2,
-    psi_bins=10,
-    wasserstein=0.1,
-    jensenshannon=0.1,
-    share=0.5,
-    min_rows=100,
-    alpha=0.05,
-)
 COLUMNS = ["spend", "logins", "plan", "discount"]
 
 

@@ -5,19 +5,10 @@ import pandas as pd
 import pytest
 
 from churnloop.errors import DataError
-from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift, holm_adjusted
+from churnloop.monitoring.effect_sizes import compute_drift, holm_adjusted
 from churnloop.monitoring.slice_drift import compute_slice_drift
+from tests.churnloop.monitoring.drift_support import THRESHOLDS
 
-THRESHOLDS = DriftThresholds(
-    numeric_method="psi",
-    psi=0.2,
-    psi_bins=10,
-    wasserstein=0.1,
-    jensenshannon=0.1,
-    share=0.5,
-    min_rows=100,
-    alpha=0.05,
-)
 COLUMNS = ["age", "tenure_months", "spend", "plan"]
 REGIONS = ("north", "south", "east", "west")
 
