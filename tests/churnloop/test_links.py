@@ -18,7 +18,9 @@ def test_other_links_are_left_as_they_are(url):
 
 
 def test_report_urls_carry_no_credentials(settings):
-    settings = settings.model_copy(update={"airflow_api_url": "http://admin:pw@ui.internal:8080/"})
+    settings = settings.model_copy(
+        update={"airflow_api_url": "http://admin:pl4nted-pw@ui.internal:8080/"}
+    )
 
     url = report_url(settings, "reports/drift/dt=2026-05-01/report.html")
 
