@@ -56,7 +56,7 @@ def test_baseline_is_quiet_drift_triggers_once_then_cooldown(
     assert drifted["emit_churn_drift"].state == "success", "drift past the cooldown triggers"
     extra = drifted["emit_churn_drift"].xcom_pull(task_ids="emit_churn_drift")
     assert extra["day"] == drifted_day.isoformat() and "age" in extra["drifted_columns"]
-    assert extra["report"].endswith("report.html")
+    assert extra["report_url"].endswith(f"/churnloop/reports/drift/dt%3D{drifted_day}/report.html")
 
     # The scheduler now starts continuous_training; after it, drift is in the cooldown.
     retrained_as_of = drifted_day + dt.timedelta(days=1)

@@ -104,8 +104,9 @@ def check_drift(
 
 
 def churn_drift_event(report: dict[str, Any]) -> dict[str, Any]:
-    """The ``churn_drift`` event's extra for a checked day: what training records it consumed."""
-    extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report")}
+    """The ``churn_drift`` event's extra for a checked day: what training records it consumed,
+    with a link to the day's report."""
+    extra = {key: report[key] for key in ("day", "reasons", "drifted_columns", "report_url")}
     extra["scores"] = {
         column: round(report["scores"][column], 4) for column in report["drifted_columns"]
     }
