@@ -134,7 +134,13 @@ def check_day(settings: Settings, day: dt.date) -> DayReport | None:
     age = staleness(registry.training_data_end(champion), day, settings.drift_max_training_age_days)
     important = [name for name in settings.drift_important_columns if name in names]
     verdict = decide(
-        drift.result, performance, age, important, estimate=estimate, prediction_drift=prediction
+        drift.result,
+        performance,
+        age,
+        important,
+        estimate=estimate,
+        prediction_drift=prediction,
+        slices=drift.slices,
     )
     notes = [
         f"champion: {settings.model_name} v{version}",

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from churnloop.errors import DataError
 from churnloop.monitoring.effect_sizes import ColumnDrift, DriftResult
 from churnloop.monitoring.estimated_performance import EstimatedPerformance
+from churnloop.monitoring.slice_drift import SliceDriftResult
 from churnloop.schema import LABEL, PREDICTION
 from churnloop.settings import get_settings
 from churnloop.training.intervals import Interval
@@ -186,6 +187,7 @@ def decide(
     *,
     estimate: EstimatedPerformance | None = None,
     prediction_drift: ColumnDrift | None = None,
+    slices: SliceDriftResult | None = None,
 ) -> DriftVerdict:
     """Collect every reason to retrain; ``performance`` None: no labels have matured yet.
 
@@ -193,9 +195,11 @@ def decide(
     ``estimate`` rules out harm (judged, against a threshold, loss within it); an
     estimate not judged, or None, leaves drift a reason as it was. An estimated loss
     beyond the threshold is a reason of its own. Dataset drift counts as data drift too,
-    so that an empty list of important columns still reacts to a broad shift.
+    so that an empty list of important columns still reacts to a broad shift; so does an
+    important column drifted within a slice (``slices``), which the whole day can dilute.
     """
     drift = _drift_reasons(result, important_columns, prediction_drift)
+    drift += _slice_reasons(slices, important_columns)
     harm_ruled_out = estimate is not None and estimate.harm_ruled_out
     reasons = [] if harm_ruled_out else list(drift)
     if estimate is not None and estimate.harmful:
@@ -205,6 +209,18 @@ def decide(
     if staleness.stale:
         reasons.append(f"stale champion: {staleness.summary}")
     return DriftVerdict(reasons, drift if harm_ruled_out else [])
+
+
+def _slice_reasons(slices: SliceDriftResult | None, important_columns: Sequence[str]) -> list[str]:
+    """One reason per drifted slice whose drifted columns include an important one."""
+    if slices is None:
+        return []
+    reasons = []
+    for item in slices.drifted_slices:
+        important = [c for c in item.drifted_columns if c in important_columns]
+        if important:
+            reasons.append(f"data drift in slice {item.name} on important columns: {important}")
+    return reasons
 
 
 def _drift_reasons(

@@ -9,8 +9,10 @@ from sklearn.metrics import roc_auc_score
 from churnloop.errors import DataError
 from churnloop.monitoring.effect_sizes import DriftResult, compute_drift, compute_score_drift
 from churnloop.monitoring.estimated_performance import EstimatedPerformance
+from churnloop.monitoring.slice_drift import compute_slice_drift
 from churnloop.monitoring.verdict import decide, performance_drift, staleness
 from churnloop.training.intervals import Interval
+from tests.churnloop.monitoring.drift_support import THRESHOLDS
 
 DAY = dt.date(2026, 3, 4)
 
@@ -217,3 +219,33 @@ def test_the_realized_auc_is_shown_beside_the_estimate_of_the_same_scores():
     check = replace(HEALTHY, estimated_auc=Interval(0.78, 0.75, 0.81, 0.95))
 
     assert check.summary.endswith("; estimated before the labels 0.780 [0.750, 0.810]")
+
+
+def test_an_important_column_drifted_within_one_slice_is_drift_too():
+    rng = np.random.default_rng(3)
+    reference, current = region_customers(20_000, rng), region_customers(20_000, rng)
+    current.loc[current["region"] == "north", "age"] += 8
+    columns = ["age", "spend", "plan"]
+    whole = compute_drift(reference, current, columns, THRESHOLDS)
+    slices = compute_slice_drift(reference, current, columns, ["region"], THRESHOLDS)
+    age = staleness(dt.date(2026, 5, 1), dt.date(2026, 5, 10), 45)
+
+    verdict = decide(whole, None, age, ["age"], slices=slices)
+    harmless = decide(whole, None, age, ["age"], slices=slices, estimate=estimated(0.8, 0.82))
+    unimportant = decide(whole, None, age, ["plan"], slices=slices)
+
+    assert "age" not in whole.drifted_columns, "the whole day dilutes the slice's shift"
+    assert verdict.reasons == ["data drift in slice region=north on important columns: ['age']"]
+    assert not harmless.triggered and harmless.drift_without_harm == verdict.reasons
+    assert not unimportant.triggered
+
+
+def region_customers(rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "region": rng.choice(["north", "south", "east", "west"], rows),
+            "plan": rng.choice(["basic", "standard", "premium"], rows),
+            "age": rng.integers(18, 90, rows),
+            "spend": rng.normal(50, 10, rows),
+        }
+    )
