@@ -39,6 +39,18 @@ database ``BENCH_REDIS_DB`` (emptied before each run); the rest stays embedded (
 on disk, file registry, MLflow on SQLite).
 Written to ``--result loop_redis`` by ``make bench``.
 
+Tuning: with ``--tuning-trials N`` (0, the default: tuning off) the loop runs with
+``CHURNLOOP_TUNING_TRIALS=N`` and a time budget of a day (``TUNING_TIMEOUT_SECONDS``,
+which cannot bind: each run checks that the trial count stopped the search), and the
+bare script runs the same search itself: Optuna's TPE with the training seed over
+``SEARCH_SPACE`` (its ranges passed as data), the first trial from the same base
+parameters, each trial scored by mean ROC AUC on the same number of expanding day folds
+of its training split, fitted and scored with scikit-learn and LightGBM; then the final
+fit with the best parameters. Tuning is a stage of its own on both sides: in the loop,
+the package's ``tune`` is timed where ``train_challenger`` calls it (``tuning_apart``),
+and "train + log" keeps the rest of that task. Both sides' best mean CV ROC AUC and
+parameters are recorded per run. Written to ``--result loop_tuned`` by ``make bench``.
+
 Sizes: ``--customers 10000 100000`` by default. At 1M customers (``--customers
 1000000``) the training window is sampled in days rather than in customers (the package
 trains on every labelled snapshot of its window): ``--window-days-1m`` (default 2, one
@@ -64,7 +76,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import StageClock, summarize, write_results
+from harness import StageClock, peak_rss_mb, reset_peak_rss, summarize, write_results
 
 DAY = dt.date(2026, 4, 1)
 """The day whose drops land; the training run is as of the next day."""
@@ -219,7 +231,8 @@ def training_stages(settings, clock: StageClock, plan, *, force_reason: str) -> 
         steps.build_training_set(settings, plan.to_dict())
     with clock.stage("validate training set (GX)"):
         steps.validate_training_set(settings, plan.to_dict())
-    with clock.stage("train + log (MLflow)"):
+    tuning = tuning_apart(clock) if plan.tuning_trials else contextlib.nullcontext({})
+    with tuning as tuned, clock.stage("train + log (MLflow)"):
         trained = steps.train_challenger(settings, plan.to_dict(), {"dag_id": "bench"})
     with clock.stage("evaluate"):
         decision = steps.evaluate_challenger(settings, plan.to_dict(), trained)
@@ -229,17 +242,95 @@ def training_stages(settings, clock: StageClock, plan, *, force_reason: str) -> 
         promotion = steps.promote_challenger(settings, plan.to_dict(), trained, decision)
     with clock.stage("deploy (reload, smoke, skew)"):
         deploy(settings, promotion["version"])
-    return {**promotion, "blessed": decision["blessed"]}
+    return {**promotion, "blessed": decision["blessed"], "tuning": tuned}
+
+
+TUNE_STAGE = "tune (Optuna)"
+
+
+@contextlib.contextmanager
+def tuning_apart(clock: StageClock) -> Iterator[dict]:
+    """Time the package's `tune` as a stage of its own inside the clock's next stage.
+
+    `train_challenger` imports `tune` when it is called, so for the stage's duration it
+    calls this wrapper, which runs the real one: the code under test is unchanged. On
+    exit the enclosing stage loses the tuning's wall and CPU seconds, and its peak RSS is
+    its own high-water mark before and after tuning. Yields the `TuningResult`, as a
+    dict, once tuned.
+    """
+    from churnloop.training import tuning
+
+    search, outcome = tuning.tune, {}
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        outcome["peak_before_mb"] = peak_rss_mb()
+        with clock.stage(TUNE_STAGE):
+            result = search(*args, **kwargs)
+        reset_peak_rss()
+        outcome.update(result.to_dict())
+        return result
+
+    tuning.tune = timed
+    try:
+        yield outcome
+    finally:
+        tuning.tune = search
+    tuned, enclosing = clock.stages[-2], clock.stages[-1]
+    if tuned.stage != TUNE_STAGE:
+        raise RuntimeError(f"the stage {enclosing.stage!r} did not tune: is tuning on?")
+    enclosing.seconds -= tuned.seconds
+    enclosing.cpu_seconds -= tuned.cpu_seconds
+    enclosing.peak_rss_mb = max(enclosing.peak_rss_mb, outcome.pop("peak_before_mb"))
 
 
 FORCE_REASON = "bench: time the deployment whatever the gate says"
 
 
+TUNING_TIMEOUT_SECONDS = 86_400
+"""The loop's tuning budget with ``--tuning-trials``: a day, so that the trial count alone
+stops its search, as it stops the bare script's (each run checks that it did)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """The search both sides run with ``--tuning-trials``, as plain data: the bare script
+    gets `SEARCH_SPACE`'s ranges as dicts and imports none of the package's training code."""
+
+    trials: int
+    folds: int
+    seed: int
+    space: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, trials: int) -> Search:
+        """``trials`` trials over the package's search space, folds and seed."""
+        from churnloop.settings import Settings
+        from churnloop.training.tuning import SEARCH_SPACE
+
+        settings = Settings()
+        space = {name: dataclasses.asdict(bounds) for name, bounds in SEARCH_SPACE.items()}
+        return cls(trials, settings.tuning_cv_folds, settings.training_seed, space)
+
+    def environment(self) -> dict[str, str]:
+        """The loop's settings for this search."""
+        return {
+            "CHURNLOOP_TUNING_TRIALS": str(self.trials),
+            "CHURNLOOP_TUNING_TIMEOUT_SECONDS": str(TUNING_TIMEOUT_SECONDS),
+            "CHURNLOOP_TUNING_CV_FOLDS": str(self.folds),
+        }
+
+
 def loop_run(
-    prepared: Path, home: Path, window_days: int, holdout_days: int, redis: str | None
+    prepared: Path,
+    home: Path,
+    window_days: int,
+    holdout_days: int,
+    redis: str | None,
+    search: Search | None,
 ) -> dict:
     """One timed run of the loop on a fresh copy of ``prepared`` (in a child process)."""
     os.environ.update(_environment(home, window_days, holdout_days, redis))
+    os.environ.update(search.environment() if search else {})
     if redis:
         import redis as redis_client
 
@@ -263,25 +354,45 @@ def loop_run(
             get_settings(), as_of=DAY + dt.timedelta(days=1), params={}, trigger="bench"
         )
         promotion = training_stages(get_settings(), clock, plan, force_reason=FORCE_REASON)
-    return {"stages": clock.as_dicts(), "blessed": promotion["blessed"]}
+    tuned = _loop_tuning(promotion["tuning"], search) if search else None
+    return {"stages": clock.as_dicts(), "blessed": promotion["blessed"], "tuning": tuned}
+
+
+def _loop_tuning(tuned: dict, search: Search) -> dict:
+    """What the loop's search chose; refuses a search the time budget cut short."""
+    if tuned["stopped_by"] != "trials" or len(tuned["trials"]) != search.trials:
+        raise RuntimeError(
+            f"the loop's tuning ran {len(tuned['trials'])} of {search.trials} trials, stopped "
+            f"by {tuned['stopped_by']}: the comparison needs the trial count to stop it"
+        )
+    return {
+        "best_cv_auc": tuned["best_cv_auc"],
+        "best_params": tuned["best_params"],
+        "trial_cv_aucs": [trial["cv_auc"] for trial in tuned["trials"]],
+        "package_seconds": tuned["seconds"],
+    }
 
 
 # -- the bare peer ------------------------------------------------------------------------
 
 
-def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) -> dict:
-    """Read, build features, fit, predict: pandas, scikit-learn and LightGBM only."""
+def bare_run(
+    prepared: Path, window_days: int, holdout_days: int, params: dict, search: Search | None
+) -> dict:
+    """Read, build features, (tune,) fit, predict: pandas, scikit-learn and LightGBM only,
+    and Optuna with ``search``."""
+    import importlib
+
     import numpy as np
     import pandas as pd
-    from lightgbm import LGBMClassifier
-    from sklearn.compose import ColumnTransformer
     from sklearn.metrics import roc_auc_score
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
 
     from churnloop import schema
     from churnloop.features import definition
     from churnloop.settings import Settings
+
+    if search is not None:
+        importlib.import_module("optuna")  # before the clocks, as the loop's worker has it
 
     def partition(dataset: str, day: dt.date) -> Path:
         return prepared / "lake" / dataset / f"dt={day.isoformat()}" / "data.parquet"
@@ -311,48 +422,131 @@ def bare_run(prepared: Path, window_days: int, holdout_days: int, params: dict) 
     with clock.stage("build features"):
         day_features = definition.build_features(pd.concat([*history, today]), DAY)
         training = window_labels.merge(window_features, on=[schema.ENTITY, schema.TIMESTAMP])
+    names = list(definition.FEATURE_SCHEMA.names)
+    categorical = list(schema.CATEGORICAL)
+    split, tuned = None, None
+    if search is not None:
+        with clock.stage(TUNE_STAGE):
+            split = _bare_split(training, end, holdout_days)
+            tuned = bare_search(split[0], names, categorical, params, search)
+        params = tuned["best_params"]
     with clock.stage("fit"):
-        names = list(definition.FEATURE_SCHEMA.names)
-        categorical = list(schema.CATEGORICAL)
-        recent = training[schema.TIMESTAMP].dt.date > end - dt.timedelta(days=holdout_days)
-        train, holdout = training[~recent], training[recent]
-        model = Pipeline(
-            [
-                (
-                    "preprocess",
-                    ColumnTransformer(
-                        [
-                            ("numeric", "passthrough", [n for n in names if n not in categorical]),
-                            (
-                                "categorical",
-                                OrdinalEncoder(  # as churnloop.training.pipeline.build_pipeline
-                                    handle_unknown="use_encoded_value",
-                                    unknown_value=-1,
-                                    encoded_missing_value=-1,
-                                ),
-                                categorical,
-                            ),
-                        ],
-                        verbose_feature_names_out=False,
-                    ).set_output(transform="pandas"),
-                ),
-                (
-                    "classifier",
-                    LGBMClassifier(
-                        **params,
-                        random_state=Settings().training_seed,
-                        deterministic=True,
-                        force_col_wise=True,
-                        verbose=-1,
-                    ),
-                ),
-            ]
-        )
+        train, holdout = split or _bare_split(training, end, holdout_days)
+        model = bare_pipeline(names, categorical, params, Settings().training_seed)
         model.fit(train[names], train[schema.LABEL], classifier__categorical_feature=categorical)
     with clock.stage("predict"):
         auc = roc_auc_score(holdout[schema.LABEL], model.predict_proba(holdout[names])[:, 1])
         scores = model.predict_proba(day_features[names])[:, 1]
-    return {"stages": clock.as_dicts(), "holdout_roc_auc": auc, "scored": int(np.size(scores))}
+    return {
+        "stages": clock.as_dicts(),
+        "holdout_roc_auc": auc,
+        "scored": int(np.size(scores)),
+        "tuning": tuned,
+    }
+
+
+def _bare_split(training, end: dt.date, holdout_days: int) -> tuple:
+    """The window's rows before the last ``holdout_days`` days, and those days'."""
+    from churnloop import schema
+
+    recent = training[schema.TIMESTAMP].dt.date > end - dt.timedelta(days=holdout_days)
+    return training[~recent], training[recent]
+
+
+def bare_pipeline(names: list[str], categorical: list[str], params: dict, seed: int):
+    """The package's pipeline, written with scikit-learn and LightGBM directly."""
+    from lightgbm import LGBMClassifier
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    numeric = [name for name in names if name not in categorical]
+    encoder = OrdinalEncoder(  # as churnloop.training.pipeline.build_pipeline
+        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+    )
+    preprocess = ColumnTransformer(
+        [("numeric", "passthrough", numeric), ("categorical", encoder, categorical)],
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    classifier = LGBMClassifier(
+        **params, random_state=seed, deterministic=True, force_col_wise=True, verbose=-1
+    )
+    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+
+
+def bare_search(train, names: list[str], categorical: list[str], params: dict, search: Search):
+    """Optuna's seeded TPE over ``search.space``, each trial scored by its mean ROC AUC on
+    expanding day folds of ``train``: the package's search, written bare.
+
+    It starts where the loop's does: from the champion's parameters, fitted from
+    ``params``, so LightGBM's defaults fill the space's other names.
+    """
+    import numpy as np
+    import optuna
+    from lightgbm import LGBMClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from churnloop import schema
+
+    defaults = LGBMClassifier(**params).get_params()
+    base = {key: defaults[key] for key in sorted({*params, *search.space}) if key in defaults}
+    days = train[schema.TIMESTAMP].dt.normalize().to_numpy("datetime64[ns]")
+    folds = bare_folds(days, search.folds)
+    sampler = optuna.samplers.TPESampler(seed=search.seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial(
+        {
+            name: _clip(value, search.space[name])
+            for name, value in base.items()
+            if name in search.space
+        }
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        drawn = {name: _suggest(trial, name, bounds) for name, bounds in search.space.items()}
+        aucs = []
+        for fit_rows, validation_rows in folds:
+            fitting, validation = train.iloc[fit_rows], train.iloc[validation_rows]
+            model = bare_pipeline(names, categorical, {**base, **drawn}, search.seed)
+            model.fit(
+                fitting[names], fitting[schema.LABEL], classifier__categorical_feature=categorical
+            )
+            scores = model.predict_proba(validation[names])[:, 1]
+            aucs.append(roc_auc_score(validation[schema.LABEL], scores))
+        return float(np.mean(aucs))
+
+    study.optimize(objective, n_trials=search.trials)
+    return {
+        "best_cv_auc": study.best_value,
+        "best_params": {**base, **study.best_params},
+        "trial_cv_aucs": [trial.value for trial in study.trials],
+    }
+
+
+def bare_folds(days, folds: int) -> list[tuple]:
+    """Row positions (fit, validate): the distinct days in ``folds + 1`` consecutive blocks,
+    fold ``i`` fitting on the days before block ``i + 1`` and validating on it."""
+    import numpy as np
+
+    blocks = np.array_split(np.unique(days), folds + 1)
+    return [
+        (np.flatnonzero(days < block[0]), np.flatnonzero(np.isin(days, block)))
+        for block in blocks[1:]
+    ]
+
+
+def _suggest(trial, name: str, bounds: dict[str, Any]) -> float | int:
+    """The trial's value of ``name`` within ``bounds`` (a ``ParamRange`` as a dict)."""
+    low, high, log = bounds["low"], bounds["high"], bounds["log"]
+    if bounds["integer"]:
+        return trial.suggest_int(name, int(low), int(high), log=log)
+    return trial.suggest_float(name, low, high, log=log)
+
+
+def _clip(value: float, bounds: dict[str, Any]) -> float | int:
+    """``value`` moved into ``bounds``, so the base parameters can start the search."""
+    inside = min(max(value, bounds["low"]), bounds["high"])
+    return int(round(inside)) if bounds["integer"] else float(inside)
 
 
 # -- driver -------------------------------------------------------------------------------
@@ -371,6 +565,7 @@ def bench_size(
     window_days: int,
     holdout_days: int,
     redis: str | None,
+    search: Search | None,
 ) -> dict:
     from churnloop.settings import Settings
 
@@ -380,16 +575,22 @@ def bench_size(
     _in_child(prepare, home, customers, window_days, holdout_days, redis)
     shutil.rmtree(prepared, ignore_errors=True)
     home.rename(prepared)
-    loop_runs, bare_runs, blessed = [], [], []
+    loop_runs, bare_runs, blessed, tunings = [], [], [], {"loop": [], "bare": []}
     for index in range(runs):
-        loop = _in_child(loop_run, prepared, home, window_days, holdout_days, redis)
+        loop = _in_child(loop_run, prepared, home, window_days, holdout_days, redis, search)
         loop_runs.append(loop["stages"])
         blessed.append(loop["blessed"])
-        bare = _in_child(bare_run, prepared, window_days, holdout_days, params, method="spawn")
+        bare = _in_child(
+            bare_run, prepared, window_days, holdout_days, params, search, method="spawn"
+        )
         bare_runs.append(bare["stages"])
         total = sum(stage["seconds"] for stage in loop["stages"])
         bare_total = sum(stage["seconds"] for stage in bare["stages"])
         print(f"  run {index + 1}: loop {total:.1f} s, bare {bare_total:.1f} s", flush=True)
+        for side, outcome in (("loop", loop), ("bare", bare)):
+            tunings[side].append(outcome["tuning"])
+            if outcome["tuning"]:
+                print(f"    {side} best CV ROC AUC {outcome['tuning']['best_cv_auc']:.4f}")
     shutil.rmtree(prepared, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
     return {
@@ -406,6 +607,18 @@ def bench_size(
         "bare_total_seconds": _median_total(bare_runs),
         "loop_peak_rss_mb": max(s["peak_rss_mb"] for run in loop_runs for s in run),
         "bare_peak_rss_mb": max(s["peak_rss_mb"] for run in bare_runs for s in run),
+        **({"tuning": _search_record(search, tunings)} if search else {}),
+    }
+
+
+def _search_record(search: Search, tunings: dict[str, list[dict]]) -> dict:
+    """The search both sides ran and, per side, what each run chose."""
+    return {
+        "trials": search.trials,
+        "cv_folds": search.folds,
+        "seed": search.seed,
+        "loop_timeout_seconds": TUNING_TIMEOUT_SECONDS,
+        **tunings,
     }
 
 
@@ -442,7 +655,11 @@ def main() -> None:
     parser.add_argument("--window-days-1m", type=int, default=2)
     parser.add_argument("--redis", help="HOST:PORT: Feast's Redis online store, not SQLite")
     parser.add_argument("--result", default="loop", help="name of the results file")
+    parser.add_argument(
+        "--tuning-trials", type=int, default=0, help="tune both sides with this many trials"
+    )
     args = parser.parse_args()
+    search = Search.of(args.tuning_trials) if args.tuning_trials else None
     import_task_libraries()  # once: the loop's runs fork from here, as Airflow's tasks would
     sizes = []
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as folder:
@@ -450,7 +667,7 @@ def main() -> None:
             days, held = args.window_days, args.holdout_days
             if customers >= MILLION:
                 days, held = args.window_days_1m, 1
-            size = bench_size(Path(folder), customers, args.runs, days, held, args.redis)
+            size = bench_size(Path(folder), customers, args.runs, days, held, args.redis, search)
             print_table(size)
             sizes.append(size)
     write_results(args.result, {"sizes": sizes})

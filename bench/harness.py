@@ -44,7 +44,7 @@ class StageClock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        _reset_peak_rss()
+        reset_peak_rss()
         started, started_cpu = time.perf_counter(), time.process_time()
         yield
         self.stages.append(
@@ -60,7 +60,7 @@ class StageClock:
         return [asdict(figures) for figures in self.stages]
 
 
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> None:
     """Make the high-water mark the current RSS (Linux >= 4.0; a no-op elsewhere)."""
     with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")

@@ -15,7 +15,11 @@ loop at 1M customers is not part of it (one run, with its preparation, about 5 m
 shows its stored result with its date, as it does for any benchmark not re-run
 (``--only NAME ...`` runs some). The serving and Feast benchmarks and the loop on
 Feast's Redis online store (``loop_redis``, 100k customers) need Redis on
-127.0.0.1:6379 and are skipped, with a note, when it does not answer.
+127.0.0.1:6379 and are skipped, with a note, when it does not answer. ``loop_tuned`` runs
+the loop at 100k customers with tuning on (``TUNED_TRIALS`` trials), beside the bare
+script running the same search; its summary row "tuning at 100k" compares the two
+searches alone. A result measured after the last ``make bench`` (its script run alone,
+then ``--doc-only``) is named in the summary's header with its own date.
 
 Run: ``.venv/bin/python bench/run_all.py [--quick] [--only loop retrain]``.
 """
@@ -28,6 +32,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -36,12 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from bench_feast import SERVER_LOOKUP
+from bench_loop import TUNE_STAGE
 from harness import RESULTS_DIR, machine, write_results
 
 BENCH = Path(__file__).resolve().parent
 DOC = BENCH.parent / "docs" / "benchmarks.md"
 
 REDIS = ("127.0.0.1", 6379)
+TUNED_TRIALS = 3
+"""Trials of ``loop_tuned``'s search on each side: its three runs then take about 10 minutes."""
 FULL: dict[str, list[str]] = {
     "dag_parse": ["bench_dag_parse.py"],
     "simulation": ["bench_simulation.py"],
@@ -57,6 +65,15 @@ FULL: dict[str, list[str]] = {
         "100000",
         "--result",
         "loop_redis",
+    ],
+    "loop_tuned": [
+        "bench_loop.py",
+        "--customers",
+        "100000",
+        "--tuning-trials",
+        str(TUNED_TRIALS),
+        "--result",
+        "loop_tuned",
     ],
     "retrain": ["bench_retrain.py"],
 }
@@ -301,11 +318,13 @@ def loop_rows(result: dict) -> list[Row]:
             target, met = "within 2x of the bare script", _met(ratio <= 2)
         if customers >= 1_000_000:
             target, met = "peak memory < 8 GB", _met(size["loop_peak_rss_mb"] < 8 * 1024)
+        tuned = f", tuned ({size['tuning']['trials']} trials)" if "tuning" in size else ""
         rows.append(
             [
                 "loop",
                 "ingest to deploy, all stages"
-                + (", Redis online store" if size.get("online_store") == "redis" else ""),
+                + (", Redis online store" if size.get("online_store") == "redis" else "")
+                + tuned,
                 f"{customers:,} customers, "
                 f"{size['window_days']}-day window ({size['training_rows']:,} rows)",
                 f"{_s(size['loop_total_seconds'])} ({size['runs']})",
@@ -316,6 +335,41 @@ def loop_rows(result: dict) -> list[Row]:
             ]
         )
     return rows
+
+
+def tuning_rows(result: dict) -> list[Row]:
+    """Tuning alone, in the loop and in the bare script: the same search on the same rows."""
+    rows = []
+    for size in result["sizes"]:
+        search, loop, bare = size["tuning"], _tune_stage(size, "loop"), _tune_stage(size, "bare")
+        aucs = {side: _best_cv_auc(search[side]) for side in ("loop", "bare")}
+        rows.append(
+            [
+                "loop",
+                f"tuning at {size['customers'] // 1000:,}k: loop vs bare (Optuna TPE, "
+                f"{search['trials']} trials x {search['cv_folds']} day folds)",
+                f"{size['customers']:,} customers, "
+                f"{size['window_days'] - size['holdout_days']} training days "
+                f"({size['customers'] * (size['window_days'] - size['holdout_days']):,} rows)",
+                f"{_s(loop['seconds'])} ({loop['runs']})",
+                _mb(loop["peak_rss_mb"]),
+                f"bare script: {_s(bare['seconds'])} ({loop['seconds'] / bare['seconds']:.1f}x); "
+                f"best CV ROC AUC {aucs['loop']} vs {aucs['bare']}",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+def _tune_stage(size: dict, side: str) -> dict:
+    return next(row for row in size[side] if row["stage"] == TUNE_STAGE)
+
+
+def _best_cv_auc(runs: list[dict]) -> str:
+    """The runs' best CV ROC AUC: one figure when every run found the same (it is seeded)."""
+    values = sorted({round(run["best_cv_auc"], 4) for run in runs})
+    return f"{values[0]:.4f}" if len(values) == 1 else f"{values[0]:.4f}-{values[-1]:.4f}"
 
 
 DAILY_STAGES = ("ingest", "validate (GX)", "build features", "materialize (Feast, SQLite)")
@@ -402,6 +456,7 @@ SUMMARY: dict[str, Callable[[dict], list[Row]]] = {
     "loop": loop_rows,
     "loop_1m": loop_rows,
     "loop_redis": loop_rows,
+    "loop_tuned": lambda result: loop_rows(result) + tuning_rows(result),
     "retrain": retrain_rows,
     "drift": drift_rows,
     "serving": serving_rows,
@@ -444,11 +499,28 @@ def summary_block(run: dict[str, Any]) -> str:
     ]
     spent = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in run["took"].items())
     lines.append(f"Minutes per benchmark: {spent}.")
+    return " ".join(lines + _not_from(run, dates)) + "\n\n" + _table(HEADER, rows)
+
+
+def _not_from(run: dict[str, Any], dates: dict[str, str]) -> list[str]:
+    """Which results ``run`` did not measure: older ones, and ones run alone after it."""
+    notes = []
     stale = {name: date for name, date in dates.items() if date < run["started_at"]}
     if stale:
         listed = ", ".join(f"{name} ({date[:10]})" for name, date in stale.items())
-        lines.append(f"Not re-run by it, figures from earlier runs: {listed}.")
-    return " ".join(lines) + "\n\n" + _table(HEADER, rows)
+        notes.append(f"Not re-run by it, figures from earlier runs: {listed}.")
+    finished = dt.datetime.fromisoformat(run["started_at"]) + dt.timedelta(
+        seconds=sum(run["took"].values()) + 60
+    )
+    later = {
+        name: date for name, date in dates.items() if dt.datetime.fromisoformat(date) > finished
+    }
+    if later:
+        listed = ", ".join(
+            f"{name} ({date[:16].replace('T', ' ')} UTC)" for name, date in later.items()
+        )
+        notes.append(f"Run alone since, on their own dates: {listed}.")
+    return notes
 
 
 def _load_average(figures: dict[str, Any]) -> str:
@@ -562,6 +634,42 @@ def loop_block(result: dict) -> str:
     return "\n\n".join(parts)
 
 
+def loop_tuned_block(result: dict) -> str:
+    """The loop's tables with tuning's stage, then what each side's search tried and chose."""
+    parts = [loop_block(result)]
+    for size in result["sizes"]:
+        search = size["tuning"]
+        trials = {
+            side: ", ".join(f"{auc:.4f}" for auc in search[side][0]["trial_cv_aucs"])
+            for side in ("loop", "bare")
+        }
+        chosen = search["loop"][0]["best_params"]
+        same = all(
+            run["best_params"] == chosen for side in ("loop", "bare") for run in search[side]
+        )
+        own = statistics.median(run["package_seconds"] for run in search["loop"])
+        parts.append(
+            f"Tuning at {size['customers']:,} customers: {search['trials']} trials of Optuna's TPE "
+            f"(seed {search['seed']}, the first from the base parameters), each scored on "
+            f"{search['cv_folds']} expanding day folds of the training split; the loop's time "
+            f"budget {search['loop_timeout_seconds']:,} s, so the trial count stopped both "
+            f"searches. Mean CV ROC AUC per trial, first run: loop {trials['loop']}; bare "
+            f"script {trials['bare']}. Both sides chose "
+            + (
+                "the same parameters in every run: "
+                if same
+                else "different ones; the loop's first: "
+            )
+            + ", ".join(f"{key} {_param(value)}" for key, value in sorted(chosen.items()))
+            + f". The package's own count of its search (`TuningResult.seconds`): {own:.2f} s."
+        )
+    return "\n\n".join(parts)
+
+
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def retrain_block(result: dict) -> str:
     rows = _stage_rows(result["stages"])
     rows.append(
@@ -593,6 +701,7 @@ BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "loop": ("loop", loop_block),
     "loop_1m": ("loop_1m", loop_block),
     "loop_redis": ("loop_redis", loop_block),
+    "loop_tuned": ("loop_tuned", loop_tuned_block),
     "retrain": ("retrain", retrain_block),
 }
 
