@@ -49,7 +49,8 @@ DOC = BENCH.parent / "docs" / "benchmarks.md"
 
 REDIS = ("127.0.0.1", 6379)
 TUNED_TRIALS = 3
-"""Trials of ``loop_tuned``'s search on each side: its three runs then take about 10 minutes."""
+"""Trials of ``loop_tuned``'s search on each side: few, so that the result stays near 10
+minutes of ``make bench`` on quiet cores; they measure tuning's cost, not its search."""
 FULL: dict[str, list[str]] = {
     "dag_parse": ["bench_dag_parse.py"],
     "simulation": ["bench_simulation.py"],
@@ -661,7 +662,8 @@ def loop_tuned_block(result: dict) -> str:
                 else "different ones; the loop's first: "
             )
             + ", ".join(f"{key} {_param(value)}" for key, value in sorted(chosen.items()))
-            + f". The package's own count of its search (`TuningResult.seconds`): {own:.2f} s."
+            + f". The package's own count of its search (`TuningResult.seconds`), median: "
+            f"{own:.2f} s."
         )
     return "\n\n".join(parts)
 
