@@ -18,42 +18,27 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chi2, wasserstein_distance
 
 from churnloop.errors import DataError
-from churnloop.features.definition import FEATURE_SCHEMA
-from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
+from churnloop.monitoring.binning import (
+    bin_counts,
+    bin_edges,
+    category_counts,
+    normed_wasserstein,
+    population_stability_index,
+)
+from churnloop.monitoring.column_checks import (
+    Kind,
+    column_kind,
+    columns_to_compare,
+    numeric_values,
+    require_same_value_type,
+)
+from churnloop.monitoring.significance import holm_adjusted, homogeneity_p_value
+from churnloop.schema import PREDICTION
 from churnloop.settings import Settings, get_settings
 
-Kind = Literal["numeric", "categorical"]
 DRIFTED, STABLE, INSUFFICIENT = "drifted", "stable", "insufficient data"
-
-PSI_EPSILON = 1e-4
-"""Floor of a bin's share: an empty bin would make PSI infinite."""
-
-WASSERSTEIN_MIN_STD = 1e-3
-"""Floor of the norm, as in Evidently: a constant reference column must not divide by 0."""
-
-MIN_EXPECTED_COUNT = 5.0
-"""Bins expected to hold fewer rows of the smaller sample are pooled into one for the test:
-the chi-square approximation fails on sparse bins (Cochran's rule)."""
-
-NOT_FEATURES = (ENTITY, TIMESTAMP, LABEL, PREDICTION)
-"""Never compared as features; the model's scores are compared by ``compute_score_drift``."""
-
-FEATURE_COLUMNS = tuple(FEATURE_SCHEMA.names)
-"""The columns compared when none are given: the model's inputs, as the feature definition
-names them."""
-
-_VALUE_TYPES = {
-    "integer": "number",
-    "floating": "number",
-    "mixed-integer-float": "number",
-    "decimal": "number",
-    "string": "text",
-    "boolean": "boolean",
-}
-"""pandas' inferred value types, grouped into the types a column may hold on both sides."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +280,7 @@ def measure_column(
     The p-value is raw: ``judge`` corrects it over the columns compared together.
     """
     kind = column_kind(reference, categorical)
-    _require_same_value_type(column, reference, current)
+    require_same_value_type(column, reference, current)
     values = None
     if kind == "categorical":
         method = "jensenshannon"
@@ -303,8 +288,8 @@ def measure_column(
     else:
         method = thresholds.numeric_method
         values = (
-            _numeric_values(reference, column, "reference"),
-            _numeric_values(current, column, "current"),
+            numeric_values(reference, column, "reference"),
+            numeric_values(current, column, "current"),
         )
         edges = bin_edges(values[0], thresholds.psi_bins)
         counts = (bin_counts(values[0], edges), bin_counts(values[1], edges))
@@ -347,94 +332,6 @@ def judge(measurements: Sequence[Measurement], alpha: float) -> list[ColumnDrift
     return verdicts
 
 
-def holm_adjusted(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values: rejecting those <= alpha keeps the family-wise
-    error rate at most alpha, whatever the dependence between the tests."""
-    p = np.asarray(p_values, dtype="float64")
-    order = np.argsort(p, kind="stable")
-    steps = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(steps, 1.0)
-    return adjusted
-
-
-def bin_edges(reference: np.ndarray, bins: int) -> np.ndarray:
-    """Left-closed bin edges ``[e_i, e_i+1)`` cut from the reference's present values.
-
-    Values below the reference's minimum and above its maximum fall in bins of their own
-    (the reference has none there). A value holding at least 1/``bins`` of the reference
-    (a point mass such as 0), and every value of a column with at most ``bins`` distinct
-    values, starts a bin that ends at the reference's next value, so it is alone there in
-    the reference; the other values are cut at their quantiles into ``bins`` bins.
-    """
-    present = reference[~np.isnan(reference)]
-    if present.size == 0:
-        return np.empty(0)
-    values, counts = np.unique(present, return_counts=True)
-    point_masses = values if values.size <= bins else values[counts * bins >= present.size]
-    others = values[~np.isin(values, point_masses)]
-    other_rows = present[~np.isin(present, point_masses)]
-    quantiles = np.quantile(other_rows, np.arange(1, bins) / bins) if others.size else []
-    after = np.searchsorted(others, point_masses, side="right")
-    next_values = others[after[after < others.size]]
-    cuts = [values[:1], quantiles, point_masses, next_values, np.nextafter(values[-1:], np.inf)]
-    return np.unique(np.concatenate(cuts))
-
-
-def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of ``values`` in the ``edges.size + 1`` bins, then of missing values (NaN)."""
-    missing = np.isnan(values)
-    index = np.searchsorted(edges, values[~missing], side="right")
-    return np.append(np.bincount(index, minlength=edges.size + 1), missing.sum())
-
-
-def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per category of both samples, in an order rows cannot change, then missing."""
-    counts = [series.value_counts(dropna=False) for series in (reference, current)]
-    present = [side[side.index.notna()] for side in counts]
-    categories = sorted(set(present[0].index) | set(present[1].index), key=str)
-    return tuple(
-        np.append(side.reindex(categories, fill_value=0).to_numpy(), whole.sum() - side.sum())
-        for side, whole in zip(present, counts, strict=True)
-    )
-
-
-def population_stability_index(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """PSI of two samples' counts over the same bins, shares floored at ``PSI_EPSILON``."""
-    expected = np.maximum(reference_counts / reference_counts.sum(), PSI_EPSILON)
-    actual = np.maximum(current_counts / current_counts.sum(), PSI_EPSILON)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
-    """Wasserstein distance of the present values, in reference standard deviations."""
-    reference, current = reference[~np.isnan(reference)], current[~np.isnan(current)]
-    norm = max(float(np.std(reference)), WASSERSTEIN_MIN_STD)
-    return float(wasserstein_distance(reference, current) / norm)
-
-
-def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """p-value of a likelihood-ratio (G) test that both samples share one distribution.
-
-    Bins expected to hold fewer than ``MIN_EXPECTED_COUNT`` rows of the smaller sample are
-    pooled into one bin, so that the chi-square approximation holds (rare categories would
-    otherwise reject far more often than the level says); mass where the reference has none
-    still counts, in the pooled bin.
-    """
-    table = np.vstack([reference_counts, current_counts]).astype("float64")
-    table = table[:, table.sum(axis=0) > 0]
-    expected_in_smaller = table.sum(axis=0) * table.sum(axis=1).min() / table.sum()
-    sparse = expected_in_smaller < MIN_EXPECTED_COUNT
-    if sparse.any():
-        table = np.column_stack([table[:, ~sparse], table[:, sparse].sum(axis=1)])
-    if table.shape[1] < 2:
-        return 1.0
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    observed = table > 0
-    statistic = 2 * np.sum(table[observed] * np.log(table[observed] / expected[observed]))
-    return float(chi2.sf(statistic, df=table.shape[1] - 1))
-
-
 def _effect_size(
     column: str,
     method: str,
@@ -457,83 +354,3 @@ def _effect_size(
 def _missing_share(counts: np.ndarray) -> float | None:
     total = counts.sum()
     return float(counts[-1] / total) if total else None
-
-
-def columns_to_compare(
-    reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str] | None
-) -> list[str]:
-    """``columns`` (default: the model's features) after checking both frames hold them."""
-    compared = list(FEATURE_COLUMNS if columns is None else columns)
-    if not compared:
-        raise DataError("no columns to compare for drift")
-    not_features = [column for column in compared if column in NOT_FEATURES]
-    if not_features:
-        raise DataError(
-            f"drift compares the model's features, not {not_features} (ids, times and the "
-            "label never; scores with compute_score_drift)"
-        )
-    for side, frame in (("reference", reference), ("current", current)):
-        absent = [column for column in compared if column not in frame.columns]
-        if absent:
-            hint = (
-                "; without columns drift compares the model's features" if columns is None else ""
-            )
-            raise DataError(
-                f"the {side} data lacks column(s) {absent} that drift compares{hint}; "
-                f"it has {list(frame.columns)}"
-            )
-    return compared
-
-
-def column_kind(series: pd.Series, declared_categorical: bool = False) -> Kind:
-    """Numeric or categorical, by the reference's dtype; booleans and declared codes are
-    categorical, datetimes are refused."""
-    dtype = series.dtype
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        raise DataError(
-            f"column {series.name!r} holds {dtype} values; drift compares numeric and "
-            "categorical columns only (leave it out of the columns)"
-        )
-    if declared_categorical or pd.api.types.is_bool_dtype(dtype):
-        return "categorical"
-    return "numeric" if pd.api.types.is_numeric_dtype(dtype) else "categorical"
-
-
-def _value_type(series: pd.Series) -> str | None:
-    """ "number", "text" or "boolean" (or what else pandas infers); None: no value present."""
-    values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else series
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred == "empty" or (inferred == "floating" and series.isna().all()):
-        return None
-    return _VALUE_TYPES.get(inferred, inferred)
-
-
-def _require_same_value_type(column: str, reference: pd.Series, current: pd.Series) -> None:
-    """Refuse a column whose values change type between the samples (text vs numbers), which
-    would otherwise read as a complete change of distribution."""
-    types = {"reference": _value_type(reference), "current": _value_type(current)}
-    for side, value_type in types.items():
-        if value_type not in (None, *_VALUE_TYPES.values()):
-            raise DataError(
-                f"column {column!r} holds {value_type} values in the {side} data; drift "
-                "compares columns of numbers, booleans or text"
-            )
-    if None not in types.values() and types["reference"] != types["current"]:
-        raise DataError(
-            f"column {column!r} holds {types['reference']} values in the reference data and "
-            f"{types['current']} values in the current data: cast one side to the other's type"
-        )
-
-
-def _numeric_values(series: pd.Series, column: str, side: str) -> np.ndarray:
-    """The column as float64 with NaN for missing; non-numbers and infinities are errors."""
-    try:
-        numbers = pd.to_numeric(series, errors="raise")
-    except (ValueError, TypeError) as error:
-        raise DataError(
-            f"column {column!r} is numeric, but the {side} data holds non-numeric values ({error})"
-        ) from error
-    values = numbers.to_numpy(dtype="float64", na_value=np.nan)
-    if np.isinf(values).any():
-        raise DataError(f"column {column!r} holds infinite values in the {side} data")
-    return values

@@ -16,14 +16,13 @@ from typing import Any
 import pandas as pd
 
 from churnloop.errors import DataError
+from churnloop.monitoring.column_checks import column_kind, columns_to_compare
 from churnloop.monitoring.effect_sizes import (
     DRIFTED,
     INSUFFICIENT,
     STABLE,
     ColumnDrift,
     DriftThresholds,
-    column_kind,
-    columns_to_compare,
     judge,
     measure_column,
 )

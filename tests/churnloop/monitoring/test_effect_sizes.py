@@ -3,19 +3,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2_contingency, ks_2samp
+from scipy.stats import ks_2samp
 
 from churnloop.errors import DataError
-from churnloop.monitoring.effect_sizes import (
-    FEATURE_COLUMNS,
-    DriftThresholds,
-    bin_counts,
-    bin_edges,
-    compute_drift,
-    compute_score_drift,
-    holm_adjusted,
-    homogeneity_p_value,
-)
+from churnloop.monitoring.column_checks import FEATURE_COLUMNS
+from churnloop.monitoring.effect_sizes import DriftThresholds, compute_drift, compute_score_drift
 
 PLANS = ("basic", "standard", "premium")
 
@@ -240,74 +232,6 @@ def test_numeric_codes_can_be_declared_categorical():
         "categorical",
         "jensenshannon",
     )
-
-
-@pytest.mark.parametrize(
-    ("reference", "probes", "shared"),
-    [
-        ([7.0] * 50, [6.0, 7.0, 8.0], []),
-        ([0.0, 1, 1, 2, 2, 2, 4], [-5.0, 0.0, 1.0, 2.0, 4.0, 9.0], [0.5, 1.5, 3.0]),
-    ],
-    ids=["constant", "four codes"],
-)
-def test_a_column_with_few_values_gets_a_bin_per_value_and_open_ends(reference, probes, shared):
-    """Below, at each of and above the reference's values, every probe has a bin of its own
-    (before, a constant column moving up and a code moving from 0 to 1 scored 0); a value
-    between two reference values shares the lower one's bin."""
-    edges = bin_edges(np.array(reference), bins=10)
-
-    def bin_of(value: float) -> int:
-        return int(np.flatnonzero(bin_counts(np.array([value]), edges))[0])
-
-    bins = [bin_of(probe) for probe in probes]
-    assert bins == sorted(set(bins)) and len(set(bins)) == len(probes)
-    assert [bin_of(value) for value in shared] == [bin_of(np.floor(value)) for value in shared]
-    assert bin_counts(np.array([np.nan]), edges)[-1] == 1, "missing values: the last bin"
-
-
-def test_a_point_mass_gets_its_own_bin_and_the_rest_its_quantiles():
-    rng = np.random.default_rng(4)
-    reference = np.where(rng.random(10_000) < 0.9, 0.0, rng.lognormal(3, 1, 10_000))
-
-    edges = bin_edges(reference, bins=10)
-    counts = bin_counts(reference, edges)
-
-    zero_bin = np.searchsorted(edges, 0.0, side="right")
-    assert counts[zero_bin] == (reference == 0).sum(), "zero is alone in its bin"
-    rest = np.delete(counts[:-1], zero_bin)
-    assert np.count_nonzero(rest) == 10 and rest.max() < 2 * rest[rest > 0].min()
-
-
-def g_test(reference: list[int], current: list[int]) -> float:
-    table = np.vstack([reference, current])
-    return chi2_contingency(table, correction=False, lambda_="log-likelihood").pvalue
-
-
-def test_the_test_is_a_g_test_with_sparse_bins_pooled():
-    """Bins expected to hold < 5 rows of the smaller sample are pooled into one."""
-    reference, current = [400, 300, 200, 100], [45, 25, 20, 10]
-    sparse_reference, sparse_current = (
-        [8_000, 6_000, 4_000, 1_990, 5, 5, 0],
-        [40, 30, 20, 8, 0, 0, 2],
-    )
-
-    assert homogeneity_p_value(np.array(reference), np.array(current)) == pytest.approx(
-        g_test(reference, current)
-    )
-    assert homogeneity_p_value(np.array(sparse_reference), np.array(sparse_current)) == (
-        pytest.approx(g_test([8_000, 6_000, 4_000, 1_990, 10], [40, 30, 20, 8, 2]))
-    )
-    moved = np.array([8_000, 6_000, 4_000, 2_000, 0]), np.array([0, 0, 0, 0, 100])
-    assert homogeneity_p_value(*moved) < 1e-10, "every value where the reference has none"
-
-
-def test_holm_matches_statsmodels():
-    multitest = pytest.importorskip("statsmodels.stats.multitest")
-    p_values = np.random.default_rng(5).random(30) ** 3
-
-    expected = multitest.multipletests(p_values, method="holm")[1]
-
-    np.testing.assert_allclose(holm_adjusted(p_values), expected)
 
 
 def test_record_is_json_and_summary_names_the_drifted_columns():

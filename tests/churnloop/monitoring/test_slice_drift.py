@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from churnloop.errors import DataError
-from churnloop.monitoring.effect_sizes import compute_drift, holm_adjusted
+from churnloop.monitoring.effect_sizes import compute_drift
+from churnloop.monitoring.significance import holm_adjusted
 from churnloop.monitoring.slice_drift import compute_slice_drift
 from tests.churnloop.monitoring.drift_support import THRESHOLDS
 
