@@ -28,6 +28,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, tas
 from churnloop.orchestration.dag_defaults import (
     CHURN_DRIFT,
     CREDENTIALS_MASKED,
+    DECISIONS_LOGGED,
     INFRA_RETRIES,
     dag_start_date,
 )
@@ -41,10 +42,12 @@ def check_drift(ds: str | None = None) -> dict:
     """Drift of the day vs the champion's reference; saves the Evidently report and decides
     whether it may trigger retraining (deduplication). Fails, report linked, when served
     features differ from the lake's (training/serving skew)."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
     from churnloop.monitoring import daily_check
-    from churnloop.orchestration.task_support import data_errors_fail_fast, publish_report_link
+    from churnloop.orchestration.task_support import (
+        data_errors_fail_fast,
+        publish_report_link,
+        skip_task,
+    )
 
     active = get_current_context()["ti"].get_dr_count(
         dag_id="continuous_training", states=["queued", "running"]
@@ -52,7 +55,7 @@ def check_drift(ds: str | None = None) -> dict:
     with data_errors_fail_fast():
         report = daily_check.check_drift(get_settings(), dt.date.fromisoformat(ds), active)
     if report is None:
-        raise AirflowSkipException("no champion yet: nothing to compare with")
+        skip_task("no champion yet: nothing to compare with")
     publish_report_link(report["report_url"])
     with data_errors_fail_fast():
         daily_check.require_no_skew(report)
@@ -62,12 +65,11 @@ def check_drift(ds: str | None = None) -> dict:
 @task(multiple_outputs=True, outlets=[CHURN_DRIFT])
 def emit_churn_drift(report: dict) -> dict:
     """Emit `churn_drift` unless deduplicated."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
     from churnloop.monitoring.daily_check import churn_drift_event
+    from churnloop.orchestration.task_support import skip_task
 
     if report["suppressed"]:
-        raise AirflowSkipException(f"churn_drift not emitted: {report['suppressed']}")
+        skip_task(f"churn_drift not emitted: {report['suppressed']}")
     extra = churn_drift_event(report)
     get_current_context()["outlet_events"][CHURN_DRIFT].extra = extra
     return extra
@@ -84,6 +86,7 @@ def emit_churn_drift(report: dict) -> dict:
         "owner": "ml-engineering",
         **INFRA_RETRIES,
         **CREDENTIALS_MASKED,
+        **DECISIONS_LOGGED,
         "retry_delay": dt.timedelta(minutes=5),
     },
     tags=["churnloop", "monitoring", "evidently"],

@@ -143,6 +143,24 @@ def test_drift_day_emitted_churn_drift_and_the_scheduler_started_training(loop):
     ]
 
 
+def main_log(client, dag_id: str, run_id: str, task_id: str) -> str:
+    """What the UI shows of a task's log before its collapsed "Post Execute" group."""
+    lines = client.task_log(dag_id, run_id, task_id)
+    return "\n".join(lines[: lines.index("::group::Post Execute")])
+
+
+def test_decisions_are_in_the_main_log_of_their_task(loop):
+    """Printed lines reach Airflow on another channel than logging, and landed after the
+    group marker in some runs; the returned dict is not logged over them."""
+    (triggered,) = [run for run in loop.runs.training if run["run_type"] == "asset_triggered"]
+    run_id = triggered["dag_run_id"]
+    gate = main_log(loop.client, "continuous_training", run_id, "evaluate_challenger")
+    assert "Evaluation gate: " in gate and "Returned value was" not in gate
+    suppressed = by_day(loop.runs.drift)[loop.timeline.day(44)]
+    skipped = main_log(loop.client, "drift_report", suppressed["dag_run_id"], "emit_churn_drift")
+    assert "skipped: churn_drift not emitted: " in skipped
+
+
 def test_the_model_server_serves_the_champion(loop):
     settings = get_settings()
     champion = registry.champion_version(settings)

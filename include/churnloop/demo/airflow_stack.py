@@ -336,6 +336,12 @@ class AirflowClient:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.request("GET", path, params={"deserialize": True})["value"]
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
+        """The messages of a task's log in order, as the UI shows them (group markers too)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.request("GET", path, params={"full_content": True})["content"]
+        return [line["event"] if isinstance(line, dict) else str(line) for line in content]
+
     def close(self) -> None:
         self._http.close()
 

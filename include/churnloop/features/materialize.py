@@ -150,12 +150,14 @@ def materialize_day(
 
 def materialize_features(settings: Settings, day: dt.date) -> dict[str, Any]:
     """The daily materialization: register the definitions, write ``day`` (and its overlap)
-    online, print what was written; returns ``MaterializeStats.to_dict()``."""
+    online, log what was written; returns ``MaterializeStats.to_dict()``."""
     apply_definitions(settings)
     stats = materialize_day(settings, day)
-    print(
-        f"materialized {stats.rows_written:,} rows of {stats.days} "
-        f"({stats.rows_per_second:,.0f} rows/s)"
+    log.info(
+        "materialized %s rows of %s (%s rows/s)",
+        f"{stats.rows_written:,}",
+        stats.days,
+        f"{stats.rows_per_second:,.0f}",
     )
     return stats.to_dict()
 

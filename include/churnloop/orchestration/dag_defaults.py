@@ -16,6 +16,7 @@ from churnloop.settings import Settings
 __all__ = [
     "CHURN_DRIFT",
     "CREDENTIALS_MASKED",
+    "DECISIONS_LOGGED",
     "CUSTOMER_FEATURES",
     "FEAST_POOL",
     "INFRA_RETRIES",
@@ -37,6 +38,10 @@ CREDENTIALS_MASKED = {"on_execute_callback": mask_credentials}
 
 NO_RETRIES = {"retries": 0}
 """Tasks that judge data never retry: a retry cannot fix data."""
+
+DECISIONS_LOGGED = {"show_return_value_in_logs": False}
+"""Tasks log their decisions themselves (default_args): the returned dict is in the XCom tab,
+and printed in the log it would be a line of full-precision floats hiding the decision."""
 
 
 def dag_start_date(settings: Settings) -> dt.datetime:

@@ -5,14 +5,18 @@ Airflow is imported lazily so that the rest of the package runs and is tested wi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from pydantic import SecretStr
 
 from churnloop.errors import DataError
 from churnloop.redaction import secrets_in
 from churnloop.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 REPORT_LINK_KEY = "churnloop_report_url"
 """XCom key the plugin's "Report" extra link reads (Data Docs, drift report, ...)."""
@@ -45,7 +49,9 @@ def mask_credentials(context: object = None) -> None:
 def data_errors_fail_fast() -> Iterator[None]:
     """Turn a ``DataError`` into a failure Airflow does not retry: the input must change.
 
-    Any other exception propagates unchanged and is retried as an infrastructure error.
+    The failure carries the error's message once, without the DataError's traceback
+    chained before it (on-call reads what to fix first). Any other exception propagates
+    unchanged and is retried as an infrastructure error.
     """
     try:
         yield
@@ -55,4 +61,13 @@ def data_errors_fail_fast() -> Iterator[None]:
         url = getattr(error, "report_url", None)
         if url:
             publish_report_link(url)
-        raise AirflowFailException(str(error)) from error
+        raise AirflowFailException(str(error)) from None  # once, without the chained copy
+
+
+def skip_task(reason: str) -> NoReturn:
+    """Skip the running task with ``reason`` in its main log; Airflow itself logs a skip's
+    reason only inside the collapsed "Post Execute" group."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    log.info("skipped: %s", reason)
+    raise AirflowSkipException(reason)

@@ -7,6 +7,7 @@ training window, gate overrides, promotion mode), which the steps receive as its
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from churnloop.errors import DataError
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 GATE_PARAMS = (
     "min_roc_auc",
@@ -88,7 +91,7 @@ def plan_run(
         trigger="drift" if events else str(run_type),
         drift_events=events,
     )
-    print(planned.describe())
+    log.info("%s", planned.describe())
     return planned.to_dict()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,10 @@ import pandas as pd
 from churnloop import schema, storage
 from churnloop.settings import Settings
 from churnloop.training.plan import TrainingPlan
+
+log = logging.getLogger(__name__)
+"""Decisions go to the task's main log through logging: Airflow forwards printed lines on
+another channel, so they could land after the log's collapsed "Post Execute" group."""
 
 
 def build_training_set(settings: Settings, planned: dict[str, Any]) -> str:
@@ -30,7 +35,7 @@ def build_training_set(settings: Settings, planned: dict[str, Any]) -> str:
     dataset = schema.raw_dataset(schema.TRAINING_SETS)
     uri = storage.lake(settings).write_table(dataset, plan.as_of, table)
     window = f"{plan.window_start}..{plan.window_end}"
-    print(f"training set: {table.num_rows:,} labelled snapshots {window} -> {uri}")
+    log.info("training set: %s labelled snapshots %s -> %s", f"{table.num_rows:,}", window, uri)
     return uri
 
 
@@ -75,7 +80,7 @@ def train_challenger(
         timeout_seconds=plan.tuning_timeout_seconds,
         seed=settings.training_seed,
     )
-    print(tuning.describe())
+    log.info("%s", tuning.describe())
     trained = train_and_register(
         settings,
         train_rows,
@@ -92,7 +97,7 @@ def train_challenger(
         params_source="tuned" if tuning.best_cv_auc is not None else source,
         tuning=tuning,
     )
-    print(f"challenger: {trained.name} v{trained.version}, holdout {trained.metrics}")
+    log.info("challenger: %s v%s, holdout %s", trained.name, trained.version, trained.metrics)
     return trained.to_dict()
 
 
@@ -125,7 +130,7 @@ def evaluate_challenger(
     gate = GateConfig.from_settings(settings, **plan.gate_overrides)
     decision = evaluate(champion_model, challenger_model, holdout, gate, baselines)
     record_decision(settings, trained["version"], decision)
-    print(decision.describe())
+    log.info("%s", decision.describe())
     importance = feature_importance(
         challenger_model,
         holdout,
@@ -135,7 +140,7 @@ def evaluate_challenger(
         confidence=gate.confidence,
     )
     log_importance(settings, trained["run_id"], importance)
-    print(importance.describe())
+    log.info("%s", importance.describe())
     return decision.to_dict()
 
 
@@ -156,8 +161,8 @@ def promote_challenger(
         force_reason=plan.force_reason,
         dry_run=plan.dry_run,
     )
-    print(result.describe())
-    print(f"model card: {log_model_card(settings, result.version)}")
+    log.info("%s", result.describe())
+    log.info("model card: %s", log_model_card(settings, result.version))
     return result.to_dict()
 
 

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pandas as pd
 
@@ -29,12 +30,13 @@ def test_materializing_twice_or_out_of_order_keeps_each_customers_latest_row(two
     assert online_features(settings, [1]).plan.item() == "standard"
 
 
-def test_materialize_features_applies_writes_and_reports_the_day(two_days, capsys):
+def test_materialize_features_applies_writes_and_reports_the_day(two_days, caplog):
     settings = two_days  # materialize_overlap_days: 1 by default
+    caplog.set_level(logging.INFO, logger="churnloop")
     stats = materialize.materialize_features(settings, D2)
     assert json.loads(json.dumps(stats))["days"] == [str(D1), str(D2)]
     assert (stats["rows_read"], stats["rows_written"], stats["rows_superseded"]) == (4, 3, 1)
-    assert f"materialized 3 rows of {[D1, D2]} (" in capsys.readouterr().out
+    assert f"materialized 3 rows of {[D1, D2]} (" in caplog.text
     assert_online_holds(settings, {1: D2, 2: D1, 3: D2})
 
 

@@ -1,4 +1,5 @@
 import datetime as dt
+import logging
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_a_drift_triggered_run_trains_as_of_the_day_after_the_drift_it_reacts_to
     assert as_of_day(None, now, []) == now.date()
 
 
-def test_plan_run_reads_the_runs_facts_and_returns_the_xcom_dict(settings, capsys):
+def test_plan_run_reads_the_runs_facts_and_returns_the_xcom_dict(settings, caplog):
     """The ``plan`` task's work: drift events make a drift run as of the day after."""
     from types import SimpleNamespace
 
@@ -94,6 +95,7 @@ def test_plan_run_reads_the_runs_facts_and_returns_the_xcom_dict(settings, capsy
     drift = SimpleNamespace(timestamp=stamp, extra={"day": "2026-02-28"})
     now = dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC)
 
+    caplog.set_level(logging.INFO, logger="churnloop")
     planned = plan_run(
         settings,
         params={"dry_run": True},
@@ -115,4 +117,4 @@ def test_plan_run_reads_the_runs_facts_and_returns_the_xcom_dict(settings, capsy
     assert (plan.as_of, plan.trigger, plan.dry_run) == (AS_OF - dt.timedelta(days=1), "drift", True)
     assert plan.drift_events == [{"timestamp": stamp.isoformat(), "day": "2026-02-28"}]
     assert TrainingPlan.from_dict(scheduled).trigger == "scheduled"
-    assert plan.describe() in capsys.readouterr().out
+    assert plan.describe() in caplog.messages
