@@ -48,6 +48,7 @@ from airflow.sdk import (
 from churnloop.orchestration.dag_defaults import (
     CHURN_DRIFT,
     CREDENTIALS_MASKED,
+    DECISIONS_LOGGED,
     FEAST_POOL,
     INFRA_RETRIES,
     NO_RETRIES,
@@ -57,17 +58,25 @@ from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
 
+DATA, GATE, TUNING, PROMOTION = "Training data", "Evaluation gate", "Tuning", "Promotion"
+"""Sections of the trigger form; each Param's title is what the form shows above its field."""
+
 PARAMS = {
     "training_window_days": Param(
         SETTINGS.training_window_days,
         type="integer",
         minimum=2,
-        description="Days of labelled snapshots to train and evaluate on.",
+        title="Training window (days)",
+        section=DATA,
+        description="Days of labelled snapshots to train and evaluate on, counted back from "
+        "the as-of day: the run's logical date (empty: today), whose labels have matured.",
     ),
     "holdout_days": Param(
         SETTINGS.holdout_days,
         type="integer",
         minimum=1,
+        title="Holdout (days)",
+        section=DATA,
         description="Latest days of the window held out to compare champion and challenger.",
     ),
     "min_roc_auc": Param(
@@ -75,6 +84,8 @@ PARAMS = {
         type="number",
         minimum=0,
         maximum=1,
+        title="Minimum ROC AUC",
+        section=GATE,
         description="Value threshold: the lower bound of the challenger's holdout ROC AUC "
         "interval must reach this.",
     ),
@@ -82,26 +93,34 @@ PARAMS = {
         SETTINGS.gate_noninferiority_margin,
         type=["null", "number"],
         minimum=0,
-        description="Non-inferiority: the lower bound of the ROC AUC change vs the champion "
-        "must stay above minus this (null: off).",
+        title="Non-inferiority margin",
+        section=GATE,
+        description="The lower bound of the ROC AUC change vs the champion must stay above "
+        "minus this. Empty: the check is off.",
     ),
     "min_gain_over_baseline": Param(
         SETTINGS.gate_min_gain_over_baseline,
         type=["null", "number"],
+        title="Minimum gain over the baselines",
+        section=GATE,
         description="The lower bound of the ROC AUC gain over the best baseline (logistic "
-        "regression, best single feature) must exceed this (null: report only).",
+        "regression, best single feature) must exceed this. Empty: reported, not required.",
     ),
     "max_slice_drop": Param(
         SETTINGS.gate_max_slice_drop,
         type=["null", "number"],
         minimum=0,
+        title="Largest slice drop",
+        section=GATE,
         description="A slice with enough churners and non-churners fails when its whole "
-        "change interval vs the champion lies below minus this (null: off).",
+        "change interval vs the champion lies below minus this. Empty: the check is off.",
     ),
     "tuning_trials": Param(
         SETTINGS.tuning_trials,
         type="integer",
         minimum=0,
+        title="Tuning trials",
+        section=TUNING,
         description="Optuna trials searching the LightGBM parameters by time-ordered CV "
         "inside the training split (0: reuse the champion's parameters).",
     ),
@@ -109,17 +128,25 @@ PARAMS = {
         SETTINGS.tuning_timeout_seconds,
         type="number",
         minimum=0,
+        title="Tuning budget (seconds)",
+        section=TUNING,
         description="Wall-clock budget of tuning; the best trial so far wins when it runs out.",
     ),
     "force_promote_reason": Param(
         None,
         type=["null", "string"],  # "" with type string makes the UI form require it
         pattern=r"\S",
+        title="Force promotion: reason",
+        section=PROMOTION,
         description="Empty: the gate decides. A reason forces the promotion even if the gate "
         "rejects the challenger, and is recorded on the model version.",
     ),
     "dry_run": Param(
-        False, type="boolean", description="Train and evaluate, but promote and deploy nothing."
+        False,
+        type="boolean",
+        title="Dry run",
+        section=PROMOTION,
+        description="Train and evaluate, but promote and deploy nothing.",
     ),
 }
 
@@ -192,13 +219,11 @@ def promote_challenger(planned: dict, trained: dict, decision: dict) -> dict:
 @task(multiple_outputs=True)
 def deploy_champion(promotion: dict) -> dict:
     """Serve the new champion: reload, smoke test, skew check; else roll back."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from churnloop.orchestration.task_support import data_errors_fail_fast
+    from churnloop.orchestration.task_support import data_errors_fail_fast, skip_task
     from churnloop.serving.deploy import deploy
 
     if not promotion["promoted"]:
-        raise AirflowSkipException(f"nothing to deploy: {promotion['reason']}")
+        skip_task(f"nothing to deploy: {promotion['reason']}")
     with data_errors_fail_fast():  # a rolled-back deployment must not be retried
         return deploy(get_settings(), promotion["version"]).to_dict()
 
@@ -217,7 +242,12 @@ def deploy_champion(promotion: dict) -> dict:
     catchup=False,
     max_active_runs=1,
     params=PARAMS,
-    default_args={"owner": "ml-engineering", **INFRA_RETRIES, **CREDENTIALS_MASKED},
+    default_args={
+        "owner": "ml-engineering",
+        **INFRA_RETRIES,
+        **CREDENTIALS_MASKED,
+        **DECISIONS_LOGGED,
+    },
     tags=["churnloop", "training", "mlflow"],
     doc_md=__doc__,
 )

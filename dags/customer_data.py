@@ -38,6 +38,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, tas
 from churnloop.orchestration.dag_defaults import (
     CREDENTIALS_MASKED,
     CUSTOMER_FEATURES,
+    DECISIONS_LOGGED,
     FEAST_POOL,
     INFRA_RETRIES,
     NO_RETRIES,
@@ -108,7 +109,12 @@ def materialize_features(ds: str | None = None) -> dict:
     start_date=dag_start_date(SETTINGS),
     catchup=True,
     max_active_runs=SETTINGS.customer_data_max_active_runs,
-    default_args={"owner": "data-engineering", **INFRA_RETRIES, **CREDENTIALS_MASKED},
+    default_args={
+        "owner": "data-engineering",
+        **INFRA_RETRIES,
+        **CREDENTIALS_MASKED,
+        **DECISIONS_LOGGED,
+    },
     tags=["churnloop", "data", "great-expectations"],
     doc_md=__doc__,
 )

@@ -75,6 +75,26 @@ def test_every_task_masks_the_credentials_before_it_runs(dagbag):
             assert mask_credentials in callbacks, f"DAG {dag_id} task {task.task_id}"
 
 
+def test_every_param_has_a_title_a_section_and_says_what_empty_means(dagbag):
+    """The trigger form shows titles in sections; a field that may be left empty says what
+    that does (before, an empty threshold read as 0 or as an error to a user)."""
+    for dag_id, dag in dagbag.dags.items():
+        for name in dag.params:
+            schema = dag.params.get_param(name).schema
+            where = f"DAG {dag_id} Param {name}"
+            assert schema.get("title") and schema.get("section"), f"{where}: title, section"
+            assert dag.params.get_param(name).description, f"{where}: description"
+            if "null" in schema.get("type", ()):
+                assert "Empty" in dag.params.get_param(name).description, where
+
+
+def test_tasks_log_their_decisions_not_their_return_values(dagbag):
+    """A returned dict of full-precision floats was the only visible line of a task's log."""
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert task.show_return_value_in_logs is False, f"{dag.dag_id}.{task.task_id}"
+
+
 def test_infrastructure_tasks_retry_and_validation_tasks_do_not(dagbag):
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:

@@ -46,12 +46,16 @@ def open_trigger_form(page: Page, base_url: str, dag_id: str) -> Locator:
     return dialog
 
 
-def trigger_form_params(dialog: Locator) -> dict[str, str]:
-    """The Params a trigger dialog shows: name -> the description under its field."""
-    section = dialog.get_by_role("button", name="Run Parameters")
+def trigger_form_params(dialog: Locator, sections: list[str]) -> dict[str, dict[str, str]]:
+    """The Params a trigger dialog shows: section -> {title: the description under it}."""
+    return {name: _section_params(dialog, name) for name in sections}
+
+
+def _section_params(dialog: Locator, name: str) -> dict[str, str]:
+    section = dialog.get_by_role("button", name=name, exact=True)
     if section.get_attribute("aria-expanded") != "true":
         section.click()
-    # The section's region is labelled by an id that holds a space, so it has no accessible
+    # A section's region is labelled by an id that may hold a space, so it has no accessible
     # name to find it by: follow the button's aria-controls instead.
     region = dialog.locator(f'[id="{section.get_attribute("aria-controls")}"]')
     expect(region.get_by_role("group").first).to_be_visible()
