@@ -50,7 +50,7 @@ airflow: $(SYNCED)  ## Airflow UI and scheduler on the embedded default (http://
 serve: $(SYNCED)  ## Model server for @champion at http://127.0.0.1:8000 (docs at /docs)
 	$(BIN)/churnloop serve
 
-bench: $(SYNCED)  ## Run the benchmarks in bench/ (10-25 min), write docs/benchmarks.md
+bench: $(SYNCED)  ## Run the benchmarks in bench/ (20-40 min on 2 cores), write docs/benchmarks.md
 	$(BIN)/python bench/run_all.py --quick
 
 lint: $(SYNCED)  ## ruff check, ruff format --check, the import contracts (pyproject.toml)

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from bench_staleness import commit
-from harness import write_results
+from harness import commit, write_results
 
 from churnloop import schema
 from churnloop.demo.simulation import generate_labels, generate_snapshots

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import matplotlib
 import pandas as pd
-from harness import write_results
+from harness import commit, write_results
 
 from churnloop import schema
 from churnloop.demo.simulation import (
@@ -328,19 +327,6 @@ def rounded(value: Any) -> Any:
     if isinstance(value, list):
         return [rounded(item) for item in value]
     return value
-
-
-def commit() -> str:
-    """The checkout's short commit, ``+dirty`` when tracked files have local changes."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + (
-        "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
-    )
 
 
 def parse_config() -> tuple[Config, Path, str]:

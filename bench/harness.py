@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -23,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
 
 
 @dataclass
@@ -110,6 +112,19 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
+
+
+def commit() -> str:
+    """The checkout's short commit, ``+dirty`` when tracked files have local changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=BENCH_DIR, capture_output=True, text=True
+        ).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (
+        "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
+    )
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:

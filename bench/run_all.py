@@ -42,7 +42,7 @@ from typing import Any
 
 from bench_feast import SERVER_LOOKUP
 from bench_loop import TUNE_STAGE
-from harness import RESULTS_DIR, machine, write_results
+from harness import RESULTS_DIR, commit, machine, write_results
 
 BENCH = Path(__file__).resolve().parent
 DOC = BENCH.parent / "docs" / "benchmarks.md"
@@ -528,14 +528,6 @@ def _load_average(figures: dict[str, Any]) -> str:
     return "/".join(f"{value:.1f}" for value in figures["load_average"])
 
 
-def _commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=BENCH, capture_output=True, text=True).stdout
-
-    sha = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return f"{sha}{' (with local changes)' if git('status', '--porcelain').strip() else ''}"
-
-
 # -- detailed tables ---------------------------------------------------------------------------
 
 
@@ -746,7 +738,7 @@ def main() -> None:
                 "start": start,
                 "took": took,
                 "quick": args.quick,
-                "commit": _commit(),
+                "commit": commit(),
             },
         )
     write_doc()

@@ -149,6 +149,12 @@ class BatchResponse(ModelRef):
 class ExplainResponse(ModelRef):
     customer_id: int | None = None
     probability: float
-    raw_score: float = Field(description="Log-odds: base_value + sum(contributions).")
+    raw_score: float = Field(
+        description=(
+            "The booster's log-odds before calibration: base_value + sum(contributions). "
+            "probability is its logistic, or the calibrator's map of it when the model is "
+            "calibrated."
+        )
+    )
     base_value: float = Field(description="The model's expected raw score.")
     contributions: dict[str, float] = Field(description="Per input feature, in log-odds.")

@@ -28,6 +28,7 @@ from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
+from churnloop.registry import CALIBRATION_REASON_TAG, CALIBRATION_TAG
 from churnloop.schema import ENTITY, LABEL
 from churnloop.settings import Settings
 from churnloop.training.frames import with_numpy_dtypes
@@ -35,10 +36,6 @@ from churnloop.training.metrics import expected_calibration_error, format_number
 from churnloop.training.pipeline import fit_pipeline, lightgbm_classifier
 from churnloop.training.split import snapshot_days, split_by_time
 
-CALIBRATION_TAG = "calibration"
-"""Run and version tag: the calibrator the model applies, ``isotonic``, ``sigmoid`` or ``none``."""
-CALIBRATION_REASON_TAG = "calibration.reason"
-"""Run and version tag: why that calibrator (or none), with its numbers."""
 METHODS = ("isotonic", "sigmoid")
 FOLDS = 5
 """Folds, grouped by customer, that judge each calibrator on the calibration days."""

@@ -33,6 +33,7 @@ from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import Settings
 from churnloop.training.calibration import CalibrationChoice, fit_calibrated
+from churnloop.training.frames import at_most
 from churnloop.training.metrics import binary_labels, classification_metrics, score
 from churnloop.training.pipeline import lightgbm_classifier, require_training_columns
 from churnloop.training.plots import holdout_plots
@@ -158,7 +159,7 @@ def fit_challenger(
     model, calibration = fit_calibrated(settings, train, feature_names, params)
     holdout_scores = score(model, holdout, "challenger")
     holdout_metrics = classification_metrics(binary_labels(holdout, "holdout"), holdout_scores)
-    scored = _at_most(train, settings.train_metrics_max_rows, seed)
+    scored = at_most(train, settings.train_metrics_max_rows, seed)
     train_metrics = classification_metrics(scored[LABEL], score(model, scored, "challenger"))
     return FittedChallenger(model, holdout_scores, holdout_metrics, train_metrics, calibration)
 
@@ -366,19 +367,12 @@ def _as_schema_example(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.astype({column: "float64" for column in integers})
 
 
-def _at_most(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """``frame``, or a seeded sample of ``rows`` of its rows in their original order."""
-    if len(frame) <= rows:
-        return frame
-    return frame.sample(n=rows, random_state=seed).sort_index()
-
-
 def _log_reference(
     holdout: pd.DataFrame, scores: np.ndarray, feature_names: list[str], settings: Settings
 ) -> None:
     columns = [c for c in (ENTITY, TIMESTAMP) if c in holdout.columns] + [*feature_names, LABEL]
     reference = holdout[columns].assign(**{PREDICTION: scores})
-    reference = _at_most(reference, settings.reference_max_rows, settings.training_seed)
+    reference = at_most(reference, settings.reference_max_rows, settings.training_seed)
     with tempfile.TemporaryDirectory(prefix="churnloop-reference-") as folder:
         path = Path(folder) / Path(REFERENCE_ARTIFACT).name
         reference.reset_index(drop=True).to_parquet(path, index=False)

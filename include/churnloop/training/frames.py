@@ -1,4 +1,5 @@
-"""Frames as the model takes them: pandas' nullable dtypes turned into NumPy ones.
+"""Frames as the model takes them: pandas' nullable dtypes turned into NumPy ones, and
+seeded samples of frames too large to score whole.
 
 A training set or a request may hold ``Int64``, ``Float64``, ``boolean`` or ``string``
 columns with ``<NA>``; scikit-learn's encoders refuse ``<NA>``. Numbers become float64
@@ -26,3 +27,11 @@ def _numpy_column(column: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
         return column.astype("float64")
     return column.astype(object).where(column.notna(), np.nan)
+
+
+def at_most(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """``frame`` if it has at most ``rows`` rows, else a sample of ``rows`` rows drawn with
+    ``seed``, kept in ``frame``'s order."""
+    if len(frame) <= rows:
+        return frame
+    return frame.sample(n=rows, random_state=seed).sort_index()

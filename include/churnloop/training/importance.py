@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from churnloop import registry
 from churnloop.settings import Settings
 from churnloop.training.decision_text import importance_text
-from churnloop.training.frames import with_numpy_dtypes
+from churnloop.training.frames import at_most, with_numpy_dtypes
 from churnloop.training.intervals import Interval, auc_difference
 from churnloop.training.metrics import binary_labels, score
 from churnloop.training.pipeline import lightgbm_classifier
@@ -88,7 +88,7 @@ def feature_importance(
     At most ``max_rows`` rows (a seeded sample) are scored; each input is shuffled
     ``repeats`` times with a generator seeded by ``seed``, so the result repeats exactly.
     """
-    rows = holdout if len(holdout) <= max_rows else holdout.sample(n=max_rows, random_state=seed)
+    rows = at_most(holdout, max_rows, seed)
     labels = binary_labels(rows, "holdout")
     scores = score(model, rows, "challenger")
     frame = with_numpy_dtypes(rows[list(model.feature_names_in_)]).reset_index(drop=True)

@@ -139,22 +139,23 @@ def expanding_day_folds(days: pd.Series, folds: int) -> list[tuple[np.ndarray, n
 
     The distinct days are cut into ``folds + 1`` consecutive blocks; fold ``i`` trains on
     blocks ``0..i`` and validates on block ``i + 1``, so it never validates on a day it
-    trained on or on one before.
+    trained on or on one before. Days are compared as UTC datetime64 values: compared as
+    tz-aware Timestamp objects, they take seconds on a large split.
     """
-    distinct = np.sort(days.unique())
+    values = days.to_numpy("datetime64[ns]")
+    distinct = np.unique(values)
     if len(distinct) < folds + 1:
         raise DataError(
             f"tuning needs at least {folds + 1} snapshot days in the training split for "
             f"{folds} fold(s), got {len(distinct)}: widen the window or lower tuning_cv_folds"
         )
     blocks = np.array_split(distinct, folds + 1)
-    values = days.to_numpy()
     return [
         (
-            np.flatnonzero(values < blocks[index + 1][0]),
-            np.flatnonzero(np.isin(values, blocks[index + 1])),
+            np.flatnonzero(values < block[0]),
+            np.flatnonzero((values >= block[0]) & (values <= block[-1])),
         )
-        for index in range(folds)
+        for block in blocks[1:]
     ]
 
 

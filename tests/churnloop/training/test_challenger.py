@@ -11,7 +11,7 @@ from churnloop import registry
 from churnloop.errors import DataError
 from churnloop.schema import ENTITY, LABEL, PREDICTION, TIMESTAMP
 from churnloop.settings import get_settings
-from churnloop.training.calibration import CALIBRATION_REASON_TAG, CALIBRATION_TAG, METHODS
+from churnloop.training.calibration import METHODS
 from churnloop.training.challenger import (
     SCHEMA_SAMPLE_ROWS,
     _dataset_record,
@@ -135,14 +135,14 @@ def test_a_calibrated_challenger_records_its_calibration_and_reloads_identically
 
     run = mlflow.get_run(trained.run_id)
     method = run.data.params["calibration"]
-    assert method in METHODS, run.data.tags[CALIBRATION_REASON_TAG]
+    assert method in METHODS, run.data.tags[registry.CALIBRATION_REASON_TAG]
     assert run.data.params["calibration_days"] == "1"
     metrics = run.data.metrics
     assert metrics["calibration_brier_after"] < metrics["calibration_brier_before"]
     assert metrics["calibration_ece_after"] < metrics["calibration_ece_before"]
     tags = registry.model_version(settings, trained.version).tags
-    assert tags[CALIBRATION_TAG] == method
-    assert tags[CALIBRATION_REASON_TAG].startswith(f"{method} lowers Brier")
+    assert tags[registry.CALIBRATION_TAG] == method
+    assert tags[registry.CALIBRATION_REASON_TAG].startswith(f"{method} lowers Brier")
     loaded = registry.load_model(settings, registry.CHALLENGER)
     np.testing.assert_array_equal(
         loaded.predict_proba(holdout[FEATURES]), trained.model.predict_proba(holdout[FEATURES])

@@ -140,6 +140,19 @@ def test_folds_validate_only_on_days_after_all_they_trained_on(train, folds):
     assert seen_validation_days == set(days) - set(days.iloc[cut[0][0]])
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_folds_cut_unordered_repeated_tz_aware_days_into_the_expected_rows(zone):
+    day = {n: pd.Timestamp(f"2026-01-0{n + 1}", tz="UTC").tz_convert(zone) for n in range(5)}
+    days = pd.Series([day[2], day[0], day[1], day[3], day[0], day[2], day[4], day[1]])
+
+    cut = tuning.expanding_day_folds(days, 2)
+
+    assert [(list(fit), list(validate)) for fit, validate in cut] == [
+        ([1, 2, 4, 7], [0, 3, 5]),  # blocks {0, 1} | {2, 3}
+        ([0, 1, 2, 3, 4, 5, 7], [6]),  # blocks {0, 1, 2, 3} | {4}
+    ]
+
+
 def test_too_few_days_for_the_folds_is_a_data_error(train):
     days = snapshot_days(train, "training split")
     with pytest.raises(DataError, match="at least 9 snapshot days .* got 8"):
