@@ -1,13 +1,16 @@
 """The daily drift check of the champion, and whether it may trigger retraining.
 
-`check_drift` saves the day's report and returns it as a JSON-safe dict whose
-``suppressed`` says why it must not trigger training (None: it may); `churn_drift_event`
-is the ``churn_drift`` asset event's extra for a day that triggers.
+`check_drift` saves the day's report, which opens with the decision, and returns it as a
+JSON-safe dict whose ``suppressed`` says why it must not trigger training (None: it may);
+`churn_drift_event` is the ``churn_drift`` asset event's extra for a day that triggers.
+Both log what they decide, for the task's main log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -17,7 +20,13 @@ from churnloop import registry, schema, storage
 from churnloop.errors import DataError
 from churnloop.features import definition
 from churnloop.links import report_url
-from churnloop.monitoring.effect_sizes import DriftResult, compute_drift, compute_score_drift
+from churnloop.monitoring.effect_sizes import (
+    ColumnDrift,
+    DriftResult,
+    DriftThresholds,
+    compute_drift,
+    compute_score_drift,
+)
 from churnloop.monitoring.estimated_performance import (
     EstimatedPerformance,
     estimate_auc,
@@ -36,12 +45,21 @@ from churnloop.monitoring.serving_inputs import serving_input_counts
 from churnloop.monitoring.skew import training_serving_skew
 from churnloop.monitoring.slice_drift import SliceDriftResult, compute_slice_drift
 from churnloop.monitoring.trend import TREND_PAGE, build_trend, save_day
-from churnloop.monitoring.verdict import PerformanceCheck, decide, performance_drift, staleness
+from churnloop.monitoring.verdict import (
+    DriftVerdict,
+    PerformanceCheck,
+    StalenessCheck,
+    decide,
+    performance_drift,
+    staleness,
+)
 from churnloop.schema import LABEL, PREDICTION
 from churnloop.serving.prediction_log import read_predictions
 from churnloop.settings import Settings
 from churnloop.training.challenger import reference_data
 from churnloop.training.metrics import score
+
+log = logging.getLogger(__name__)
 
 
 class TrainingServingSkew(DataError):
@@ -58,7 +76,9 @@ class DayReport:
     whose labels arrived today (`PerformanceCheck.to_dict`, None before any matured);
     ``served_performance``: the served ROC AUC per version
     on the day whose labels matured today (`ServedAuc.to_dict`); ``drift_without_harm``: drift
-    found but not acted on, the estimate having ruled out a loss.
+    found but not acted on, the estimate having ruled out a loss; ``suppressed``: why the
+    day must not start training now (None: it emits ``churn_drift``); ``decision``: the
+    report's first line, saying both.
     """
 
     day: str
@@ -80,6 +100,8 @@ class DayReport:
     serving_inputs: dict[str, Any] = field(default_factory=dict)
     skew: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    suppressed: str | None = None
+    decision: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,14 +112,13 @@ def check_drift(
 ) -> dict[str, Any] | None:
     """Check ``day`` and decide whether it may trigger training; None: no champion yet.
 
-    Prints the report's notes and the trigger decision for the task log.
+    Logs the decision, then the report's notes, for the task's main log.
     """
-    report = check_day(settings, day)
+    report = check_day(settings, day, active_training_runs)
     if report is None:
         return None
-    suppressed = suppression(settings, report, active_training_runs)
-    print("\n".join([*report.notes, f"trigger: {suppressed or 'yes'}"]))
-    record = {**report.to_dict(), "suppressed": suppressed}
+    log.info("%s", "\n".join([f"decision: {report.decision}", *report.notes]))
+    record = report.to_dict()
     save_day(settings, day, record)
     build_trend(settings)
     return record
@@ -110,77 +131,150 @@ def churn_drift_event(report: dict[str, Any]) -> dict[str, Any]:
     extra["scores"] = {
         column: round(report["scores"][column], 4) for column in report["drifted_columns"]
     }
-    print(f"churn_drift emitted for {report['day']}: {'; '.join(report['reasons'])}")
+    log.info("churn_drift emitted for %s: %s", report["day"], "; ".join(report["reasons"]))
     return extra
 
 
-def check_day(settings: Settings, day: dt.date) -> DayReport | None:
-    """Compare the day with the champion's reference and save the report; None: no champion."""
+def check_day(settings: Settings, day: dt.date, active_training_runs: int = 0) -> DayReport | None:
+    """Compare the day with the champion's reference, decide, and save the report; None: no
+    champion. ``active_training_runs`` (queued or running) hold a triggered day back."""
     champion = registry.champion_version(settings)
     if champion is None:
         return None
+    return _report_day(settings, _measure_day(settings, champion, day), active_training_runs)
+
+
+@dataclass(frozen=True)
+class DayMeasurements:
+    """Everything measured of one day against the champion, before any decision: kept apart
+    from the verdict and the notes so that what was measured reads in one place."""
+
+    day: dt.date
+    champion_version: int
+    source: str
+    drift: FeatureDrift
+    prediction_drift: ColumnDrift
+    estimate: EstimatedPerformance
+    performance: PerformanceCheck | None
+    served: tuple[ServedAuc, ...]
+    staleness: StalenessCheck
+    important_columns: tuple[str, ...]
+    serving_inputs: dict[str, Any]
+    skew: dict[str, Any]
+
+
+def _measure_day(settings: Settings, champion, day: dt.date) -> DayMeasurements:
+    """Drift, the performance estimate, realized and served performance, staleness and the
+    serving checks of ``day``, all against the champion (an MLflow model version)."""
     version = int(champion.version)
     model = registry.load_model(settings, version)
     reference = reference_data(settings, version)
     names = list(model.feature_names_in_)
     current, source, logged = current_data(settings, day, model)
     inputs, skew = _serving_checks(settings, day, current if logged else None)
-    drift = _feature_drift(settings, reference, current, names)
-    prediction = compute_score_drift(reference[PREDICTION], current[PREDICTION], name=PREDICTION)
+    thresholds = DriftThresholds.from_settings(settings)
+    drift = _feature_drift(settings, reference, current, names, thresholds)
+    prediction = compute_score_drift(
+        reference[PREDICTION], current[PREDICTION], thresholds, name=PREDICTION
+    )
     performance, served = _realized_performance(settings, day, model, version)
     estimate = estimate_performance(
         _champion_scores(current, version), reference[LABEL], reference[PREDICTION], settings
     )
-    age = staleness(registry.training_data_end(champion), day, settings.drift_max_training_age_days)
-    important = [name for name in settings.drift_important_columns if name in names]
-    verdict = decide(
-        drift.result,
-        performance,
-        age,
-        important,
-        estimate=estimate,
-        prediction_drift=prediction,
-        slices=drift.slices,
-    )
-    notes = [
-        f"champion: {settings.model_name} v{version}",
-        f"current data: {source}",
-        drift.note,
-        f"slices: {drift.slices.summary}",
-        f"prediction drift: {prediction.describe()}",
-        *_performance_notes(day, estimate, performance, served),
-        f"staleness: {age.summary}",
-        f"serving inputs: {describe_inputs(inputs)}",
-        f"training/serving skew: {skew['reason']}",
-        *(
-            f"drift without estimated harm, no retraining: {drift}"
-            for drift in verdict.drift_without_harm
-        ),
-        "verdict: " + ("; ".join(verdict.reasons) if verdict.reasons else "no reason to retrain"),
-        f"drift over time: {report_url(settings, TREND_PAGE)}",
-    ]
-    relpaths = _save_report(settings, day, drift, notes)
-    return DayReport(
-        day=day.isoformat(),
+    return DayMeasurements(
+        day=day,
         champion_version=version,
         source=source,
-        current_rows=len(current),
+        drift=drift,
+        prediction_drift=prediction,
+        estimate=estimate,
+        performance=performance,
+        served=tuple(served),
+        staleness=staleness(
+            registry.training_data_end(champion), day, settings.drift_max_training_age_days
+        ),
+        important_columns=tuple(name for name in settings.drift_important_columns if name in names),
+        serving_inputs=inputs,
+        skew=skew,
+    )
+
+
+def _report_day(
+    settings: Settings, measured: DayMeasurements, active_training_runs: int
+) -> DayReport:
+    """Decide on the measurements, save the HTML report with its notes and return the
+    JSON-safe record, so that the decision and its evidence are written down together."""
+    drift = measured.drift
+    verdict = decide(
+        drift.result,
+        measured.performance,
+        measured.staleness,
+        measured.important_columns,
+        estimate=measured.estimate,
+        prediction_drift=measured.prediction_drift,
+        slices=drift.slices,
+    )
+    notes = _notes(settings, measured, verdict)
+    record = _record(measured, verdict, notes)
+    suppressed = suppression(settings, record, active_training_runs)
+    decision = decision_line(record, suppressed)
+    relpaths = _save_report(settings, measured.day, drift, decision, notes)
+    return replace(
+        record,
+        report=relpaths["html"],
+        report_url=report_url(settings, relpaths["html"]),
+        suppressed=suppressed,
+        decision=decision,
+    )
+
+
+def _record(measured: DayMeasurements, verdict: DriftVerdict, notes: list[str]) -> DayReport:
+    """The day's record before its report is written (``report`` and ``report_url`` empty)."""
+    drift = measured.drift
+    return DayReport(
+        day=measured.day.isoformat(),
+        champion_version=measured.champion_version,
+        source=measured.source,
+        current_rows=len(drift.current),
         triggered=verdict.triggered,
         reasons=verdict.reasons,
         drifted_columns=drift.result.drifted_columns,
         scores={column.column: column.score for column in drift.result.columns},
-        prediction_psi=prediction.score,
-        report=relpaths["html"],
-        report_url=report_url(settings, relpaths["html"]),
-        estimated_performance=estimate.to_dict(),
-        realized_performance=performance.to_dict() if performance else None,
-        served_performance=[auc.to_dict() for auc in served],
+        prediction_psi=measured.prediction_drift.score,
+        report="",
+        report_url="",
+        estimated_performance=measured.estimate.to_dict(),
+        realized_performance=measured.performance.to_dict() if measured.performance else None,
+        served_performance=[auc.to_dict() for auc in measured.served],
         drift_without_harm=verdict.drift_without_harm,
         drifted_slices=[item.name for item in drift.slices.drifted_slices],
-        serving_inputs=inputs,
-        skew=skew,
+        serving_inputs=measured.serving_inputs,
+        skew=measured.skew,
         notes=notes,
     )
+
+
+def _notes(settings: Settings, measured: DayMeasurements, verdict: DriftVerdict) -> list[str]:
+    """The report's lines, in reading order: what was compared, what was found, the verdict."""
+    drift = measured.drift
+    return [
+        f"champion: {settings.model_name} v{measured.champion_version}",
+        f"current data: {measured.source}",
+        f"feature drift: {drift.result.summary}",
+        drift.note,
+        f"slices: {drift.slices.summary}",
+        f"prediction drift: {measured.prediction_drift.describe()}",
+        *_performance_notes(measured.day, measured.estimate, measured.performance, measured.served),
+        f"staleness: {measured.staleness.summary}",
+        f"serving inputs: {describe_inputs(measured.serving_inputs)}",
+        f"training/serving skew: {measured.skew['reason']}",
+        *(
+            f"drift without estimated harm, no retraining: {found}"
+            for found in verdict.drift_without_harm
+        ),
+        "verdict: " + ("; ".join(verdict.reasons) if verdict.reasons else "no reason to retrain"),
+        f"drift over time: {report_url(settings, TREND_PAGE)}",
+    ]
 
 
 def _serving_checks(
@@ -191,14 +285,28 @@ def _serving_checks(
     return serving_input_counts(settings, day, log), training_serving_skew(settings, day, log)
 
 
+def decision_line(report: DayReport, suppressed: str | None) -> str:
+    """Retrain or not, why, and whether ``churn_drift`` is emitted or what holds it back."""
+    reasons = "; ".join(report.reasons)
+    if report.triggered and suppressed is None:
+        return f"retrain: churn_drift emitted ({reasons})"
+    if report.triggered:
+        return f"retraining warranted ({reasons}), but churn_drift not emitted: {suppressed}"
+    if report.drift_without_harm:
+        found = "; ".join(report.drift_without_harm)
+        return f"no retraining: drift without estimated harm ({found}); churn_drift not emitted"
+    return "no retraining: no reason to retrain; churn_drift not emitted"
+
+
 def _save_report(
-    settings: Settings, day: dt.date, drift: FeatureDrift, notes: list[str]
+    settings: Settings, day: dt.date, drift: FeatureDrift, decision: str, notes: list[str]
 ) -> dict[str, str]:
     report = build_report(
         drift.reference,
         drift.current,
         drift.result,
         title=f"Drift report {day}",
+        decision=decision,
         notes=notes,
         slices=drift.slices,
     )
@@ -226,7 +334,11 @@ class FeatureDrift:
 
 
 def _feature_drift(
-    settings: Settings, reference: pd.DataFrame, current: pd.DataFrame, names: list[str]
+    settings: Settings,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    names: list[str],
+    thresholds: DriftThresholds,
 ) -> FeatureDrift:
     """Drift of the model's features that the reference saw whole windows of (the lake's
     history starts with its first feature day, or the reference's if earlier).
@@ -238,8 +350,16 @@ def _feature_drift(
     return FeatureDrift(
         reference,
         current,
-        compute_drift(reference, current, columns, categorical_columns=schema.CATEGORICAL),
-        compute_slice_drift(reference, current, columns, categorical_columns=schema.CATEGORICAL),
+        compute_drift(
+            reference, current, columns, thresholds, categorical_columns=schema.CATEGORICAL
+        ),
+        compute_slice_drift(
+            reference,
+            current,
+            columns,
+            thresholds=thresholds,
+            categorical_columns=schema.CATEGORICAL,
+        ),
         note,
     )
 
@@ -248,7 +368,7 @@ def _performance_notes(
     day: dt.date,
     estimate: EstimatedPerformance,
     performance: PerformanceCheck | None,
-    served: list[ServedAuc],
+    served: Sequence[ServedAuc],
 ) -> list[str]:
     """The report's lines on performance: estimated today, realized and served on matured labels."""
     snapshot_day = day - dt.timedelta(days=schema.LABEL_DELAY_DAYS)

@@ -54,12 +54,14 @@ def build_report(
     *,
     title: str,
     notes: list[str],
+    decision: str | None = None,
     sample_rows: int | None = None,
     slices: SliceDriftResult | None = None,
 ) -> DriftReport:
     """Render ``result`` (computed on these frames), ``slices`` and Evidently's drift preset.
 
-    ``notes`` are shown under the title, e.g. where the current data came from.
+    ``decision`` (retrain or not, and why) opens the page, under the title; ``notes`` follow,
+    e.g. where the current data came from. The title is also the page's ``<title>``.
     ``sample_rows`` defaults to the ``drift_report_sample_rows`` setting. With too few rows
     for a verdict, Evidently is not run: its charts would show noise as drift.
     """
@@ -72,15 +74,23 @@ def build_report(
         page, evidently, about_evidently = _evidently_part(reference, current, result, sample_rows)
     record = {
         "title": title,
+        "decision": decision,
         "notes": list(notes),
         "drift": result.to_dict(),
         "slices": None if slices is None else slices.to_dict(),
         "about_evidently": about_evidently,
         "evidently": evidently,
     }
-    header = _verdict_html(title, notes, result, slices, about_evidently)
+    header = _verdict_html(title, decision, notes, result, slices, about_evidently)
     page, inserted = re.subn(r"<body[^>]*>", lambda match: match.group(0) + header, page, count=1)
-    return DriftReport(html=page if inserted else header + page, json=record)
+    return DriftReport(html=_titled(page if inserted else header + page, title), json=record)
+
+
+def _titled(page: str, title: str) -> str:
+    """The page with ``title`` as its ``<title>``, replacing Evidently's or added first."""
+    tag = f"<title>{escape(title)}</title>"
+    page, replaced = re.subn(r"<title>.*?</title>", lambda _: tag, page, count=1, flags=re.S)
+    return page if replaced else tag + page
 
 
 def _evidently_part(
@@ -241,15 +251,21 @@ def _script_json(value: Any) -> str:
 
 def _verdict_html(
     title: str,
+    decision: str | None,
     notes: list[str],
     result: DriftResult,
     slices: SliceDriftResult | None,
     about_evidently: list[str],
 ) -> str:
     """A self-contained block with the verdict on all rows, shown above Evidently's page."""
+    opening = (
+        f'<p id="churnloop-decision"><strong>Decision: {escape(decision)}</strong></p>'
+        if decision
+        else f"<p><strong>{escape(result.summary)}</strong></p>"
+    )
     return (
         '<section id="churnloop-drift-verdict" style="font-family:sans-serif;margin:16px">'
-        f"<h1>{escape(title)}</h1><p><strong>{escape(result.summary)}</strong></p>"
+        f"<h1>{escape(title)}</h1>{opening}"
         f"{_list(notes)}"
         f"{_table(COLUMN_HEADINGS, [_column_cells(column) for column in result.columns])}"
         f"{'' if slices is None else _slices_html(slices)}"

@@ -2,7 +2,10 @@
 (the whole DAG runs in tests/dags)."""
 
 import datetime as dt
+import logging
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from churnloop import registry, schema, storage
@@ -14,6 +17,7 @@ from churnloop.monitoring.daily_check import (
     check_day,
     check_drift,
     churn_drift_event,
+    decision_line,
     describe_inputs,
     require_no_skew,
     suppression,
@@ -40,7 +44,8 @@ REPORT = {
 }
 
 
-def test_the_event_names_the_day_its_reasons_and_the_drifted_scores(capsys):
+def test_the_event_names_the_day_its_reasons_and_the_drifted_scores(caplog):
+    caplog.set_level(logging.INFO, logger="churnloop")
     extra = churn_drift_event(REPORT)
 
     assert extra == {
@@ -51,7 +56,7 @@ def test_the_event_names_the_day_its_reasons_and_the_drifted_scores(capsys):
         "scores": {"age": 0.8123},
     }
     assert "churn_drift emitted for 2026-02-15: data drift in important column age" in (
-        capsys.readouterr().out
+        caplog.messages
     )
 
 
@@ -66,11 +71,10 @@ AGEING = Scenario("covariate_drift", drift_start=DAY - dt.timedelta(days=3), ram
 estimate's threshold (docs/staleness.md, docs/drift.md)."""
 
 
-def log_served_day(settings, model, version: int) -> None:
-    """The champion served every customer of ``SNAPSHOT_DAY`` at noon, as the server logs it."""
-    features = generate_snapshots(SNAPSHOT_DAY, CUSTOMERS).to_pandas()
+def log_served(settings, model, version: int, day: dt.date, features: pd.DataFrame) -> None:
+    """The champion served each row of ``features`` at noon of ``day``, as the server logs it."""
     scores = score(model, features)
-    noon = dt.datetime.combine(SNAPSHOT_DAY, dt.time(12), tzinfo=dt.UTC)
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
     log = PredictionLog(settings, flush_rows=10**6, flush_seconds=60, max_pending_rows=10**6)
     log.append(
         {
@@ -100,7 +104,8 @@ def champion_day(settings):
     lake.write_table(definition.DATASET, SNAPSHOT_DAY, generate_snapshots(SNAPSHOT_DAY, CUSTOMERS))
     labels = generate_labels(SNAPSHOT_DAY, CUSTOMERS)
     lake.write_table(schema.validated_dataset(schema.LABELS), DAY, labels)
-    log_served_day(settings, trained.model, trained.version)
+    served = generate_snapshots(SNAPSHOT_DAY, CUSTOMERS).to_pandas()
+    log_served(settings, trained.model, trained.version, SNAPSHOT_DAY, served)
     return settings, trained
 
 
@@ -140,7 +145,71 @@ def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
     record = check_drift(settings, DAY, active_training_runs=0)
     trend = storage.lake(settings).read_bytes(TREND_PAGE).decode()
     assert record["suppressed"] == "drift without estimated harm"
+    assert record["decision"].startswith("no retraining: drift without estimated harm (data")
+    page = storage.lake(settings).read_bytes(record["report"]).decode()
+    opening = page.index('id="churnloop-decision"')
+    assert opening < page.index("<li>"), "the report opens with its decision"
+    assert "churn_drift not emitted" in page[opening : page.index("</p>", opening)]
+    assert f"<title>Drift report {DAY}</title>" in page
     assert f'href="dt={DAY}/report.html"' in trend and "drift without estimated harm" in trend
+
+
+def test_a_day_of_three_requests_is_insufficient_data_never_a_trigger(champion_day):
+    """Three requests once made a report say "dataset drift, 33 of 34 columns": a day needs
+    ``drift_min_rows`` rows a side before any column, slice or score is judged."""
+    settings, trained = champion_day
+    aged = storage.lake(settings).read_table(definition.DATASET, DAY).to_pandas().head(3)
+    log_served(settings, trained.model, trained.version, DAY, aged)
+
+    report = check_day(settings, DAY)
+
+    assert report.current_rows == 3 and report.source.startswith(f"prediction log of {DAY}")
+    assert report.drifted_columns == [] and report.drifted_slices == []
+    assert set(report.scores.values()) == {None}, "no column judged"
+    assert report.prediction_psi is None
+    assert not report.triggered and report.reasons == [] and report.drift_without_harm == []
+    assert suppression(settings, report, 0) == "no reason to retrain", "churn_drift not emitted"
+    page = storage.lake(settings).read_bytes(report.report).decode()
+    assert "Decision: no retraining: no reason to retrain; churn_drift not emitted" in page
+    assert "feature drift: insufficient data: reference " in page
+    assert f"current 3 rows, fewer than {settings.drift_min_rows:,} on a side" in page
+    assert "prediction drift: prediction: insufficient data" in " ".join(report.notes)
+
+
+@pytest.mark.parametrize(
+    ("triggered", "without_harm", "suppressed", "expected"),
+    [
+        (True, [], None, "retrain: churn_drift emitted (concept drift)"),
+        (
+            True,
+            [],
+            "cooldown",
+            "retraining warranted (concept drift), but churn_drift not emitted: cooldown",
+        ),
+        (
+            False,
+            ["data drift on age"],
+            "drift without estimated harm",
+            "no retraining: drift without estimated harm (data drift on age); churn_drift not "
+            "emitted",
+        ),
+        (
+            False,
+            [],
+            "no reason to retrain",
+            "no retraining: no reason to retrain; churn_drift not emitted",
+        ),
+    ],
+)
+def test_the_decision_says_retrain_or_not_why_and_what_was_emitted(
+    triggered, without_harm, suppressed, expected
+):
+    day = SimpleNamespace(
+        triggered=triggered,
+        reasons=["concept drift"] if triggered else [],
+        drift_without_harm=without_harm,
+    )
+    assert decision_line(day, suppressed) == expected
 
 
 def test_skew_fails_the_check_naming_the_columns_and_the_report():
