@@ -49,11 +49,11 @@ def check_drift(ds: str | None = None) -> dict:
         skip_task,
     )
 
-    active = get_current_context()["ti"].get_dr_count(
-        dag_id="continuous_training", states=["queued", "running"]
-    )
+    context = get_current_context()
+    active = context["ti"].get_dr_count(dag_id="continuous_training", states=["queued", "running"])
+    day = dt.date.fromisoformat(ds)
     with data_errors_fail_fast():
-        report = daily_check.check_drift(get_settings(), dt.date.fromisoformat(ds), active)
+        report = daily_check.check_drift(get_settings(), day, active, context["run_id"])
     if report is None:
         skip_task("no champion yet: nothing to compare with")
     publish_report_link(report["report_url"])

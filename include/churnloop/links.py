@@ -37,6 +37,19 @@ def in_this_ui(url: str) -> str:
     return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
+def ui_link_from_report(report_relpath: str, ui_path: str) -> str:
+    """A link from a report page (served under the plugin) to ``ui_path`` of the Airflow UI
+    (e.g. ``dags/drift_report/runs/<run id>``), relative so that it opens on the UI, and
+    under the base path, that shows the report."""
+    depth = report_relpath.strip("/").count("/") + PLUGIN_MOUNT.strip("/").count("/") + 1
+    return "../" * depth + ui_path.lstrip("/")
+
+
+def airflow_run_path(dag_id: str, run_id: str) -> str:
+    """The Airflow UI's page of one DAG run."""
+    return f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
 def _without_credentials(url: str) -> str:
     """``url`` without the ``user:password@`` of its authority."""
     parts = urlsplit(url)

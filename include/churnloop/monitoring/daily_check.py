@@ -108,17 +108,18 @@ class DayReport:
 
 
 def check_drift(
-    settings: Settings, day: dt.date, active_training_runs: int
+    settings: Settings, day: dt.date, active_training_runs: int, airflow_run_id: str | None = None
 ) -> dict[str, Any] | None:
     """Check ``day`` and decide whether it may trigger training; None: no champion yet.
 
-    Logs the decision, then the report's notes, for the task's main log.
+    Logs the decision, then the report's notes, for the task's main log. The record keeps
+    ``airflow_run_id``, so the trend page links each day to the run that checked it.
     """
     report = check_day(settings, day, active_training_runs)
     if report is None:
         return None
     log.info("%s", "\n".join([f"decision: {report.decision}", *report.notes]))
-    record = report.to_dict()
+    record = {**report.to_dict(), "airflow_run_id": airflow_run_id}
     save_day(settings, day, record)
     build_trend(settings)
     return record

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from churnloop import storage
+from churnloop.links import airflow_run_path, ui_link_from_report
 from churnloop.monitoring.report import REPORT_DATASET
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
@@ -89,7 +90,8 @@ def _plot_signals(axes: Axes, records: list[dict[str, Any]]) -> None:
     days = [_day(record) for record in records]
     shares = [len(r["drifted_columns"]) / max(len(r["scores"]), 1) for r in records]
     axes.plot(days, shares, marker="o", label="share of columns drifted")
-    axes.plot(days, [r["prediction_psi"] for r in records], marker="s", label="prediction PSI")
+    psi = [float("nan") if r["prediction_psi"] is None else r["prediction_psi"] for r in records]
+    axes.plot(days, psi, marker="s", label="prediction PSI")
     for record in records:
         if record["triggered"]:
             axes.axvline(_day(record), color="tab:red", alpha=0.25)
@@ -127,7 +129,16 @@ def _day(record: dict[str, Any]) -> dt.date:
 
 
 def _days_table(records: list[dict[str, Any]]) -> str:
-    header = ["day", "champion", "rows", "drifted columns", "prediction PSI", "decision"]
+    """Newest first: each day's report, champion, rows, drifted columns, decision and run."""
+    header = [
+        "day",
+        "champion",
+        "rows",
+        "drifted columns",
+        "prediction PSI",
+        "decision",
+        "Airflow run",
+    ]
     rows = []
     for record in reversed(records):
         link = f'<a href="dt={escape(record["day"])}/report.html">{escape(record["day"])}</a>'
@@ -135,13 +146,28 @@ def _days_table(records: list[dict[str, Any]]) -> str:
         rows.append(
             f'<tr><td class="text">{link}</td><td>v{int(record["champion_version"])}</td>'
             f'<td>{int(record["current_rows"]):,}</td><td class="text">{escape(drifted)}</td>'
-            f"<td>{float(record['prediction_psi']):.3f}</td>"
-            f'<td class="text">{escape(_decision(record))}</td></tr>'
+            f"<td>{_number(record['prediction_psi'])}</td>"
+            f'<td class="text">{escape(_decision(record))}</td>'
+            f'<td class="text">{_run_link(record.get("airflow_run_id"))}</td></tr>'
         )
     return _table(header, rows)
 
 
+def _run_link(run_id: str | None) -> str:
+    if not run_id:
+        return "-"
+    href = ui_link_from_report(TREND_PAGE, airflow_run_path("drift_report", run_id))
+    return f'<a href="{escape(href)}">{escape(run_id)}</a>'
+
+
+def _number(value: float | None) -> str:
+    """A score with three decimals; "-" where a side had too few rows to measure one."""
+    return "-" if value is None else f"{float(value):.3f}"
+
+
 def _decision(record: dict[str, Any]) -> str:
+    if record.get("decision"):
+        return record["decision"]
     if not record["triggered"]:
         harmless = record.get("drift_without_harm")
         return (
@@ -164,7 +190,7 @@ def _score_matrix(records: list[dict[str, Any]]) -> str:
         for record in records:
             score = record["scores"].get(column)
             marked = ' class="drifted"' if column in record["drifted_columns"] else ""
-            cells.append(f"<td{marked}>{'-' if score is None else f'{score:.3f}'}</td>")
+            cells.append(f"<td{marked}>{_number(score)}</td>")
         rows.append(f'<tr><td class="text">{escape(column)}</td>{"".join(cells)}</tr>')
     return "<h2>Column scores per day</h2>" + _table(header, rows)
 
@@ -174,7 +200,8 @@ def _shown_columns(records: list[dict[str, Any]]) -> list[str]:
     highest: dict[str, float] = {}
     for record in records:
         for column, score in record["scores"].items():
-            highest[column] = max(highest.get(column, score), score)
+            measured = -1.0 if score is None else score
+            highest[column] = max(highest.get(column, measured), measured)
     ranked = sorted(highest, key=lambda column: (column not in drifted, -highest[column]))
     return ranked[: max(MATRIX_COLUMNS, len(drifted))]
 

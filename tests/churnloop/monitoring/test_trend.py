@@ -1,6 +1,8 @@
 import datetime as dt
 import re
+from urllib.parse import urljoin
 
+from churnloop.links import PLUGIN_MOUNT
 from churnloop.monitoring.trend import (
     TREND_PAGE,
     build_trend,
@@ -96,3 +98,28 @@ def test_days_without_an_estimate_or_matured_labels_still_chart():
         realized_performance=None,
     )
     assert "data:image/png;base64," in render_trend([unjudged, record(DAY + dt.timedelta(days=1))])
+
+
+def test_a_day_of_too_few_rows_renders_without_scores():
+    """Insufficient data leaves every score and the prediction PSI unmeasured (None)."""
+    thin = record(DAY, current_rows=3, prediction_psi=None, scores={"age": None, "plan": None})
+
+    page = render_trend([thin, record(DAY + dt.timedelta(days=1))])
+
+    assert "data:image/png;base64," in page
+    row = page[page.index(f'href="dt={DAY}/report.html"') :]
+    assert "<td>3</td>" in row and "<td>-</td>" in row
+
+
+def test_each_day_links_the_airflow_run_that_checked_it_on_the_ui_showing_the_page():
+    run_id = "scheduled__2026-03-06T02:00:00+00:00"
+    checked = record(DAY, airflow_run_id=run_id, decision="retrain: churn_drift emitted")
+    page = render_trend([checked])
+
+    (href,) = re.findall(r'href="([^"]*/runs/[^"]*)"', page)
+    served_at = f"https://airflow.example/base{PLUGIN_MOUNT}/{TREND_PAGE}"
+    assert urljoin(served_at, href) == (
+        "https://airflow.example/base/dags/drift_report/runs/"
+        "scheduled__2026-03-06T02%3A00%3A00%2B00%3A00"
+    )
+    assert "retrain: churn_drift emitted" in page, "the day's decision as its report opens"
