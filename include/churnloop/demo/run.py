@@ -15,9 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from churnloop import schema, storage
 from churnloop.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from churnloop.demo.simulation import Scenario
 
 STATE_DIRS = ("landing", "lake", "mlflow", "feast", "great_expectations", "airflow", "logs")
 """What a demo run starts afresh, Airflow's metadata DB included (its run ids are days)."""
@@ -77,6 +81,17 @@ class DemoPlan:
     def day(self, index: int) -> dt.date:
         return self.last - dt.timedelta(days=self.days - 1 - index)
 
+    def scenario(self) -> Scenario:
+        """Ages drift from ``drift_day`` over three days; one day of drops breaks."""
+        from churnloop.demo.simulation import Scenario
+
+        return Scenario(
+            "covariate_drift",
+            drift_start=self.day(self.drift_day),
+            ramp_days=3,
+            breaks={self.day(self.broken_day): self.breakage},
+        )
+
 
 @dataclass
 class DemoSummary:
@@ -93,7 +108,7 @@ class DemoSummary:
 def run_demo(plan: DemoPlan, say: Callable[[str], None] = print) -> DemoSummary:
     """Run the whole story; returns what the summary prints."""
     from churnloop.demo.airflow_stack import airflow_stack
-    from churnloop.demo.simulation import Scenario, simulate
+    from churnloop.demo.simulation import simulate
 
     for name, value in DEMO_SETTINGS.items():
         os.environ.setdefault(name, value)
@@ -101,12 +116,7 @@ def run_demo(plan: DemoPlan, say: Callable[[str], None] = print) -> DemoSummary:
     os.environ.setdefault("CHURNLOOP_TRAINING_WINDOW_DAYS", str(plan.training_window_days))
     settings = get_settings()
     _reset_state(settings, say)
-    scenario = Scenario(
-        "covariate_drift",
-        drift_start=plan.day(plan.drift_day),
-        ramp_days=3,
-        breaks={plan.day(plan.broken_day): plan.breakage},
-    )
+    scenario = plan.scenario()
     say(
         f"Simulating {plan.days} days of {plan.customers:,} customers, {plan.start} to "
         f"{plan.last}: {plan.breakage} on {plan.day(plan.broken_day)}, ages drifting from "
