@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report, Run
 from evidently.presets import DataDriftPreset
@@ -205,10 +206,13 @@ def _evidently_snapshot(
         per_column_method={drift.column: drift.method for drift in drifts},
         per_column_threshold={drift.column: drift.threshold for drift in drifts},
     )
-    return Report([preset], include_tests=True).run(
-        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-    )
+    # Evidently's correlation matrix divides by each column's spread: a column constant in a
+    # sample (a day's flag, a young history) logs a RuntimeWarning per run and charts NaN.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return Report([preset], include_tests=True).run(
+            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+            current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        )
 
 
 def _script_safe_page(page: str) -> str:

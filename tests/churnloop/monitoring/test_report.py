@@ -1,6 +1,7 @@
 import datetime as dt
 import html
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -283,3 +284,18 @@ def test_drifted_slices_are_tabled_and_their_values_escaped():
     assert "<td>region=&lt;b&gt;east&lt;/b&gt;</td>" in verdict
     assert "<b>east" not in verdict
     assert report.json["slices"]["drifted_slices"] == ["region=<b>east</b>"]
+
+
+def test_a_constant_column_charts_without_runtime_warnings():
+    """Evidently's correlation matrix divided by a constant column's zero spread: four
+    "invalid value encountered in divide" lines preceded every check_drift log."""
+    reference = customers(1_000, seed=1, drifted=False).assign(flag=1.0)
+    current = customers(1_000, seed=2, drifted=False).assign(flag=1.0)
+    columns = ["spend", "logins", "plan", "flag"]
+    result = compute_drift(reference, current, columns, THRESHOLDS)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_report(reference, current, result, title="constant", notes=[], sample_rows=1_000)
+
+    assert [str(w.message) for w in caught if w.category is RuntimeWarning] == []
