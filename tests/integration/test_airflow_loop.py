@@ -24,6 +24,7 @@ from churnloop import registry, schema, storage
 from churnloop.demo.run import DAG_IDS, hand_over
 from churnloop.features import definition
 from churnloop.features.online import FOUND, online_features
+from churnloop.links import in_this_ui
 from churnloop.settings import get_settings
 from tests.integration.loop_story import ADMIN_TOKEN
 
@@ -159,6 +160,26 @@ def test_decisions_are_in_the_main_log_of_their_task(loop):
     suppressed = by_day(loop.runs.drift)[loop.timeline.day(44)]
     skipped = main_log(loop.client, "drift_report", suppressed["dag_run_id"], "emit_churn_drift")
     assert "skipped: churn_drift not emitted: " in skipped
+
+
+def test_the_emitting_days_report_opens_with_its_decision(loop):
+    """On-call follows the event's link: the page's first words are the decision."""
+    (emitting,) = [
+        run
+        for run in loop.runs.drift
+        if loop.client.task_states("drift_report", run["dag_run_id"])["emit_churn_drift"]
+        == "success"
+    ]
+    event = loop.client.xcom("drift_report", emitting["dag_run_id"], "emit_churn_drift")
+    page = httpx.get(
+        loop.client.login.base_url + in_this_ui(event["report_url"]),
+        headers={"Authorization": f"Bearer {loop.client.token()}"},
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text[:300]
+    verdict = page.text[page.index('id="churnloop-drift-verdict"') :]
+    first = verdict[verdict.index("<h1>") : verdict.index("</p>")]
+    assert "Decision: retrain: churn_drift emitted (" in first, first
 
 
 def test_the_model_server_serves_the_champion(loop):
