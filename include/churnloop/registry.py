@@ -1,13 +1,16 @@
 """The model registry: which version is served, how it got there, and how to go back.
 
 MLflow aliases (``@champion``, ``@challenger``, ``@previous-champion``), the names of every
-model-version tag, and the champion history. Only `promote` and `rollback` move ``@champion``.
+model-version tag, and the champion history. Only `promote` and `rollback` move ``@champion``;
+each move records the history as JSON tags (for code) and rewrites the registered model's
+description, the same history in words, newest first (for people in MLflow's UI).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import html
 import itertools
 import json
 import tempfile
@@ -59,6 +62,9 @@ PROMOTION_TAG = "promotion"
 FORCED_REASON_TAG = "promotion.forced_reason"
 HISTORY_TAG_PREFIX = "champion_history."
 """Tags of the registered model (not of a version): one champion-history event each."""
+DESCRIPTION_MAX_CHARS = 5_000
+"""The longest description MLflow stores for a registered model or a version (its column
+is ``VARCHAR(5000)``, enforced by PostgreSQL)."""
 
 DECISION_FOLDER = "evaluation"
 DECISION_ARTIFACT = f"{DECISION_FOLDER}/decision.json"
@@ -188,6 +194,13 @@ def load_model(settings: Settings, alias_or_version: str | int) -> Pipeline:
         return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
 
 
+def within_description_limit(text: str) -> str:
+    """``text`` cut to `DESCRIPTION_MAX_CHARS`, with an ellipsis where it was cut."""
+    if len(text) <= DESCRIPTION_MAX_CHARS:
+        return text
+    return text[: DESCRIPTION_MAX_CHARS - 1] + "…"
+
+
 # -- the gate's decision on the version --------------------------------------------------
 
 
@@ -303,6 +316,7 @@ def _resume_promotion(
     if last is not None and last.version == version:
         if last.kind == "rollback":
             return None
+        _describe_history(settings)
         return _promoted(settings, version, current.get(PREVIOUS_CHAMPION), last.reason)
     replaced = last.version if last is not None else None
     _move_champion(settings, version, replaced, kind, reason, logical_date)  # idempotent writes
@@ -411,7 +425,28 @@ def _move_champion(
     }
     key = f"{HISTORY_TAG_PREFIX}{since:%Y%m%dT%H%M%S%fZ}"
     client.set_registered_model_tag(name, key, json.dumps(event))
+    _describe_history(settings)
     return HistoryEntry(version, since, None, kind, reason, replaced, event["logical_date"])
+
+
+def _describe_history(settings: Settings) -> None:
+    """Write the champion history, newest first, as the registered model's description.
+
+    The ``champion_history.*`` tags stay the record (JSON, for code); the description is
+    what MLflow's UI shows on the model's page. Rewritten whole from the tags at each move;
+    past MLflow's limit the oldest periods are cut.
+    """
+    entries = reversed(champion_history(settings))
+    text = "\n".join(
+        [
+            "**Champion history**, newest first: version, period as champion (UTC), how it "
+            "got there and why (`churnloop champion-history` prints the same).",
+            "",
+            *(f"- {html.escape(entry.describe(), quote=False)}" for entry in entries),
+        ]
+    )
+    client = connect(settings)
+    client.update_registered_model(settings.model_name, description=within_description_limit(text))
 
 
 def _as_date(value: dt.date) -> dt.date:

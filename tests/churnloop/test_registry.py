@@ -262,3 +262,33 @@ def test_production_registry_on_postgres_and_s3(production_settings, mlflow_serv
     expected = trained.model.predict_proba(holdout[features])
     assert (served.predict_proba(holdout[features]) == expected).all()
     assert not reference_data(settings, trained.version).empty
+
+
+def test_the_registered_models_description_tells_the_champion_history_newest_first(
+    mlflow_settings, two_champions
+):
+    """The history tags are JSON for code; MLflow's UI shows people the description."""
+    registry.rollback(mlflow_settings, None, "v2 <over-predicts> churn")
+
+    description = (
+        registry.connect(mlflow_settings)
+        .get_registered_model(mlflow_settings.model_name)
+        .description
+    )
+
+    history = registry.champion_history(mlflow_settings)
+    assert [(h.version, h.kind) for h in history] == [
+        (1, "promotion"),
+        (2, "promotion"),
+        (1, "rollback"),
+    ]
+    lines = [line for line in description.splitlines() if line.startswith("- ")]
+    assert lines == [
+        f"- {entry.describe()}".replace("<", "&lt;").replace(">", "&gt;")
+        for entry in reversed(history)
+    ]
+    assert (
+        lines[0].startswith("- v1 ")
+        and "rollback, replaced v2: v2 &lt;over-predicts&gt;" in lines[0]
+    )
+    assert description.startswith("**Champion history**, newest first")

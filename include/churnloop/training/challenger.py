@@ -3,7 +3,8 @@
 `train_and_register` returns a `TrainedModel`. Its run holds what it takes to trust or
 redo the version (parameters, metrics, plots, the dataset's digest, git sha and lineage
 tags, the calibration chosen and its evidence) and the holdout sample with scores that
-drift checks compare to (`reference_data`).
+drift checks compare to (`reference_data`). A `RunStory` names the run and what ran it;
+the run's note and the version's description say why it trained and on what.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from sklearn.pipeline import Pipeline
 
 from churnloop import registry
@@ -73,6 +75,31 @@ class TrainedModel:
 
 
 @dataclass(frozen=True)
+class RunStory:
+    """How a training run presents itself in MLflow: its name, what ran it, why it trained.
+
+    ``source`` and ``source_type`` replace MLflow's guess (the process's script, ``LOCAL``);
+    ``why`` is Markdown, to which the run's note and the version's description add what
+    the model was trained on (`describe_training`).
+    """
+
+    name: str
+    source: str
+    why: str
+    source_type: str = "JOB"
+
+    @classmethod
+    def outside_airflow(cls, training_data_end: dt.date) -> RunStory:
+        """The story of a run started by a direct call (a shell, a test, a benchmark)."""
+        return cls(
+            name=f"train on data up to {training_data_end}",
+            source=f"{__name__}.train_and_register",
+            why="Trained by a direct call of `train_and_register`, outside Airflow.",
+            source_type="LOCAL",
+        )
+
+
+@dataclass(frozen=True)
 class FittedChallenger:
     """A fitted pipeline with its holdout scores and metrics and its calibration, before
     anything is logged."""
@@ -95,11 +122,12 @@ def train_and_register(
     params: Mapping[str, Any] | None = None,
     params_source: str = "settings",
     tuning: TuningResult | None = None,
+    story: RunStory | None = None,
 ) -> TrainedModel:
     """Fit on ``train``, log everything to MLflow, register a version tagged ``@challenger``.
 
-    ``lineage`` holds the Airflow run (``dag_id``, ``run_id``, ``logical_date``, ...),
-    written as ``airflow.<key>`` tags; ``params`` default to ``settings.model_params``.
+    ``lineage`` (``dag_id``, ``run_id``, ...) becomes ``airflow.<key>`` tags; ``story`` names
+    the run (`RunStory.outside_airflow` by default); ``params`` default to the settings'.
     A commit that cannot be told is refused where settings require one (production).
     """
     params = dict(settings.model_params if params is None else params)
@@ -118,6 +146,8 @@ def train_and_register(
         **fitted.calibration.tags(),
         **{f"{registry.LINEAGE_TAG_PREFIX}{key}": str(value) for key, value in lineage.items()},
     }
+    story = story or RunStory.outside_airflow(window_end)
+    description = describe_training(story, tags, train, holdout, fitted.calibration)
     run_id, version = log_challenger_run(
         settings,
         fitted,
@@ -127,9 +157,11 @@ def train_and_register(
         params=params,
         tags=tags,
         dataset=dataset,
+        story=story,
+        description=description,
         tuning=tuning,
     )
-    mark_as_challenger(settings, version, tags)
+    mark_as_challenger(settings, version, tags, description)
     return TrainedModel(
         name=settings.model_name,
         version=version,
@@ -139,6 +171,28 @@ def train_and_register(
         dataset_digest=dataset.digest,
         model=fitted.model,
     )
+
+
+def describe_training(
+    story: RunStory,
+    tags: Mapping[str, str],
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    calibration: CalibrationChoice,
+) -> str:
+    """Why the version was trained and on what, as Markdown (the run's note and the
+    version's description): the story's why, then window, FeatureService, rows, dataset
+    digest, where its parameters came from and its calibration."""
+    holdout_start = snapshot_days(holdout, "holdout").min().date()
+    trained_on = (
+        f"Trained on snapshots {tags[registry.DATA_WINDOW_START_TAG]} to "
+        f"{tags[registry.TRAINING_DATA_END_TAG]} of FeatureService "
+        f"`{tags[registry.FEATURE_SERVICE_TAG]}`: {len(train):,} training rows, "
+        f"{len(holdout):,} holdout rows from {holdout_start}; dataset digest "
+        f"`{tags[registry.DATASET_DIGEST_TAG]}`. Parameters: "
+        f"{tags[registry.PARAMS_SOURCE_TAG]}; calibration: {calibration.method}."
+    )
+    return registry.within_description_limit(f"{story.why}\n\n{trained_on}")
 
 
 def fit_challenger(
@@ -174,15 +228,24 @@ def log_challenger_run(
     params: Mapping[str, Any],
     tags: Mapping[str, str],
     dataset: PandasDataset,
+    story: RunStory,
+    description: str,
     tuning: TuningResult | None = None,
 ) -> tuple[str, int]:
-    """Log the run (tags, parameters, metrics, dataset, plots, drift reference, tuning
-    trials, model).
+    """Log the run (name, source, note, tags, parameters, metrics, dataset, plots, drift
+    reference, tuning trials, model).
 
-    Logging the model registers it: returns the run id and the new version's number.
+    MLflow's source and note tags are given at the run's start, where they win over what
+    MLflow guesses. Logging the model registers it: returns the run id and the new
+    version's number.
     """
-    run_name = f"challenger-{tags[registry.TRAINING_DATA_END_TAG]}"
-    with mlflow.start_run(experiment_id=_experiment_id(settings), run_name=run_name) as run:
+    story_tags = {
+        MLFLOW_SOURCE_NAME: story.source,
+        MLFLOW_SOURCE_TYPE: story.source_type,
+        MLFLOW_RUN_NOTE: description,
+    }
+    experiment_id = _experiment_id(settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=story.name, tags=story_tags) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(
             {
@@ -212,11 +275,15 @@ def log_challenger_run(
     return run.info.run_id, int(info.registered_model_version)
 
 
-def mark_as_challenger(settings: Settings, version: int, tags: Mapping[str, str]) -> None:
-    """Copy the run's tags onto the model version and point ``@challenger`` at it."""
+def mark_as_challenger(
+    settings: Settings, version: int, tags: Mapping[str, str], description: str
+) -> None:
+    """Copy the run's tags and description onto the model version and point
+    ``@challenger`` at it."""
     client = registry.connect(settings)
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, str(version), key, value)
+    client.update_model_version(settings.model_name, str(version), description=description)
     client.set_registered_model_alias(settings.model_name, registry.CHALLENGER, str(version))
 
 

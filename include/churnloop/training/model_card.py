@@ -1,9 +1,14 @@
 """Model cards: one Markdown page per model version, logged as ``model_card.md`` on its run.
 
 The card states the data window, features, metrics overall and per slice, the gate's
-decision, the features that do not earn their place, the promotion outcome and the
+decision, the features that do not earn their place, the promotion decision and the
 lineage. Everything comes from the registry, so a card can be (re)written for any version
-at any time; write it after a promotion.
+at any time.
+
+A card holds only what does not change once its version is judged: it is logged once,
+by the promotion step after the promotion decision, which it states. Aliases move later
+(the next challenger, a rollback, a failed deployment), so the card names the registry
+for them rather than listing them: a list would read true for ever and soon be false.
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ class CardFacts:
 
     model_name: str
     version: int
-    aliases: list[str]
     run_id: str
     tags: dict[str, str]
     params: dict[str, str]
@@ -57,7 +61,6 @@ def card_facts(settings: Settings, version: int) -> CardFacts:
     return CardFacts(
         model_name=settings.model_name,
         version=version,
-        aliases=sorted(a for a, v in registry.aliases(settings).items() if v == version),
         run_id=model_version.run_id,
         tags=dict(model_version.tags),
         params=dict(run.data.params),
@@ -74,11 +77,12 @@ def card_facts(settings: Settings, version: int) -> CardFacts:
 
 def render_model_card(facts: CardFacts) -> str:
     """The card as Markdown."""
-    aliases = ", ".join(f"`@{alias}`" for alias in facts.aliases) or "none"
     promotion = facts.tags.get(registry.PROMOTION_TAG, "not decided yet")
     sections = [
         f"# Model card: {facts.model_name} version {facts.version}",
-        f"Aliases now: {aliases}. Promotion: {promotion}.",
+        f"Promotion decision: {promotion}. Which version serves now, and every move of "
+        f"`@champion` since: the registered model `{facts.model_name}` in MLflow's Model "
+        "Registry (its aliases, and the champion history in its description).",
         _intended_use(),
         _data_section(facts),
         _features_section(facts),

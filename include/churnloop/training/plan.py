@@ -7,6 +7,7 @@ training window, gate overrides, promotion mode), which the steps receive as its
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -65,8 +66,34 @@ class TrainingPlan:
             f"promotion {mode}"
         )
 
+    def run_name(self) -> str:
+        """The MLflow run's name, e.g. ``train as of 2026-10-26 (drift)``."""
+        return f"train as of {self.as_of} ({self.trigger})"
+
+    def why(self, airflow_run_id: str | None) -> str:
+        """Why the run trains, as Markdown for MLflow's descriptions: trigger, as-of day,
+        window, the Airflow run and each drift event consumed (with its report)."""
+        run = f" (Airflow run `{airflow_run_id}`)" if airflow_run_id else ""
+        lines = [
+            f"Trained as of {self.as_of} by a **{self.trigger}** run of "
+            f"`continuous_training`{run}: snapshots {self.window_start} to {self.window_end}, "
+            f"the last {self.holdout_days} days held out.",
+        ]
+        if self.drift_events:
+            lines += ["", f"Drift events consumed ({len(self.drift_events)}):"]
+            lines += [_drift_line(event) for event in self.drift_events]
+        return "\n".join(lines)
+
 
 _DATES = ("as_of", "window_start", "window_end")
+
+
+def _drift_line(event: Mapping[str, Any]) -> str:
+    """One consumed drift event as a Markdown bullet: its day, reasons and report."""
+    reasons = html.escape("; ".join(event.get("reasons") or []), quote=False)
+    line = f"- {event.get('day', event.get('timestamp', '?'))}: {reasons or 'no reason recorded'}"
+    url = event.get("report_url")
+    return f"{line} ([drift report]({url}))" if url else line
 
 
 def plan_run(
@@ -81,14 +108,15 @@ def plan_run(
     """The ``plan`` task: the run's plan from its context, printed, as the XCom dict.
 
     A run started by drift events has the trigger ``drift``; any other run is named by its
-    Airflow run type (scheduled, manual, backfill).
+    Airflow run type's value (``scheduled``, ``manual``, ``backfill``): the task sees the
+    Task SDK's ``DagRunType``, a ``str`` enum whose ``str()`` is ``DagRunType.SCHEDULED``.
     """
     events = drift_events_from(asset_events)
     planned = plan_training_run(
         settings,
         as_of=as_of_day(logical_date, run_after, events),
         params=params,
-        trigger="drift" if events else str(run_type),
+        trigger="drift" if events else str(getattr(run_type, "value", run_type)),
         drift_events=events,
     )
     log.info("%s", planned.describe())

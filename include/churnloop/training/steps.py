@@ -60,10 +60,15 @@ def train_challenger(
     settings: Settings, planned: dict[str, Any], lineage: dict[str, str]
 ) -> dict[str, Any]:
     """Tune (within the plan's budget), fit, log and register the challenger; ``lineage``
-    names the Airflow run."""
+    names the Airflow run.
+
+    The MLflow run is named for the plan (``train as of <day> (<trigger>)``), its source is
+    this task (``<dag_id>.train_challenger``), and its note and the version's description
+    say why it trained and on what.
+    """
     from churnloop.features.definition import FEATURE_SERVICE
     from churnloop.features.feast_config import feature_names
-    from churnloop.training.challenger import base_params, train_and_register
+    from churnloop.training.challenger import RunStory, base_params, train_and_register
     from churnloop.training.split import split_by_time
     from churnloop.training.tuning import tune
 
@@ -96,6 +101,11 @@ def train_challenger(
         params=tuning.best_params,
         params_source="tuned" if tuning.best_cv_auc is not None else source,
         tuning=tuning,
+        story=RunStory(
+            name=plan.run_name(),
+            source=f"{lineage.get('dag_id', 'continuous_training')}.train_challenger",
+            why=plan.why(lineage.get("run_id")),
+        ),
     )
     log.info("challenger: %s v%s, holdout %s", trained.name, trained.version, trained.metrics)
     return trained.to_dict()
@@ -107,15 +117,17 @@ def evaluate_challenger(
     """Judge the challenger against the champion and the baselines on the same holdout.
 
     The baselines are fitted here, on the challenger's training split; their metrics go on
-    the challenger's run, the decision on its version. The challenger's feature importance
-    on that holdout goes on its run and in the log: informative, it does not change the
-    verdict.
+    the challenger's run, the decision on its version. On that holdout, the ROC and
+    precision-recall curves of challenger, champion and baselines on one figure each
+    (``plots/roc_vs_champion.png``, ``plots/pr_vs_champion.png``) and the challenger's
+    feature importance go on its run: informative, they do not change the verdict.
     """
     from churnloop import registry
     from churnloop.features.feast_config import feature_names
     from churnloop.training.baselines import fit_baselines
     from churnloop.training.gate import GateConfig, evaluate
     from churnloop.training.importance import feature_importance, log_importance
+    from churnloop.training.plots import log_comparison_plots
     from churnloop.training.promotion import record_decision
     from churnloop.training.split import split_by_time
 
@@ -131,6 +143,12 @@ def evaluate_challenger(
     decision = evaluate(champion_model, challenger_model, holdout, gate, baselines)
     record_decision(settings, trained["version"], decision)
     log.info("%s", decision.describe())
+    contenders = {f"challenger v{trained['version']}": challenger_model}
+    if champion is not None:
+        contenders[f"champion v{champion.version}"] = champion_model
+    plots = log_comparison_plots(settings, trained["run_id"], holdout, contenders, baselines)
+    curves = ", ".join([*contenders, *baselines])
+    log.info("holdout curves of %s on the challenger's run: %s", curves, ", ".join(plots))
     importance = feature_importance(
         challenger_model,
         holdout,

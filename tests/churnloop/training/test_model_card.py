@@ -53,7 +53,8 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
     assert uri.endswith(f"/{CARD_ARTIFACT}")
     card = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/{CARD_ARTIFACT}")
     assert card.startswith(f"# Model card: {settings.model_name} version 1")
-    assert "Aliases now: `@challenger`, `@champion`" in card
+    assert "Aliases now" not in card and "@challenger" not in card, "aliases move; cards do not"
+    assert f"the registered model `{settings.model_name}` in MLflow's Model Registry" in card
     assert "- window: 2026-01-01 to 2026-01-08" in card
     assert f"FeatureService `{FEATURE_SERVICE}`, {len(FEATURES)} model inputs" in card
     assert all(f"`{name}`" in card for name in FEATURES)
@@ -65,7 +66,7 @@ def test_card_of_a_promoted_version_states_data_features_metrics_decision_and_li
     assert "| metric | challenger | champion | logistic_regression | single_feature |" in card
     assert f"ROC AUC gain over the best baseline ({decision.best_baseline})" in card
     assert "| plan=basic |" in card and "| age_band=" in card and "| tenure_bucket=" in card
-    assert "Promotion: blessed by the evaluation gate." in card
+    assert "Promotion decision: blessed by the evaluation gate." in card
     assert f"- MLflow run: `{trained.run_id}`" in card
     assert "- Airflow dag_id: `continuous_training`" in card
     assert f"- training dataset digest: `{trained.dataset_digest}`" in card
@@ -93,7 +94,6 @@ def test_card_of_a_forced_or_unjudged_version_says_so():
     facts = CardFacts(
         model_name="churn-model",
         version=4,
-        aliases=["champion"],
         run_id="abc",
         tags={registry.FORCED_REASON_TAG: "INC-42", registry.PROMOTION_TAG: "forced: INC-42"},
         params={},
@@ -109,7 +109,7 @@ def test_card_of_a_forced_or_unjudged_version_says_so():
     assert "| min_roc_auc | failed | 0.55 | 0.65 | ROC AUC 0.55 \\| below 0.65 |" in card
     assert "| roc_auc | 0.55 | 0.8 |" in card
     assert "Promotion was forced by a person: INC-42" in card
-    assert "Not evaluated yet." in unjudged and "Promotion: not decided yet." in unjudged
+    assert "Not evaluated yet." in unjudged and "Promotion decision: not decided yet." in unjudged
 
 
 def test_card_lists_features_that_do_not_earn_their_place_or_says_there_are_none():
@@ -123,7 +123,7 @@ def test_card_lists_features_that_do_not_earn_their_place_or_says_there_are_none
         seed=9,
         confidence=0.9,
     )
-    facts = CardFacts("churn-model", 2, [], "abc", {}, {}, {}, ["age"], None, measured)
+    facts = CardFacts("churn-model", 2, "abc", {}, {}, {}, ["age"], None, measured)
 
     card = render_model_card(facts)
     earning = dataclasses.replace(measured, features=measured.features[:1])

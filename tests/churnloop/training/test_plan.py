@@ -118,3 +118,60 @@ def test_plan_run_reads_the_runs_facts_and_returns_the_xcom_dict(settings, caplo
     assert plan.drift_events == [{"timestamp": stamp.isoformat(), "day": "2026-02-28"}]
     assert TrainingPlan.from_dict(scheduled).trigger == "scheduled"
     assert plan.describe() in caplog.messages
+
+
+@pytest.mark.parametrize(
+    "enum_module", ["airflow.sdk.api.datamodels._generated", "airflow.utils.types"]
+)
+def test_the_trigger_is_the_airflow_run_types_value(settings, enum_module):
+    """A task's context holds the Task SDK's ``DagRunType``, whose ``str()`` is its name."""
+    import importlib
+
+    run_type = importlib.import_module(enum_module).DagRunType.SCHEDULED
+
+    planned = plan_run(
+        settings,
+        params={},
+        logical_date=dt.datetime(2026, 10, 26, 3, tzinfo=dt.UTC),
+        run_after=dt.datetime(2026, 10, 26, 3, tzinfo=dt.UTC),
+        run_type=run_type,
+        asset_events=None,
+    )
+
+    plan = TrainingPlan.from_dict(planned)
+    assert plan.trigger == "scheduled"
+    assert plan.run_name() == "train as of 2026-10-26 (scheduled)"
+
+
+def test_why_a_run_trains_names_trigger_day_window_airflow_run_and_each_drift_event(settings):
+    events = [
+        {
+            "timestamp": "2026-03-01T02:00:00+00:00",
+            "day": "2026-02-28",
+            "reasons": ["age drifted (PSI 0.31 > 0.2)", "estimated AUC drop <0.03>"],
+            "report_url": "http://127.0.0.1:8080/churnloop/reports/drift/2026-02-28.html",
+        },
+        {"timestamp": "2026-03-01T03:00:00+00:00"},
+    ]
+    params = {"training_window_days": 30, "holdout_days": 7}
+    drift = plan_training_run(
+        settings, as_of=AS_OF, params=params, trigger="drift", drift_events=events
+    )
+    manual = plan_training_run(settings, as_of=AS_OF, params=params, trigger="manual")
+
+    why = drift.why("asset_triggered__2026-03-01T02:00:00")
+
+    assert drift.run_name() == "train as of 2026-03-02 (drift)"
+    assert why.startswith("Trained as of 2026-03-02 by a **drift** run of `continuous_training`")
+    assert "(Airflow run `asset_triggered__2026-03-01T02:00:00`)" in why
+    assert "snapshots 2026-01-01 to 2026-01-30, the last 7 days held out" in why
+    assert "Drift events consumed (2):" in why
+    assert (
+        "- 2026-02-28: age drifted (PSI 0.31 &gt; 0.2); estimated AUC drop &lt;0.03&gt; "
+        "([drift report](http://127.0.0.1:8080/churnloop/reports/drift/2026-02-28.html))"
+    ) in why
+    assert "- 2026-03-01T03:00:00+00:00: no reason recorded" in why
+    assert manual.why(None) == (
+        "Trained as of 2026-03-02 by a **manual** run of `continuous_training`: "
+        "snapshots 2026-01-01 to 2026-01-30, the last 7 days held out."
+    )
