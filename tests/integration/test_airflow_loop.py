@@ -177,7 +177,7 @@ def test_the_emitting_days_report_opens_with_its_decision(loop):
         timeout=30,
     )
     assert page.status_code == 200, page.text[:300]
-    verdict = page.text[page.index('id="churnloop-drift-verdict"') :]
+    verdict = page.text[page.text.index('id="churnloop-drift-verdict"') :]
     first = verdict[verdict.index("<h1>") : verdict.index("</p>")]
     assert "Decision: retrain: churn_drift emitted (" in first, first
 
