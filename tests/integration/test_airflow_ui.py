@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.integration.airflow_ui import (
     dag_ids,
@@ -30,6 +31,7 @@ pytestmark = [
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED_DAGS = {"customer_data", "continuous_training", "drift_report"}
+THIS_MACHINE = {"127.0.0.1", "localhost"}
 
 
 @pytest.fixture
@@ -37,6 +39,23 @@ def ui_page(chromium_page, airflow_ui):
     """A browser page signed in to the running Airflow."""
     log_in(chromium_page, airflow_ui.base_url, airflow_ui.username, airflow_ui.password)
     return chromium_page
+
+
+@pytest.fixture
+def outside_requests(ui_page) -> list[str]:
+    """The URLs the browser tried to fetch from another host than this machine: each is
+    aborted, as it fails on a machine without internet."""
+    attempted: list[str] = []
+
+    def this_machine_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in THIS_MACHINE:
+            route.continue_()
+        else:
+            attempted.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    ui_page.context.route("**/*", this_machine_only)
+    return attempted
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +93,8 @@ def test_trigger_form_accepts_the_defaults(ui_page, airflow_ui):
     ).to_be_enabled()
 
 
-def test_failed_validation_links_its_data_docs(ui_page, airflow_ui):
+def test_failed_validation_links_its_data_docs(ui_page, airflow_ui, outside_requests):
+    """The page works offline: styled, its icons and scripts loaded from the site itself."""
     dag_id, run_id, task_id = airflow_ui.failed_validation
     day = dag_run(ui_page, airflow_ui.base_url, dag_id, run_id)["logical_date"][:10]
 
@@ -88,3 +108,32 @@ def test_failed_validation_links_its_data_docs(ui_page, airflow_ui):
     )
     unsuccessful = docs.get_by_role("row", name=re.compile("Unsuccessful Expectations"))
     assert int(unsuccessful.inner_text().split()[-1]) >= 1, unsuccessful.inner_text()
+    assert_styled_with_its_icons_and_logo(docs)
+    assert_failed_only_shows_the_failed_expectations(docs)
+    assert outside_requests == [], "the page reached outside this machine"
+
+
+def assert_styled_with_its_icons_and_logo(docs: Page) -> None:
+    """Bootstrap's CSS applied (a ``.navbar`` is a block without it), Font Awesome's font
+    loaded for the status icons, and GX's logo shown."""
+    navbar = docs.locator("nav.navbar").first
+    assert navbar.evaluate("nav => getComputedStyle(nav).display") == "flex", "no Bootstrap CSS"
+    loaded_fonts = docs.evaluate(
+        "() => document.fonts.ready.then(fonts => [...fonts]"
+        ".filter(font => font.status === 'loaded').map(font => font.family))"
+    )
+    assert any("Font Awesome" in family for family in loaded_fonts), loaded_fonts
+    logo = docs.get_by_role("img", name="Great Expectations")
+    assert logo.evaluate("image => image.complete && image.naturalWidth") > 0, "no logo"
+
+
+def assert_failed_only_shows_the_failed_expectations(docs: Page) -> None:
+    """The "Failed Only" filter (jQuery, Bootstrap's scripts) hides passed expectations' rows."""
+    rows = docs.locator("tbody tr")
+    failed = rows.filter(has=docs.locator(".fa-times.text-danger"))
+    passed = rows.filter(has=docs.locator(".fa-check-circle"))
+    expect(passed.first).to_be_visible()
+    docs.get_by_text("Failed Only", exact=True).click()
+    expect(passed.first).to_be_hidden()
+    expect(failed.first).to_be_visible()
+    expect(failed.first).to_contain_text("unexpected values found")

@@ -13,5 +13,6 @@ class ValidationSettings(BaseModel):
     data_docs_index_runs: int = Field(
         default=60,
         ge=1,
-        description="Validation runs the Data Docs index lists, newest first (bounds its build).",
+        description="Newest validation runs the Data Docs index lists (bounds its build); every "
+        "failed one is listed besides.",
     )

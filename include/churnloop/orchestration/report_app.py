@@ -37,6 +37,11 @@ MAX_PART_BYTES = 255
 """Longest path segment accepted: a file name's limit on common file systems."""
 SHOWN_CHARS = 200
 """How much of a refused or missing name an error message echoes."""
+PUBLIC_FOLDER = "data_docs/static"
+"""Under ``reports/``: GX's static files and the libraries Data Docs pages load (vendored,
+``churnloop.validation.data_docs_assets``), public code served without sign-in and to any
+origin: a sandboxed page's requests carry no session cookie and come from an opaque origin
+(fonts and ``crossorigin`` scripts are CORS requests)."""
 
 
 def create_report_app() -> FastAPI:
@@ -46,11 +51,21 @@ def create_report_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        dependencies=[Depends(may_see_airflow)],
     )
     app.middleware("http")(_security_headers)
 
-    @app.get("/reports/{relpath:path}")
+    @app.get(f"/reports/{PUBLIC_FOLDER}/{{relpath:path}}")
+    def public_file(relpath: str) -> Response:
+        """A style, script, font or image of the Data Docs pages, for any page's origin."""
+        target = f"{REPORTS_PREFIX}/{PUBLIC_FOLDER}/{_safe_relpath(relpath)}"
+        lake = storage.lake(get_settings())
+        if not (_within(lake, target, f"{REPORTS_PREFIX}/{PUBLIC_FOLDER}") and lake.exists(target)):
+            raise HTTPException(404, f"no report at {_shown(target)}")
+        response = _file(lake, target)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    @app.get("/reports/{relpath:path}", dependencies=[Depends(may_see_airflow)])
     def report(relpath: str) -> Response:
         """A report file, or a listing when ``relpath`` names a folder without index.html."""
         target = f"{REPORTS_PREFIX}/{_safe_relpath(relpath)}".rstrip("/")
@@ -108,9 +123,13 @@ def _shown(name: str) -> str:
 
 
 def _within_reports(lake: storage.Store, relpath: str) -> bool:
-    """Whether ``relpath`` stays inside ``reports/`` once its symlinks are resolved (a
+    return _within(lake, relpath, REPORTS_PREFIX)
+
+
+def _within(lake: storage.Store, relpath: str, folder: str) -> bool:
+    """Whether ``relpath`` stays inside ``folder`` once its symlinks are resolved (a
     symlink loop does not); S3 has no symlinks, so the name check is all it needs."""
-    path, root = lake.local_path(relpath), lake.local_path(REPORTS_PREFIX)
+    path, root = lake.local_path(relpath), lake.local_path(folder)
     if path is None or root is None:
         return True
     try:

@@ -21,6 +21,7 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 from great_expectations.exceptions import DataContextError
 from great_expectations.render import RenderedContent
+from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "DataContextError",
     "DefaultJinjaIndexPageView",
     "DefaultJinjaPageView",
+    "DefaultSiteIndexBuilder",
     "ExpectationSuiteIdentifier",
     "ExpectationValidationResult",
     "FileDataContext",

@@ -60,3 +60,25 @@ def test_without_airflow_sign_in_nothing_is_served(settings):
     response = TestClient(create_report_app()).get("/reports/data_docs/index.html")
     assert response.status_code == 401
     assert b"docs" not in response.content
+
+
+def test_data_docs_styles_and_scripts_are_public_to_any_origin_and_nothing_else_is(settings):
+    """A sandboxed Data Docs page's own requests carry no session cookie and come from an
+    opaque origin: its vendored styles, scripts and fonts are served without sign-in and
+    with CORS; its pages, and anything reached through ``..``, still need sign-in."""
+    lake = storage.lake(settings)
+    lake.write_bytes("reports/data_docs/static/vendor/bootstrap.min.css", b".navbar{}")
+    lake.write_bytes("reports/data_docs/validations/failed.html", b"<html>failing values</html>")
+    anonymous = TestClient(create_report_app())
+
+    style = anonymous.get("/reports/data_docs/static/vendor/bootstrap.min.css")
+    assert style.status_code == 200 and style.text == ".navbar{}"
+    assert style.headers["access-control-allow-origin"] == "*"
+    for path in (
+        "/reports/data_docs/validations/failed.html",
+        "/reports/data_docs/static/../validations/failed.html",
+        "/reports/data_docs/static/%2e%2e/validations/failed.html",
+    ):
+        response = anonymous.get(path)
+        assert response.status_code in (400, 401, 404), path
+        assert b"failing values" not in response.content, path
