@@ -10,6 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 CHROMIUM := /usr/bin/chromium
+PROMTOOL := /usr/bin/promtool
+AMTOOL := /usr/bin/amtool
+MONITORING_PACKAGES := prometheus prometheus-alertmanager
 AIRFLOW_ENV = export PATH="$(CURDIR)/$(BIN):$$PATH" && eval "$$(churnloop airflow-env)"
 
 .PHONY: help install test test-fast demo airflow serve lint clean bench
@@ -35,7 +38,19 @@ $(CHROMIUM):
 	  && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || echo "chromium not installed (apt-get needs root): the browser check skips (fails under CI=true)"
 
-test: lint $(CHROMIUM)  ## Lint, then the whole test suite (starts what it needs)
+# tests/observability runs Debian's Prometheus and Alertmanager (promtool, amtool, and the
+# servers on loopback ports of their own). The packages enable and may start services on
+# 9090 and 9093: those are stopped and disabled at once, so nothing is left listening.
+$(PROMTOOL) $(AMTOOL) &:
+	@echo "Installing Debian's $(MONITORING_PACKAGES) (the monitoring tests)"
+	@export DEBIAN_FRONTEND=noninteractive && { apt-get update -qq \
+	  && apt-get install -y -qq --no-install-recommends $(MONITORING_PACKAGES) >/dev/null \
+	  && { { systemctl disable --now $(MONITORING_PACKAGES) \
+	         || for name in $(MONITORING_PACKAGES); do service $$name stop; done; } >/dev/null 2>&1 \
+	       || true; }; } \
+	  || echo "$(MONITORING_PACKAGES) not installed (apt-get needs root): the monitoring tests skip (fail under CI=true)"
+
+test: lint $(CHROMIUM) $(PROMTOOL) $(AMTOOL)  ## Lint, then the whole test suite (starts what it needs)
 	$(BIN)/pytest
 
 test-fast: $(SYNCED)  ## Unit tests only: no Airflow runs, no services

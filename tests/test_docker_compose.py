@@ -245,6 +245,24 @@ def test_every_published_port_binds_loopback_by_default(compose: dict[str, Any])
     assert not wide, f"published beyond loopback (address None: all interfaces): {wide}"
 
 
+def test_monitoring_services_mount_the_repository_configuration_read_only(
+    compose: dict[str, Any],
+) -> None:
+    """``--profile monitoring`` adds Prometheus, Alertmanager and Grafana on pinned images,
+    each bind-mounting files of include/observability/ that exist, read-only."""
+    services = compose["services"]
+    profiled = {name for name, spec in services.items() if "monitoring" in spec.get("profiles", [])}
+    assert profiled == {"prometheus", "alertmanager", "grafana"}
+    for name in sorted(profiled):
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", services[name]["image"]), name
+        binds = [volume.split(":") for volume in services[name]["volumes"] if volume[0] in "./"]
+        assert binds, f"{name} mounts no configuration"
+        for source, _, mode in binds:
+            assert source.startswith("./include/observability/"), f"{name} mounts {source}"
+            assert (PROJECT_ROOT / source).exists(), f"{name} mounts {source}: not in the repo"
+            assert mode == "ro", f"{name} mounts {source} writable"
+
+
 def test_the_env_file_of_real_credentials_is_never_committed() -> None:
     """The header recommends ``.env`` for real values: git must ignore it."""
     ignored = subprocess.run(
