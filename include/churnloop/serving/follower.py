@@ -20,7 +20,7 @@ from churnloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LoadListener = Callable[[str, int, str | None], None]
+LoadListener = Callable[[str, int, str | None, dt.date | None], None]
 """Told ``(alias, version, error or None)`` after each load attempt (for metrics)."""
 
 
@@ -138,17 +138,22 @@ class ModelFollower:
             outcome.failures.append(failure)
             served = self._models.get(alias)
             log.error("%s; still serving %s", error, f"v{served.version}" if served else "nothing")
-            self._notify(alias, version, str(error))
+            self._notify(alias, version, str(error), None)
             return
         self._models[alias] = model
         self.load_errors.pop(alias, None)
         outcome.loaded.append(f"{alias}=v{version}")
         log.info("serving %s v%s as @%s", self.settings.model_name, version, alias)
-        self._notify(alias, version, None)
+        trained_until = model.info.tags.get(registry.TRAINING_DATA_END_TAG)
+        self._notify(
+            alias, version, None, dt.date.fromisoformat(trained_until) if trained_until else None
+        )
 
-    def _notify(self, alias: str, version: int, error: str | None) -> None:
+    def _notify(
+        self, alias: str, version: int, error: str | None, trained_until: dt.date | None
+    ) -> None:
         if self._on_load is not None:
-            self._on_load(alias, version, error)
+            self._on_load(alias, version, error, trained_until)
 
     # -- background polling -------------------------------------------------------------
 

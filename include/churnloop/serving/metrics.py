@@ -6,6 +6,7 @@ server chose (routes, model features, versions), never a value from a request.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ NO_MODEL = "none"
 class ServingMetrics:
     """Every metric the server exports, registered in ``self.registry``."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_training_age_days: int | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = self._counter(
             "churnloop_requests",
@@ -59,6 +60,20 @@ class ServingMetrics:
             ["alias"],
             registry=self.registry,
         )
+        self.training_data_end = Gauge(
+            "churnloop_model_training_data_end_timestamp_seconds",
+            "End of the served version's training data (UTC midnight after its last day), per "
+            "alias: an alert rule compares its age with the staleness limit",
+            ["alias"],
+            registry=self.registry,
+        )
+        self.max_training_age = Gauge(
+            "churnloop_model_max_training_age_seconds",
+            "The staleness limit (settings.drift_max_training_age_days), for alert rules",
+            registry=self.registry,
+        )
+        if max_training_age_days is not None:
+            self.max_training_age.set(max_training_age_days * 86_400)
         self.model_loads = self._counter(
             "churnloop_model_loads", "Model load attempts by alias and outcome", "alias", "outcome"
         )
@@ -89,11 +104,16 @@ class ServingMetrics:
     ) -> Histogram:
         return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
 
-    def record_load(self, alias: str, version: int, error: str | None) -> None:
+    def record_load(
+        self, alias: str, version: int, error: str | None, trained_until: dt.date | None = None
+    ) -> None:
         self.model_loads.labels(alias, "failure" if error else "success").inc()
         if error is None:
             self.model_version.labels(alias).set(version)
             self.nonfinite_predictions.labels(str(version))  # exported at 0 from the start
+            if trained_until is not None:
+                end = dt.datetime.combine(trained_until + dt.timedelta(days=1), dt.time(), dt.UTC)
+                self.training_data_end.labels(alias).set(end.timestamp())
         else:
             self.errors.labels("model_load").inc()
 

@@ -30,7 +30,7 @@ class ModelServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = ServingMetrics()
+        self.metrics = ServingMetrics(settings.drift_max_training_age_days)
         self.follower = ModelFollower(
             settings,
             follow_challenger=settings.serving_shadow_fraction > 0,

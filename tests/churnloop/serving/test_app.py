@@ -418,6 +418,11 @@ def test_metrics_count_requests_scores_and_errors_by_model_version(world, serve)
     assert metric(text, "churnloop_errors_total", kind="unknown_customer") == 1
     assert metric(text, "churnloop_errors_total", kind="validation") == 1
     assert metric(text, "churnloop_model_version", alias="champion") == GOOD
+    champion = registry.model_version(world, GOOD)
+    trained_until = registry.training_data_end(champion) + dt.timedelta(days=1)
+    stamp = "churnloop_model_training_data_end_timestamp_seconds"
+    end = dt.datetime.combine(trained_until, dt.time(), dt.UTC).timestamp()
+    assert metric(text, stamp, alias="champion") == end, "the staleness rule's input"
 
 
 # -- the data contract at the door -----------------------------------------------------------

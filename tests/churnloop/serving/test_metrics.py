@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -26,3 +27,16 @@ def test_nonfinite_scores_are_counted_by_version_and_kept_out_of_the_histogram()
     champion = {"model_version": "7", "role": "champion"}
     assert metric(text, "churnloop_prediction_score_count", **champion) == 2
     assert metric(text, "churnloop_prediction_score_sum", **champion) == 0.75
+
+
+def test_the_champions_training_data_end_and_the_staleness_limit_are_exported():
+    """What the ChurnloopChampionTrainingDataStale rule compares (include/observability)."""
+    metrics = ServingMetrics(max_training_age_days=60)
+    metrics.record_load("champion", 7, None, trained_until=dt.date(2026, 3, 4))
+    metrics.record_load("champion", 8, "corrupt artifact", trained_until=None)
+
+    text = generate_latest(metrics.registry).decode()
+    end = dt.datetime(2026, 3, 5, tzinfo=dt.UTC).timestamp()
+    stamp = "churnloop_model_training_data_end_timestamp_seconds"
+    assert metric(text, stamp, alias="champion") == end, "a failed load keeps the served one's"
+    assert metric(text, "churnloop_model_max_training_age_seconds") == 60 * 86_400
