@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Page, Route, expect
@@ -137,3 +137,34 @@ def assert_failed_only_shows_the_failed_expectations(docs: Page) -> None:
     expect(passed.first).to_be_hidden()
     expect(failed.first).to_be_visible()
     expect(failed.first).to_contain_text("unexpected values found")
+
+
+def test_the_emitting_days_drift_report_opens_with_its_decision(ui_page, airflow_ui, airflow_loop):
+    """From the drift run that emitted churn_drift, its Report link: the decision first."""
+    client = airflow_loop.client
+    (run_id,) = [
+        run["dag_run_id"]
+        for run in airflow_loop.runs.drift
+        if client.task_states("drift_report", run["dag_run_id"])["emit_churn_drift"] == "success"
+    ]
+
+    report = follow_extra_link(
+        ui_page, airflow_ui.base_url, "drift_report", run_id, "check_drift", "Report"
+    )
+
+    verdict = report.locator("#churnloop-drift-verdict")
+    expect(verdict.locator("h1")).to_have_text(re.compile(r"^Drift report \d{4}-\d{2}-\d{2}$"))
+    opening = verdict.locator("h1 + p")
+    expect(opening).to_have_text(re.compile(r"^Decision: retrain: churn_drift emitted \("))
+
+
+def test_the_gate_table_is_in_the_main_log_of_a_drift_triggered_run(
+    ui_page, airflow_ui, airflow_loop
+):
+    """Not inside a collapsed group: visible as the task's log page opens."""
+    (run,) = [run for run in airflow_loop.runs.training if run["run_type"] == "asset_triggered"]
+    dag, run_id = "continuous_training", quote(run["dag_run_id"], safe="")
+    ui_page.goto(f"{airflow_ui.base_url}/dags/{dag}/runs/{run_id}/tasks/evaluate_challenger")
+
+    expect(ui_page.get_by_text(re.compile(r"Evaluation gate: (BLESSED|REJECTED)"))).to_be_visible()
+    expect(ui_page.get_by_text("Returned value was")).to_have_count(0)
