@@ -29,6 +29,7 @@ from churnloop.orchestration.dag_defaults import (
     CHURN_DRIFT,
     CREDENTIALS_MASKED,
     DECISIONS_LOGGED,
+    FAILURES_ALERTED,
     INFRA_RETRIES,
     dag_start_date,
 )
@@ -87,6 +88,7 @@ def emit_churn_drift(report: dict) -> dict:
         **INFRA_RETRIES,
         **CREDENTIALS_MASKED,
         **DECISIONS_LOGGED,
+        **FAILURES_ALERTED,
         "retry_delay": dt.timedelta(minutes=5),
     },
     tags=["churnloop", "monitoring", "evidently"],

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churnloop._settings.alerts import AlertSettings
 from churnloop._settings.calibration import CalibrationSettings
 from churnloop._settings.deploy import DeploySettings
 from churnloop._settings.drift import DriftSettings
@@ -85,6 +86,7 @@ class LocationSettings(BaseModel):
 # pydantic collects fields from the last base to the first: listing the groups from the
 # last stage back keeps the fields (and model_dump) in the loop's order.
 class Settings(
+    AlertSettings,
     SkewSettings,
     TriggerSettings,
     PerformanceSettings,

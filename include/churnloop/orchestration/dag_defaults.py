@@ -1,4 +1,5 @@
-"""What the DAG files share: the assets that link them, their start date, retry policies, pools.
+"""What the DAG files share: the assets that link them, their start date, retry policies, pools,
+failure alerts.
 
 Every DAG file imports this at parse time, so it imports only Airflow's SDK and the settings.
 """
@@ -9,6 +10,7 @@ import datetime as dt
 
 from airflow.sdk import Asset
 
+from churnloop.orchestration.alerts import FailureAlert
 from churnloop.orchestration.environment import FEAST_POOL
 from churnloop.orchestration.task_support import mask_credentials
 from churnloop.settings import Settings
@@ -18,6 +20,7 @@ __all__ = [
     "CREDENTIALS_MASKED",
     "DECISIONS_LOGGED",
     "CUSTOMER_FEATURES",
+    "FAILURES_ALERTED",
     "FEAST_POOL",
     "INFRA_RETRIES",
     "NO_RETRIES",
@@ -35,6 +38,10 @@ INFRA_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
 
 CREDENTIALS_MASKED = {"on_execute_callback": mask_credentials}
 """Every task masks the settings' credentials in its log before it runs (default_args)."""
+
+FAILURES_ALERTED = {"on_failure_callback": [FailureAlert()]}
+"""Every task that fails for good alerts on-call (default_args): e-mail, Slack, or its log
+(``churnloop.orchestration.alerts``)."""
 
 NO_RETRIES = {"retries": 0}
 """Tasks that judge data never retry: a retry cannot fix data."""
