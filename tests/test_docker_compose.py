@@ -4,6 +4,7 @@ No Docker engine runs here, so the topology is checked where it can silently dri
 the code: every ``CHURNLOOP_*`` variable must name a Settings field, the shared
 environment must yield the production profile (remove one of its variables and a test
 fails), and ports, hostnames, databases and the bucket must match what the settings say.
+Every image it pulls names a version of a repository that still exists.
 ``${VAR:-default}`` is resolved to its default, as compose does with nothing set.
 """
 
@@ -30,8 +31,8 @@ PREFIX = "CHURNLOOP_"
 EXPECTED_SERVICES = {
     "postgres",
     "redis",
-    "minio",
-    "minio-init",
+    "seaweedfs",
+    "seaweedfs-init",
     "mlflow",
     "airflow-init",
     "airflow-apiserver",
@@ -58,6 +59,19 @@ PRODUCTION_NEEDS = [
 
 BROWSER_URLS = {"CHURNLOOP_AIRFLOW_API_URL", "AIRFLOW__API__BASE_URL"}
 """URLs a person opens from the host: they name a published port, not a service."""
+
+S3_STORE = "seaweedfs"
+BUCKET_INIT = "seaweedfs-init"
+S3_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+GONE_REPOSITORIES = {
+    "minio/minio": "removed from Docker Hub by MinIO (pull access denied); community "
+    "edition archived",
+    "minio/mc": "removed from Docker Hub with minio/minio",
+}
+"""Image repositories that no longer serve pulls: compose would fail at ``up``."""
+
+_VERSION_TAG = re.compile(r"v?\d[\w.-]*")
 
 _SUBSTITUTION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
 
@@ -151,6 +165,25 @@ def published(name: str, service: dict[str, Any]) -> list[tuple[str | None, str,
     return mappings
 
 
+def image_problem(reference: str) -> str | None:
+    """Why compose cannot pull ``reference`` reproducibly, or None: its repository is gone,
+    or it has no tag, or a tag that names no version (``latest``, ``stable``). A digest
+    (``@sha256:...``) pins it; a major version alone (``postgres:16``) is a tag."""
+    name, _, digest = reference.partition("@")
+    tagged = ":" in name.rsplit("/", 1)[-1]  # a colon before the last "/" is a registry port
+    repository, tag = name.rsplit(":", 1) if tagged else (name, "")
+    repository = repository.removeprefix("docker.io/")
+    if repository in GONE_REPOSITORIES:
+        return f"{repository} is gone: {GONE_REPOSITORIES[repository]}"
+    if digest:
+        return None
+    if not tag:
+        return "no tag: pulls whatever latest is that day"
+    if not _VERSION_TAG.fullmatch(tag):
+        return f"tag {tag!r} names no version"
+    return None
+
+
 def test_expected_services_exist(compose: dict[str, Any]) -> None:
     missing = EXPECTED_SERVICES - set(compose["services"])
     assert not missing, f"docker-compose.yaml lacks services {sorted(missing)}"
@@ -228,13 +261,17 @@ def test_ports_match_the_settings(compose: dict[str, Any]) -> None:
     assert container_port(services["airflow-apiserver"]) == 8080
     assert urlparse(clients.mlflow_tracking_uri).port == container_port(services["mlflow"])
     s3_port = str(urlparse(clients.s3_endpoint_url).port)
-    minio_ports = [(host, port) for _, host, port in published("minio", services["minio"])]
-    assert (s3_port, s3_port) in minio_ports
+    store = services[S3_STORE]
+    store_ports = [(host, port) for _, host, port in published(S3_STORE, store)]
+    assert (s3_port, s3_port) in store_ports
+    assert f"-s3.port={s3_port}" in store["command"], "the store serves S3 elsewhere"
+    (probe,) = [arg for arg in store["healthcheck"]["test"] if "://" in arg]
+    assert str(urlparse(probe).port) == s3_port, f"the healthcheck probes {probe}"
 
 
 def test_every_published_port_binds_loopback_by_default(compose: dict[str, Any]) -> None:
-    """Postgres, Redis, MinIO, MLflow, Airflow (admin UI) and the model server are reachable
-    from this machine only, unless ``PUBLISH_ADDRESS`` opens them."""
+    """Postgres, Redis, the S3 API, MLflow, Airflow (admin UI) and the model server are
+    reachable from this machine only, unless ``PUBLISH_ADDRESS`` opens them."""
     mappings = {
         f"{name}:{host_port}": address
         for name, service in compose["services"].items()
@@ -288,12 +325,75 @@ def test_airflow_runs_celery_on_postgres_and_redis(compose: dict[str, Any]) -> N
 
 
 def test_init_service_creates_the_lake_bucket(compose: dict[str, Any]) -> None:
-    init = compose["services"]["minio-init"]
-    bucket = resolve(init["environment"]["CHURNLOOP_BUCKET"], "minio-init")
-    assert 'mc mb --ignore-existing "minio/$${CHURNLOOP_BUCKET}"' in init["command"][0]
+    """The init service PUTs the bucket at the endpoint the settings name, unless a HEAD
+    finds it: a second ``up`` keeps it."""
+    init = environment(compose, BUCKET_INIT)
+    command = compose["services"][BUCKET_INIT]["command"][0]
+    assert '"$${S3_ENDPOINT_URL}/$${CHURNLOOP_BUCKET}"' in command
+    assert "s3 --head --output /dev/null 2>/dev/null || s3 --request PUT" in command
     settings = settings_from(environment(compose))
+    assert init["S3_ENDPOINT_URL"] == settings.s3_endpoint_url
+    bucket = init["CHURNLOOP_BUCKET"]
     for uri in (settings.lake_uri, settings.landing_uri, settings.mlflow_artifact_uri):
         assert urlparse(uri).netloc == bucket, f"{uri} is outside the bucket {bucket!r}"
+
+
+@pytest.mark.parametrize("service", [BUCKET_INIT, *CHURNLOOP_SERVICES])
+def test_the_store_and_its_clients_share_one_identity(
+    compose: dict[str, Any], service: str
+) -> None:
+    """The store takes its identity from the AWS variables the clients sign with, and the
+    init service signs the bucket's creation with them too."""
+    store = environment(compose, S3_STORE)
+    env = environment(compose, service)
+    assert {name: env.get(name) for name in S3_CREDENTIALS} == {
+        name: store[name] for name in S3_CREDENTIALS
+    }
+
+
+def test_services_using_s3_wait_for_the_bucket(compose: dict[str, Any]) -> None:
+    """What reads or writes S3 starts once the bucket exists; airflow-init only migrates
+    the metadata database and creates pools."""
+    for service in sorted(set(CHURNLOOP_SERVICES) - {"airflow-init"}):
+        rule = compose["services"][service]["depends_on"].get(BUCKET_INIT)
+        assert rule == {"condition": "service_completed_successfully"}, service
+
+
+def test_every_image_is_pinned_to_a_version_that_exists(compose: dict[str, Any]) -> None:
+    """Images built here (``build:``) are tagged by compose itself; all others are pulled."""
+    pulled = {
+        name: resolve(spec["image"], f"{name}.image")
+        for name, spec in compose["services"].items()
+        if "build" not in spec
+    }
+    assert set(pulled) >= {"postgres", "redis", S3_STORE, "prometheus", "grafana"}
+    problems = {name: image_problem(image) for name, image in pulled.items()}
+    refused = {name: problem for name, problem in problems.items() if problem}
+    assert not refused, f"compose cannot pull these reproducibly: {refused}"
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("minio/minio:RELEASE.2025-09-07T16-13-09Z", "minio/minio is gone"),
+        ("docker.io/minio/mc:latest", "minio/mc is gone"),
+        ("redis", "no tag"),
+        ("localhost:5000/churnloop", "no tag"),
+        ("redis:latest", "tag 'latest' names no version"),
+        ("grafana/grafana:main", "tag 'main' names no version"),
+        ("postgres:16", None),
+        ("localhost:5000/churnloop:1.2.0", None),
+        ("chrislusf/seaweedfs:4.47", None),
+        ("prom/prometheus:v3.5.0", None),
+        ("redis@sha256:" + "0" * 64, None),
+    ],
+)
+def test_an_unpinned_or_vanished_image_is_refused(reference: str, problem: str | None) -> None:
+    found = image_problem(reference)
+    if problem is None:
+        assert found is None, f"{reference} refused: {found}"
+    else:
+        assert found is not None and found.startswith(problem), f"{reference}: {found}"
 
 
 def test_credentials_are_overridable_defaults(compose: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ BARE_VALUE = re.compile(rf"(?i)^\s*[\w.-]*{SECRET_NAME}[\w.-]*\s*[:=]\s*(?P<valu
 PLACEHOLDER = "${}"
 
 ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
-    "churnloop-dev-password": (("docker-compose.yaml",), "compose: dev default of the DB, MinIO"),
+    "churnloop-dev-password": (("docker-compose.yaml",), "compose: dev DB and S3 default"),
     "churnloop-dev-admin-token": (("docker-compose.yaml",), "compose: dev model-server token"),
     "churnloop-dev-jwt-secret": (("docker-compose.yaml",), "compose: dev Airflow JWT secret"),
     "Y2h1cm5sb29wLWxvY2FsLWRldi1vbmx5LWZlcm5ldCE=": (
@@ -52,7 +52,7 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
         "compose: dev Fernet key, 'churnloop-local-dev-only-fernet!'",
     ),
     "admin": (("docker-compose.yaml",), "compose: dev Airflow admin password"),
-    "churnloop": (("docker-compose.yaml",), "compose: dev MinIO user (its access key id)"),
+    "churnloop": (("docker-compose.yaml",), "compose: dev S3 user (its access key id)"),
     "churnloop-test": (("tests/service_support.py",), "the test S3 server's access key id"),
     "churnloop-test-secret": (("tests/service_support.py",), "the throwaway test S3 server's key"),
     "dev default": (("tests/test_docker_compose.py",), "a docstring's ${VAR:-dev default}"),
