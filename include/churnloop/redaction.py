@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
+
+from pydantic import SecretStr
 
 MASK = "***"
 _USERINFO_PASSWORD = re.compile(
@@ -39,6 +42,18 @@ def secrets_in(text: str) -> list[str]:
     """The secrets `redact` would mask in ``text``: URI passwords and secret parameters."""
     found = [m["secret"] for pattern in _PATTERNS for m in pattern.finditer(text)]
     return [secret for secret in found if secret and secret != MASK]
+
+
+def secret_values(values: Iterable[object]) -> list[str]:
+    """The secrets among settings' values: each ``SecretStr``'s value, and what `redact`
+    would mask inside a plain string (a connection URI's password)."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, SecretStr):
+            found += [value.get_secret_value()] if value.get_secret_value() else []
+        elif isinstance(value, str):
+            found += secrets_in(value)
+    return found
 
 
 def describe_error(error: BaseException) -> str:

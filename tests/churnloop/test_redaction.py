@@ -2,8 +2,15 @@ import logging
 import sys
 
 import pytest
+from pydantic import SecretStr
 
-from churnloop.redaction import RedactingFormatter, describe_error, redact, secrets_in
+from churnloop.redaction import (
+    RedactingFormatter,
+    describe_error,
+    redact,
+    secret_values,
+    secrets_in,
+)
 
 PASSWORD = "pl4nted-pw"
 """A made-up credential; every case below must hide it."""
@@ -74,3 +81,16 @@ def test_secrets_in_names_what_redact_masks():
 
     assert secrets_in(text) == ["pl4nted-pw", "pl4nted-pw"]
     assert secrets_in(redact(text)) == []
+
+
+def test_secret_values_of_settings_are_tokens_and_uri_passwords():
+    """What task logs and alerts mask, from one place."""
+    values = [
+        SecretStr("a-token"),
+        SecretStr(""),
+        "postgresql://churnloop:pl4nted-pw@db:5432/mlflow",
+        "no secret here",
+        8000,
+        None,
+    ]
+    assert secret_values(values) == ["a-token", "pl4nted-pw"]

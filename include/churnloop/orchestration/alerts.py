@@ -23,11 +23,10 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
-from pydantic import SecretStr
 
 from churnloop.errors import excerpt
 from churnloop.orchestration.task_support import REPORT_LINK_KEY
-from churnloop.redaction import MASK, describe_error, redact
+from churnloop.redaction import MASK, describe_error, redact, secret_values
 from churnloop.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -88,11 +87,7 @@ def error_excerpt(text: str, settings: Settings) -> str:
 def _masker(settings: Settings) -> Callable[[str], str]:
     """Masks URI passwords, secret parameters and the settings' secrets in a text; applied
     before any cut, which could leave a secret's head where the patterns no longer match."""
-    secrets = [
-        value.get_secret_value()
-        for value in settings.model_dump().values()
-        if isinstance(value, SecretStr) and value.get_secret_value()
-    ]
+    secrets = secret_values(settings.model_dump().values())
 
     def mask(text: str) -> str:
         text = redact(text)

@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-from pydantic import SecretStr
-
 from churnloop.errors import DataError
-from churnloop.redaction import secrets_in
+from churnloop.redaction import secret_values
 from churnloop.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -37,12 +35,8 @@ def mask_credentials(context: object = None) -> None:
     ``on_execute_callback``."""
     from airflow.sdk.log import mask_secret
 
-    for value in get_settings().model_dump().values():
-        if isinstance(value, SecretStr):
-            mask_secret(value.get_secret_value())
-        elif isinstance(value, str):
-            for secret in secrets_in(value):
-                mask_secret(secret)
+    for secret in secret_values(get_settings().model_dump().values()):
+        mask_secret(secret)
 
 
 @contextmanager
