@@ -122,7 +122,7 @@ def commit() -> str:
             ["git", *args], cwd=BENCH_DIR, capture_output=True, text=True
         ).stdout.strip()
 
-    return git("rev-parse", "--short", "HEAD") + (
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (
         "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
     )
 

@@ -4,7 +4,7 @@ No Docker engine runs here, so the topology is checked where it can silently dri
 the code: every ``CHURNLOOP_*`` variable must name a Settings field, the shared
 environment must yield the production profile (remove one of its variables and a test
 fails), and ports, hostnames, databases and the bucket must match what the settings say.
-Every image it pulls names a version of a repository that still exists.
+Every image it pulls names a version, and none comes from a repository known to be gone.
 ``${VAR:-default}`` is resolved to its default, as compose does with nothing set.
 """
 

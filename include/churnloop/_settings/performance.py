@@ -19,7 +19,7 @@ class PerformanceSettings(BaseModel):
         ge=0,
         description="Largest ROC AUC loss estimated before the labels (the reference's "
         "estimate minus the upper bound of the day's); drift with a smaller loss does not "
-        "trigger retraining (see docs/drift.md). None: drift alone triggers, as before.",
+        "trigger retraining (see docs/drift.md). None: drift alone triggers.",
     )
     drift_estimate_simulations: int = Field(
         default=200,

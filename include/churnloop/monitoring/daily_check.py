@@ -279,11 +279,15 @@ def _notes(settings: Settings, measured: DayMeasurements, verdict: DriftVerdict)
 
 
 def _serving_checks(
-    settings: Settings, day: dt.date, log: pd.DataFrame | None
+    settings: Settings, day: dt.date, predictions: pd.DataFrame | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The day's prediction log besides drift: inputs outside the data contract, and rows
-    whose served features differ from the lake's (``log`` None: read it, if there is one)."""
-    return serving_input_counts(settings, day, log), training_serving_skew(settings, day, log)
+    whose served features differ from the lake's (``predictions`` None: read the log, if
+    there is one)."""
+    return (
+        serving_input_counts(settings, day, predictions),
+        training_serving_skew(settings, day, predictions),
+    )
 
 
 def decision_line(report: DayReport, suppressed: str | None) -> str:

@@ -88,10 +88,14 @@ def build_report(
 
 
 def _titled(page: str, title: str) -> str:
-    """The page with ``title`` as its ``<title>``, replacing Evidently's or added first."""
+    """The page with ``title`` as its ``<title>``: Evidently's replaced, else one added to
+    the head (never before the doctype, which would put browsers in quirks mode)."""
     tag = f"<title>{escape(title)}</title>"
     page, replaced = re.subn(r"<title>.*?</title>", lambda _: tag, page, count=1, flags=re.S)
-    return page if replaced else tag + page
+    if replaced:
+        return page
+    page, added = re.subn(r"<head[^>]*>", lambda match: match.group(0) + tag, page, count=1)
+    return page if added else tag + page
 
 
 def _evidently_part(

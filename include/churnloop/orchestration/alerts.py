@@ -51,7 +51,7 @@ def failed_task(context: Mapping[str, Any], settings: Settings) -> FailedTask:
     ti = context["ti"]
     mask = _masker(settings)
     logical_date = context.get("logical_date")
-    report_url = ti.xcom_pull(task_ids=ti.task_id, key=REPORT_LINK_KEY)
+    report_url = _report_link(ti)
     return FailedTask(
         dag_id=ti.dag_id,
         run_id=mask(ti.run_id),
@@ -62,6 +62,16 @@ def failed_task(context: Mapping[str, Any], settings: Settings) -> FailedTask:
         log_url=mask(ti.log_url),
         report_url=mask(report_url) if report_url else None,
     )
+
+
+def _report_link(ti: Any) -> str | None:
+    """The task's Report link, if it published one; an alert goes out without it when the
+    link cannot be read (the API server down is no reason to lose the alert)."""
+    try:
+        return ti.xcom_pull(task_ids=ti.task_id, key=REPORT_LINK_KEY)
+    except Exception as error:
+        log.warning("the failed task's Report link could not be read: %s", describe_error(error))
+        return None
 
 
 def error_text(error: BaseException | str | None) -> str:

@@ -1,6 +1,8 @@
 """Serve the lake's ``reports/`` (Data Docs, drift reports) beside Airflow's API, untrusted.
 
-The plugin mounts `create_report_app` under ``/churnloop``; a request needs what the UI needs.
+The plugin mounts `create_report_app` under ``/churnloop``; a request needs what the UI needs,
+except for ``reports/data_docs/static/`` (GX's static files and the vendored libraries the
+Data Docs pages load: code, never data), served without sign-in and to any origin.
 HTML runs in a CSP sandbox without ``allow-same-origin``, anything else runs no script;
 only files inside ``reports/`` (symlinks resolved) are served; a malformed name is a 400, a
 missing one a 404 naming the report path only. docs/reliability.md says why.
@@ -45,7 +47,8 @@ origin: a sandboxed page's requests carry no session cookie and come from an opa
 
 
 def create_report_app() -> FastAPI:
-    """The reports app the plugin mounts; every route first passes `may_see_airflow`."""
+    """The reports app the plugin mounts; every route but the Data Docs' static files
+    first passes `may_see_airflow`."""
     app = FastAPI(
         title="churnloop reports",
         docs_url=None,

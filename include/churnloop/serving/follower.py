@@ -21,7 +21,8 @@ from churnloop.settings import Settings
 log = logging.getLogger(__name__)
 
 LoadListener = Callable[[str, int, str | None, dt.date | None], None]
-"""Told ``(alias, version, error or None)`` after each load attempt (for metrics)."""
+"""Told ``(alias, version, error or None, the version's last training day or None)`` after
+each load attempt (for metrics)."""
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,12 @@ _DATES = ("as_of", "window_start", "window_end")
 def _drift_line(event: Mapping[str, Any]) -> str:
     """One consumed drift event as a Markdown bullet: its day, reasons and report."""
     reasons = html.escape("; ".join(event.get("reasons") or []), quote=False)
-    line = f"- {event.get('day', event.get('timestamp', '?'))}: {reasons or 'no reason recorded'}"
-    url = event.get("report_url")
-    return f"{line} ([drift report]({url}))" if url else line
+    day = html.escape(str(event.get("day", event.get("timestamp", "?"))), quote=False)
+    line = f"- {day}: {reasons or 'no reason recorded'}"
+    url = str(event.get("report_url") or "")
+    if not url.startswith(("http://", "https://")) or any(c in url for c in " ()<>"):
+        return line  # an event's extra is posted by anyone with API access: no other link
+    return f"{line} ([drift report]({url}))"
 
 
 def plan_run(
@@ -105,7 +108,7 @@ def plan_run(
     run_type: object,
     asset_events: Mapping[Any, list[Any]] | None,
 ) -> dict[str, Any]:
-    """The ``plan`` task: the run's plan from its context, printed, as the XCom dict.
+    """The ``plan`` task: the run's plan from its context, logged, as the XCom dict.
 
     A run started by drift events has the trigger ``drift``; any other run is named by its
     Airflow run type's value (``scheduled``, ``manual``, ``backfill``): the task sees the

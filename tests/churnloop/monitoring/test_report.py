@@ -236,6 +236,8 @@ def test_too_few_rows_report_insufficient_data_and_no_evidently_charts():
     assert "insufficient data: reference 2,000 rows, current 3 rows" in verdict
     assert "Evidently&#x27;s charts are left out" in verdict
     assert "Value Drift" not in report.html
+    assert report.html.startswith("<!DOCTYPE html>"), "a title before the doctype: quirks mode"
+    assert "<head><title>Drift</title>" in report.html
 
 
 def test_evidentlys_flags_that_contradict_the_verdict_are_named_above_its_charts():

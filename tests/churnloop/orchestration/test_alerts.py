@@ -163,3 +163,15 @@ def test_with_no_channel_the_alert_is_a_warning_in_the_log(settings, caplog):
     assert "CHURNLOOP_ALERT_EMAIL_TO" in record.getMessage()
     assert "customer_data.validate_snapshots failed for 2026-01-01" in record.getMessage()
     assert "41 rows, e.g. -3, 212" in record.getMessage()
+
+
+class UnreachableXComs(TaskInstanceStandIn):
+    def xcom_pull(self, task_ids: str, key: str) -> str | None:
+        raise ConnectionError("the API server is down")
+
+
+def test_an_unreadable_report_link_does_not_lose_the_alert(settings):
+    task = failed_task(failure_context(failed_validation(), UnreachableXComs()), settings)
+
+    assert task.report_url is None
+    assert "41 rows, e.g. -3, 212" in as_text(task) and f"Log: {LOG}" in as_text(task)

@@ -152,6 +152,7 @@ def test_why_a_run_trains_names_trigger_day_window_airflow_run_and_each_drift_ev
             "report_url": "http://127.0.0.1:8080/churnloop/reports/drift/2026-02-28.html",
         },
         {"timestamp": "2026-03-01T03:00:00+00:00"},
+        {"day": "<b>2026-03-01</b>", "reasons": ["x"], "report_url": "javascript:alert(1)"},
     ]
     params = {"training_window_days": 30, "holdout_days": 7}
     drift = plan_training_run(
@@ -165,7 +166,9 @@ def test_why_a_run_trains_names_trigger_day_window_airflow_run_and_each_drift_ev
     assert why.startswith("Trained as of 2026-03-02 by a **drift** run of `continuous_training`")
     assert "(Airflow run `asset_triggered__2026-03-01T02:00:00`)" in why
     assert "snapshots 2026-01-01 to 2026-01-30, the last 7 days held out" in why
-    assert "Drift events consumed (2):" in why
+    assert "Drift events consumed (3):" in why
+    assert "- &lt;b&gt;2026-03-01&lt;/b&gt;: x" in why, "an extra is posted by API users"
+    assert "javascript" not in why
     assert (
         "- 2026-02-28: age drifted (PSI 0.31 &gt; 0.2); estimated AUC drop &lt;0.03&gt; "
         "([drift report](http://127.0.0.1:8080/churnloop/reports/drift/2026-02-28.html))"
