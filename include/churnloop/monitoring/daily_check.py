@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from churnloop import registry, schema, storage
@@ -31,6 +32,7 @@ from churnloop.monitoring.estimated_performance import (
     EstimatedPerformance,
     estimate_auc,
     estimate_performance,
+    reference_calibration,
     shortage,
 )
 from churnloop.monitoring.history_depth import history_days, judged_at_reference_depth
@@ -178,7 +180,8 @@ def _measure_day(settings: Settings, champion, day: dt.date) -> DayMeasurements:
     prediction = compute_score_drift(
         reference[PREDICTION], current[PREDICTION], thresholds, name=PREDICTION
     )
-    performance, served = _realized_performance(settings, day, model, version)
+    calibrated = reference_calibration(reference[PREDICTION].to_numpy(), reference[LABEL])
+    performance, served = _realized_performance(settings, day, model, version, calibrated)
     estimate = estimate_performance(
         _champion_scores(current, version), reference[LABEL], reference[PREDICTION], settings
     )
@@ -319,11 +322,17 @@ def _save_report(
 
 
 def _realized_performance(
-    settings: Settings, day: dt.date, model, version: int
+    settings: Settings,
+    day: dt.date,
+    model,
+    version: int,
+    calibrated: Callable[[Any], np.ndarray],
 ) -> tuple[PerformanceCheck | None, list[ServedAuc]]:
-    """The champion's ROC AUC on the labels that matured today, and each served version's."""
+    """The champion's ROC AUC on the labels that matured today, and each served version's;
+    ``calibrated`` maps scores as the estimate before the labels does."""
     labels = matured_labels(settings, day)
-    performance = _performance(settings, day, model, labels, _holdout_auc(settings, version))
+    baseline = _holdout_auc(settings, version)
+    performance = _performance(settings, day, model, labels, baseline, calibrated)
     return performance, _served_performance(settings, day, labels)
 
 
@@ -434,7 +443,12 @@ def matured_labels(settings: Settings, day: dt.date) -> pd.DataFrame | None:
 
 
 def _performance(
-    settings: Settings, day: dt.date, model, labels: pd.DataFrame | None, baseline: float | None
+    settings: Settings,
+    day: dt.date,
+    model,
+    labels: pd.DataFrame | None,
+    baseline: float | None,
+    calibrated: Callable[[Any], np.ndarray],
 ) -> PerformanceCheck | None:
     """The champion's ROC AUC on the snapshots whose labels arrived on ``day``, beside
     what the estimate before the labels says of the same scores."""
@@ -451,7 +465,7 @@ def _performance(
     )
     rows[PREDICTION] = score(model, rows, "champion")
     check = performance_drift(rows[[LABEL, PREDICTION]], baseline, settings.drift_max_auc_drop)
-    scores = rows[PREDICTION].to_numpy()
+    scores = calibrated(rows[PREDICTION].to_numpy())
     if not check.judged or shortage(scores, "the labelled day", settings):
         return check
     estimated = estimate_auc(scores, settings.drift_confidence, settings.drift_estimate_simulations)

@@ -7,7 +7,10 @@ area is the expected ROC AUC (the CBPE method of NannyML, written here with NumP
 interval is the spread of the AUC the day's labels could give, from labels drawn as
 Bernoulli(score) a few hundred times: it widens as the sample shrinks.
 
-The estimate is right only while the scores are calibrated on the current data. A
+The estimate is right only while the scores are calibrated, so the scores are first mapped
+to the reference's churn rates (isotonic regression on the reference's scores and labels,
+as NannyML's CBPE does): at a 6% base rate an ECE of 0.02 moved the uncorrected estimate
+0.07 above the realized AUC. A
 concept drift (same features, another relation to churn) leaves the scores and so the
 estimate unchanged: only the realized AUC on matured labels
 (`churnloop.monitoring.verdict.performance_drift`) sees it. See docs/drift.md.
@@ -15,11 +18,13 @@ estimate unchanged: only the realized AUC on matured labels
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 from scipy.stats import norm, rankdata
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from churnloop.errors import DataError
@@ -165,9 +170,12 @@ def estimate_performance(
     Not judged when either side expects fewer churners or non-churners (the sum of the
     scores, of their complements) than ``drift_auc_min_positives`` / ``_negatives``.
     """
-    current = probabilities(current_scores, "current data")
     reference = probabilities(reference_scores, "reference")
     labels = np.asarray(reference_labels)
+    calibrated = reference_calibration(reference, labels)
+    current = calibrated(probabilities(current_scores, "current data"))
+    realized = float(roc_auc_score(labels, reference)) if np.unique(labels).size == 2 else None
+    reference = calibrated(reference)
     too_few = shortage(current, "the day", settings) or shortage(
         reference, "the reference", settings
     )
@@ -175,9 +183,7 @@ def estimate_performance(
         rows=current.size,
         expected_positives=float(current.sum()),
         reference_auc=None if too_few else expected_roc_auc(reference),
-        reference_realized_auc=(
-            float(roc_auc_score(labels, reference)) if np.unique(labels).size == 2 else None
-        ),
+        reference_realized_auc=realized,
         max_drop=settings.drift_max_estimated_auc_drop,
         estimate=None,
         not_judged_reason=too_few or "",
@@ -186,6 +192,16 @@ def estimate_performance(
         return check
     interval = estimate_auc(current, settings.drift_confidence, settings.drift_estimate_simulations)
     return replace(check, estimate=interval)
+
+
+def reference_calibration(scores: np.ndarray, labels: np.ndarray) -> Callable[[Any], np.ndarray]:
+    """The map of scores to the churn rate the reference saw at each score (isotonic, clipped
+    to its range); the identity when the reference lacks a class to calibrate against."""
+    if np.unique(labels).size < 2:
+        return lambda values: np.asarray(values, dtype="float64")
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    isotonic.fit(scores, labels)
+    return lambda values: isotonic.predict(np.asarray(values, dtype="float64"))
 
 
 def shortage(scores: np.ndarray, side: str, settings: Settings) -> str | None:
