@@ -27,6 +27,12 @@ class ServingMetrics:
 
     def __init__(self, max_training_age_days: int | None = None) -> None:
         self.registry = CollectorRegistry()
+        self._add_traffic_metrics()
+        self._add_model_metrics(max_training_age_days)
+        self._add_data_metrics()
+
+    def _add_traffic_metrics(self) -> None:
+        """Requests, their latency, the scores served and the failures, by kind."""
         self.requests = self._counter(
             "churnloop_requests",
             "HTTP requests by route, status and champion version",
@@ -54,29 +60,30 @@ class ServingMetrics:
             "model, shadow, model_load, prediction_log)",
             "kind",
         )
-        self.model_version = Gauge(
-            "churnloop_model_version",
-            "Version served per alias (0: none)",
-            ["alias"],
-            registry=self.registry,
+
+    def _add_model_metrics(self, max_training_age_days: int | None) -> None:
+        """What each alias serves, how old its training data is, and how its loads went."""
+        self.model_version = self._gauge(
+            "churnloop_model_version", "Version served per alias (0: none)", "alias"
         )
-        self.training_data_end = Gauge(
+        self.training_data_end = self._gauge(
             "churnloop_model_training_data_end_timestamp_seconds",
             "End of the served version's training data (UTC midnight after its last day), per "
             "alias: an alert rule compares its age with the staleness limit",
-            ["alias"],
-            registry=self.registry,
+            "alias",
         )
-        self.max_training_age = Gauge(
+        self.max_training_age = self._gauge(
             "churnloop_model_max_training_age_seconds",
             "The staleness limit (settings.drift_max_training_age_days), for alert rules",
-            registry=self.registry,
         )
         if max_training_age_days is not None:
             self.max_training_age.set(max_training_age_days * 86_400)
         self.model_loads = self._counter(
             "churnloop_model_loads", "Model load attempts by alias and outcome", "alias", "outcome"
         )
+
+    def _add_data_metrics(self) -> None:
+        """The prediction log's rows, inputs outside the contract, non-finite scores."""
         self.logged_rows = self._counter(
             "churnloop_prediction_log_rows", "Prediction log rows written to the lake"
         )
@@ -95,6 +102,9 @@ class ServingMetrics:
             "Scores (champion or shadow) that are NaN or infinite, by model version",
             "model_version",
         )
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
