@@ -20,7 +20,7 @@ the state.
 Rollback, after each run, on the state it leaves (``@champion`` new,
 ``@previous-champion`` old), once each way, each flipping the champion back:
 
-- ``registry.rollback`` then ``POST /admin/reload`` (what an operator with the admin
+- ``champion.rollback`` then ``POST /admin/reload`` (what an operator with the admin
   token does), until ``/model`` shows the version;
 - ``churnloop rollback --reason ...`` as a command (a fresh interpreter), then the
   server's alias poller (``serving_poll_seconds``, default 10 s) finds the move.
@@ -160,13 +160,13 @@ def drift_to_serving(settings, clock: StageClock, url: str) -> dict:
 
 
 def rollback_by_reload(settings, url: str) -> float:
-    """``registry.rollback`` and ``POST /admin/reload`` until the server serves the version."""
+    """``champion.rollback`` and ``POST /admin/reload`` until the server serves the version."""
     import httpx
 
-    from churnloop import registry
+    from churnloop import champion
 
     started = time.perf_counter()
-    entry = registry.rollback(settings, None, "bench: rollback with a reload")
+    entry = champion.rollback(settings, None, "bench: rollback with a reload")
     httpx.post(
         f"{url}/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
     ).raise_for_status()

@@ -4,8 +4,8 @@ No Docker engine runs here, so the topology is checked where it can silently dri
 the code: every ``CHURNLOOP_*`` variable must name a Settings field, the shared
 environment must yield the production profile (remove one of its variables and a test
 fails), and ports, hostnames, databases and the bucket must match what the settings say.
-Every image it pulls names a version, and none comes from a repository known to be gone.
-``${VAR:-default}`` is resolved to its default, as compose does with nothing set.
+``${VAR:-default}`` is resolved to its default, as compose does with nothing set. The images
+it pulls are checked in test_compose_images.py.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-import yaml
 
 from churnloop.settings import PROJECT_ROOT, Settings
+from tests.compose_support import S3_STORE, load_compose, resolve
 
-COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 SHARED_ENV = "x-churnloop-env"
 PREFIX = "CHURNLOOP_"
@@ -60,33 +59,8 @@ PRODUCTION_NEEDS = [
 BROWSER_URLS = {"CHURNLOOP_AIRFLOW_API_URL", "AIRFLOW__API__BASE_URL"}
 """URLs a person opens from the host: they name a published port, not a service."""
 
-S3_STORE = "seaweedfs"
 BUCKET_INIT = "seaweedfs-init"
 S3_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-
-GONE_REPOSITORIES = {
-    "minio/minio": "removed from Docker Hub by MinIO (pull access denied); community "
-    "edition archived",
-    "minio/mc": "removed from Docker Hub with minio/minio",
-}
-"""Image repositories that no longer serve pulls: compose would fail at ``up``."""
-
-_VERSION_TAG = re.compile(r"v?\d[\w.-]*")
-
-_SUBSTITUTION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
-
-
-def resolve(value: Any, where: str) -> str:
-    """``value`` as compose passes it with no variable set: defaults, ``$$`` -> ``$``."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        if match.group("op") is None:
-            raise AssertionError(f"{where}: ${{{match.group('name')}}} has no default")
-        return match.group("default")
-
-    return _SUBSTITUTION.sub(replace, str(value))
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +72,7 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    return load_compose()
 
 
 def environment(compose: dict[str, Any], service: str | None = None) -> dict[str, str]:
@@ -163,25 +137,6 @@ def published(name: str, service: dict[str, Any]) -> list[tuple[str | None, str,
         *address, host_port, port = resolve(mapping, f"{name}.ports").rsplit(":", 2)
         mappings.append((address[0] if address else None, host_port, port))
     return mappings
-
-
-def image_problem(reference: str) -> str | None:
-    """Why compose cannot pull ``reference`` reproducibly, or None: its repository is gone,
-    or it has no tag, or a tag that names no version (``latest``, ``stable``). A digest
-    (``@sha256:...``) pins it; a major version alone (``postgres:16``) is a tag."""
-    name, _, digest = reference.partition("@")
-    tagged = ":" in name.rsplit("/", 1)[-1]  # a colon before the last "/" is a registry port
-    repository, tag = name.rsplit(":", 1) if tagged else (name, "")
-    repository = repository.removeprefix("docker.io/")
-    if repository in GONE_REPOSITORIES:
-        return f"{repository} is gone: {GONE_REPOSITORIES[repository]}"
-    if digest:
-        return None
-    if not tag:
-        return "no tag: pulls whatever latest is that day"
-    if not _VERSION_TAG.fullmatch(tag):
-        return f"tag {tag!r} names no version"
-    return None
 
 
 def test_expected_services_exist(compose: dict[str, Any]) -> None:
@@ -357,43 +312,6 @@ def test_services_using_s3_wait_for_the_bucket(compose: dict[str, Any]) -> None:
     for service in sorted(set(CHURNLOOP_SERVICES) - {"airflow-init"}):
         rule = compose["services"][service]["depends_on"].get(BUCKET_INIT)
         assert rule == {"condition": "service_completed_successfully"}, service
-
-
-def test_every_image_is_pinned_to_a_version_that_exists(compose: dict[str, Any]) -> None:
-    """Images built here (``build:``) are tagged by compose itself; all others are pulled."""
-    pulled = {
-        name: resolve(spec["image"], f"{name}.image")
-        for name, spec in compose["services"].items()
-        if "build" not in spec
-    }
-    assert set(pulled) >= {"postgres", "redis", S3_STORE, "prometheus", "grafana"}
-    problems = {name: image_problem(image) for name, image in pulled.items()}
-    refused = {name: problem for name, problem in problems.items() if problem}
-    assert not refused, f"compose cannot pull these reproducibly: {refused}"
-
-
-@pytest.mark.parametrize(
-    ("reference", "problem"),
-    [
-        ("minio/minio:RELEASE.2025-09-07T16-13-09Z", "minio/minio is gone"),
-        ("docker.io/minio/mc:latest", "minio/mc is gone"),
-        ("redis", "no tag"),
-        ("localhost:5000/churnloop", "no tag"),
-        ("redis:latest", "tag 'latest' names no version"),
-        ("grafana/grafana:main", "tag 'main' names no version"),
-        ("postgres:16", None),
-        ("localhost:5000/churnloop:1.2.0", None),
-        ("chrislusf/seaweedfs:4.47", None),
-        ("prom/prometheus:v3.5.0", None),
-        ("redis@sha256:" + "0" * 64, None),
-    ],
-)
-def test_an_unpinned_or_vanished_image_is_refused(reference: str, problem: str | None) -> None:
-    found = image_problem(reference)
-    if problem is None:
-        assert found is None, f"{reference} refused: {found}"
-    else:
-        assert found is not None and found.startswith(problem), f"{reference}: {found}"
 
 
 def test_credentials_are_overridable_defaults(compose: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 
-from churnloop import registry
+from churnloop import champion, registry
 from churnloop.settings import Settings
 from churnloop.training.gate import Decision, GateConfig, evaluate
 from churnloop.training.promotion import promote_on_decision
@@ -107,13 +107,13 @@ def no_client_retries(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 
-def promote(settings: Settings, decision: Decision) -> registry.PromotionResult:
+def promote(settings: Settings, decision: Decision) -> champion.PromotionResult:
     return promote_on_decision(settings, NEW, decision, logical_date=LOGICAL_DATE)
 
 
 def state(settings: Settings) -> tuple[dict[str, int], list[tuple[int, str, int | None]], str]:
     """Aliases, champion history (version, kind, replaced) and v2's promotion tag."""
-    history = [(h.version, h.kind, h.replaced) for h in registry.champion_history(settings)]
+    history = [(h.version, h.kind, h.replaced) for h in champion.champion_history(settings)]
     tags = registry.model_version(settings, NEW).tags
     return registry.aliases(settings), history, tags.get(registry.PROMOTION_TAG, "")
 
@@ -175,7 +175,7 @@ def test_the_client_retries_through_a_short_outage(world, monkeypatch):
     reset(settings)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    results: list[registry.PromotionResult] = []
+    results: list[champion.PromotionResult] = []
     proxy.cut(1)
     try:
         worker = threading.Thread(target=lambda: results.append(promote(settings, decision)))

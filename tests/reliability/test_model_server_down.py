@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from churnloop import registry
+from churnloop import champion, registry
 from churnloop.serving.app import create_app, serve_in_background
 from churnloop.serving.deploy import DeploymentError, deploy
 from churnloop.settings import Settings
@@ -69,5 +69,5 @@ def test_deploy_rolls_back_when_the_server_goes_down(world, outage, reason):
     assert f"deploy of v{OTHER} failed: {reason.format(url=proxy.url)}" in message, message
     assert f"@champion rolled back to v{GOOD}, but the server does not serve it yet" in message
     assert registry.aliases(world)[registry.CHAMPION] == GOOD
-    last = registry.champion_history(world)[-1]
+    last = champion.champion_history(world)[-1]
     assert (last.version, last.kind, last.replaced) == (GOOD, "rollback", OTHER)

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import httpx
 import pandas as pd
 
-from churnloop import registry
+from churnloop import champion, registry
 from churnloop.errors import DataError
 from churnloop.redaction import describe_error, redact
 from churnloop.serving.process import ModelServerDidNotStart, answers, start_model_server
@@ -222,7 +222,7 @@ def _rolled_back(
             f"{reason}; there is no previous champion to roll back to, so @champion stays on "
             f"v{version}: fix it or promote another version"
         )
-    registry.rollback(settings, previous, reason)
+    champion.rollback(settings, previous, reason)
     try:
         server.serve(previous)
     except (_Failure, httpx.HTTPError) as again:

@@ -3,8 +3,9 @@
 `train_and_register` returns a `TrainedModel`. Its run holds what it takes to trust or
 redo the version (parameters, metrics, plots, the dataset's digest, git sha and lineage
 tags, the calibration chosen and its evidence) and the holdout sample with scores that
-drift checks compare to (`reference_data`). A `RunStory` names the run and what ran it;
-the run's note and the version's description say why it trained and on what.
+drift checks compare to (`reference_data`). A `RunStory` (`churnloop.training.run_story`)
+names the run and what ran it; the run's note and the version's description say why it
+trained and on what.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from sklearn.pipeline import Pipeline
 
 from churnloop import registry
@@ -39,6 +39,7 @@ from churnloop.training.frames import at_most
 from churnloop.training.metrics import binary_labels, classification_metrics, score
 from churnloop.training.pipeline import lightgbm_classifier, require_training_columns
 from churnloop.training.plots import holdout_plots
+from churnloop.training.run_story import RunStory, describe_training
 from churnloop.training.split import snapshot_days
 from churnloop.training.tuning import SEARCH_SPACE, TuningResult, log_trials
 
@@ -75,31 +76,6 @@ class TrainedModel:
 
 
 @dataclass(frozen=True)
-class RunStory:
-    """How a training run presents itself in MLflow: its name, what ran it, why it trained.
-
-    ``source`` and ``source_type`` replace MLflow's guess (the process's script, ``LOCAL``);
-    ``why`` is Markdown, to which the run's note and the version's description add what
-    the model was trained on (`describe_training`).
-    """
-
-    name: str
-    source: str
-    why: str
-    source_type: str = "JOB"
-
-    @classmethod
-    def outside_airflow(cls, training_data_end: dt.date) -> RunStory:
-        """The story of a run started by a direct call (a shell, a test, a benchmark)."""
-        return cls(
-            name=f"train on data up to {training_data_end}",
-            source=f"{__name__}.train_and_register",
-            why="Trained by a direct call of `train_and_register`, outside Airflow.",
-            source_type="LOCAL",
-        )
-
-
-@dataclass(frozen=True)
 class FittedChallenger:
     """A fitted pipeline with its holdout scores and metrics and its calibration, before
     anything is logged."""
@@ -109,6 +85,14 @@ class FittedChallenger:
     holdout_metrics: dict[str, float]
     train_metrics: dict[str, float]
     calibration: CalibrationChoice
+
+    def run_metrics(self) -> dict[str, float]:
+        """The metrics its run logs: ``holdout_*``, ``train_*`` and ``calibration_*``."""
+        return {
+            **{f"holdout_{key}": value for key, value in self.holdout_metrics.items()},
+            **{f"train_{key}": value for key, value in self.train_metrics.items()},
+            **{f"calibration_{key}": value for key, value in self.calibration.metrics.items()},
+        }
 
 
 def train_and_register(
@@ -146,7 +130,7 @@ def train_and_register(
         **fitted.calibration.tags(),
         **{f"{registry.LINEAGE_TAG_PREFIX}{key}": str(value) for key, value in lineage.items()},
     }
-    story = story or RunStory.outside_airflow(window_end)
+    story = story or RunStory.outside_airflow(window_end, train_and_register)
     description = describe_training(story, tags, train, holdout, fitted.calibration)
     run_id, version = log_challenger_run(
         settings,
@@ -171,28 +155,6 @@ def train_and_register(
         dataset_digest=dataset.digest,
         model=fitted.model,
     )
-
-
-def describe_training(
-    story: RunStory,
-    tags: Mapping[str, str],
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    calibration: CalibrationChoice,
-) -> str:
-    """Why the version was trained and on what, as Markdown (the run's note and the
-    version's description): the story's why, then window, FeatureService, rows, dataset
-    digest, where its parameters came from and its calibration."""
-    holdout_start = snapshot_days(holdout, "holdout").min().date()
-    trained_on = (
-        f"Trained on snapshots {tags[registry.DATA_WINDOW_START_TAG]} to "
-        f"{tags[registry.TRAINING_DATA_END_TAG]} of FeatureService "
-        f"`{tags[registry.FEATURE_SERVICE_TAG]}`: {len(train):,} training rows, "
-        f"{len(holdout):,} holdout rows from {holdout_start}; dataset digest "
-        f"`{tags[registry.DATASET_DIGEST_TAG]}`. Parameters: "
-        f"{tags[registry.PARAMS_SOURCE_TAG]}; calibration: {calibration.method}."
-    )
-    return registry.within_description_limit(f"{story.why}\n\n{trained_on}")
 
 
 def fit_challenger(
@@ -239,40 +201,47 @@ def log_challenger_run(
     MLflow guesses. Logging the model registers it: returns the run id and the new
     version's number.
     """
-    story_tags = {
-        MLFLOW_SOURCE_NAME: story.source,
-        MLFLOW_SOURCE_TYPE: story.source_type,
-        MLFLOW_RUN_NOTE: description,
-    }
     experiment_id = _experiment_id(settings)
+    story_tags = story.run_tags(description)
     with mlflow.start_run(experiment_id=experiment_id, run_name=story.name, tags=story_tags) as run:
         mlflow.set_tags(tags)
-        mlflow.log_params(
-            {
-                **params,
-                "seed": settings.training_seed,
-                "features": len(feature_names),
-                "train_rows": len(train),
-                "holdout_rows": len(holdout),
-                "holdout_start": snapshot_days(holdout, "holdout").min().date().isoformat(),
-                "calibration": fitted.calibration.method,
-                "calibration_days": fitted.calibration.days,
-            }
-        )
-        mlflow.log_metrics({f"holdout_{key}": v for key, v in fitted.holdout_metrics.items()})
-        mlflow.log_metrics({f"train_{key}": v for key, v in fitted.train_metrics.items()})
-        mlflow.log_metrics(
-            {f"calibration_{key}": v for key, v in fitted.calibration.metrics.items()}
-        )
+        mlflow.log_params(_run_params(settings, fitted, params, feature_names, train, holdout))
+        mlflow.log_metrics(fitted.run_metrics())
         mlflow.log_input(dataset, context="training")
-        labels = holdout[LABEL].to_numpy()
-        for name, figure in holdout_plots(fitted.model, labels, fitted.holdout_scores).items():
-            mlflow.log_figure(figure, f"plots/{name}.png")
+        _log_holdout_plots(fitted, holdout)
         _log_reference(holdout, fitted.holdout_scores, feature_names, settings)
         if tuning is not None and tuning.trials:
             log_trials(tuning)
         info = _log_model(settings, fitted.model, train[feature_names])
     return run.info.run_id, int(info.registered_model_version)
+
+
+def _run_params(
+    settings: Settings,
+    fitted: FittedChallenger,
+    params: Mapping[str, Any],
+    feature_names: list[str],
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+) -> dict[str, Any]:
+    """The run's parameters: the model's, then the seed, the data's sizes and the calibration."""
+    return {
+        **params,
+        "seed": settings.training_seed,
+        "features": len(feature_names),
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
+        "holdout_start": snapshot_days(holdout, "holdout").min().date().isoformat(),
+        "calibration": fitted.calibration.method,
+        "calibration_days": fitted.calibration.days,
+    }
+
+
+def _log_holdout_plots(fitted: FittedChallenger, holdout: pd.DataFrame) -> None:
+    """`holdout_plots` as PNGs under the run's ``plots/``."""
+    labels = holdout[LABEL].to_numpy()
+    for name, figure in holdout_plots(fitted.model, labels, fitted.holdout_scores).items():
+        mlflow.log_figure(figure, f"plots/{name}.png")
 
 
 def mark_as_challenger(

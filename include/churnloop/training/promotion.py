@@ -1,14 +1,14 @@
 """The gate's decision on the registry: recorded on a version, read back, acted on.
 
 The registry stores plain tags and JSON; this module converts a `Decision` to and from
-them and hands `registry.promote` what it needs to know of the gate.
+them and hands `champion.promote` what it needs to know of the gate.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from churnloop import registry
+from churnloop import champion, registry
 from churnloop.settings import Settings
 from churnloop.training.gate import Decision
 
@@ -37,14 +37,14 @@ def promote_on_decision(
     logical_date: dt.date,
     force_reason: str | None = None,
     dry_run: bool = False,
-) -> registry.PromotionResult:
-    """Record ``decision`` on the version, then let `registry.promote` act on it.
+) -> champion.PromotionResult:
+    """Record ``decision`` on the version, then let `champion.promote` act on it.
 
     The decision is tagged whatever the outcome, so a refused version still shows why.
     """
-    registry.check_force_reason(force_reason)
+    champion.check_force_reason(force_reason)
     record_decision(settings, version, decision)
-    return registry.promote(
+    return champion.promote(
         settings,
         version,
         blessed=decision.blessed,

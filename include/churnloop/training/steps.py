@@ -68,7 +68,8 @@ def train_challenger(
     """
     from churnloop.features.definition import FEATURE_SERVICE
     from churnloop.features.feast_config import feature_names
-    from churnloop.training.challenger import RunStory, base_params, train_and_register
+    from churnloop.training.challenger import base_params, train_and_register
+    from churnloop.training.run_story import RunStory
     from churnloop.training.split import split_by_time
     from churnloop.training.tuning import tune
 

@@ -1,15 +1,12 @@
 """The daily check of a real champion (MLflow, the lake) and the churn_drift event it emits
 (the whole DAG runs in tests/dags)."""
 
-import datetime as dt
 import logging
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 
-from churnloop import registry, schema, storage
-from churnloop.demo.simulation import Scenario, generate_labels, generate_snapshots
+from churnloop import storage
 from churnloop.errors import DataError
 from churnloop.features import definition
 from churnloop.monitoring.daily_check import (
@@ -23,14 +20,7 @@ from churnloop.monitoring.daily_check import (
     suppression,
 )
 from churnloop.monitoring.trend import TREND_PAGE
-from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog
-from churnloop.training.metrics import score
-from tests.churnloop.training_support import (
-    FEATURES,
-    labelled_days,
-    register_challenger,
-    with_empty_mlflow,
-)
+from tests.churnloop.monitoring.day_support import DAY, SNAPSHOT_DAY, log_served
 
 REPORT = {
     "day": "2026-02-15",
@@ -60,53 +50,7 @@ def test_the_event_names_the_day_its_reasons_and_the_drifted_scores(caplog):
     )
 
 
-# -- a checked day -------------------------------------------------------------------------
-
-START = dt.date(2026, 1, 1)
-CUSTOMERS = 1_000
-DAY = START + dt.timedelta(days=45)  # the champion's data ends on Jan 10: 36 days old
-SNAPSHOT_DAY = DAY - dt.timedelta(days=schema.LABEL_DELAY_DAYS)
-AGEING = Scenario("covariate_drift", drift_start=DAY - dt.timedelta(days=3), ramp_days=1)
-"""The simulator's covariate drift (ages towards 65): it costs less ROC AUC than the
-estimate's threshold (docs/staleness.md, docs/drift.md)."""
-
-
-def log_served(settings, model, version: int, day: dt.date, features: pd.DataFrame) -> None:
-    """The champion served each row of ``features`` at noon of ``day``, as the server logs it."""
-    scores = score(model, features)
-    noon = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
-    log = PredictionLog(settings, flush_rows=10**6, flush_seconds=60, max_pending_rows=10**6)
-    log.append(
-        {
-            schema.TIMESTAMP: noon,
-            schema.ENTITY: int(row[schema.ENTITY]),
-            "model_name": settings.model_name,
-            "model_version": version,
-            schema.PREDICTION: float(probability),
-            FEATURES_KEY: {name: row[name] for name in FEATURES},
-        }
-        for (_, row), probability in zip(features.iterrows(), scores, strict=True)
-    )
-    assert log.flush(), "the day's prediction log was written"
-
-
-@pytest.fixture
-def champion_day(settings):
-    """A champion on 10 baseline days; the checked day aged; the day 30 before labelled,
-    with the champion's served scores in its prediction log."""
-    settings = with_empty_mlflow(settings)
-    trained, _ = register_challenger(settings, labelled_days(START, 10, CUSTOMERS))
-    registry.connect(settings).set_registered_model_alias(
-        settings.model_name, registry.CHAMPION, str(trained.version)
-    )
-    lake = storage.lake(settings)
-    lake.write_table(definition.DATASET, DAY, generate_snapshots(DAY, CUSTOMERS, scenario=AGEING))
-    lake.write_table(definition.DATASET, SNAPSHOT_DAY, generate_snapshots(SNAPSHOT_DAY, CUSTOMERS))
-    labels = generate_labels(SNAPSHOT_DAY, CUSTOMERS)
-    lake.write_table(schema.validated_dataset(schema.LABELS), DAY, labels)
-    served = generate_snapshots(SNAPSHOT_DAY, CUSTOMERS).to_pandas()
-    log_served(settings, trained.model, trained.version, SNAPSHOT_DAY, served)
-    return settings, trained
+# -- a checked day (the champion_day fixture: conftest.py) ------------------------------
 
 
 def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
@@ -114,21 +58,15 @@ def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
 
     report = check_day(settings, DAY)
 
-    assert "age" in report.drifted_columns
     assert not report.triggered and report.reasons == []
     assert report.drift_without_harm[0].startswith("data drift on important columns: age")
     assert suppression(settings, report, 0) == "drift without estimated harm"
-    estimate = report.estimated_performance
-    assert estimate["harm_ruled_out"] and estimate["rows"] == CUSTOMERS
+    assert report.estimated_performance["harm_ruled_out"], "the evidence is in the record"
     assert any(
         note.startswith("drift without estimated harm, no retraining") for note in report.notes
     )
-
     (served,) = report.served_performance
-    metrics = registry.connect(settings).get_run(trained.run_id).data.metrics
     assert served["model_version"] == trained.version
-    assert served["holdout_auc"] == metrics["holdout_roc_auc"]
-    assert served["rows"] == CUSTOMERS and served["auc"]["low"] < served["auc"]["estimate"]
     performance = next(note for note in report.notes if note.startswith("performance on the"))
     assert f"labels of {SNAPSHOT_DAY}: ROC AUC" in performance
     assert "; estimated before the labels" in performance
@@ -139,7 +77,6 @@ def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
     assert without_threshold.triggered and without_threshold.drift_without_harm == []
     assert without_threshold.reasons[0].startswith("data drift on important columns: age")
 
-    assert report.serving_inputs["rows"] == 0 and report.skew["insufficient_data"]
     assert "serving inputs: no prediction log that day" in report.notes
 
     record = check_drift(settings, DAY, active_training_runs=0)
@@ -155,18 +92,16 @@ def test_drift_without_estimated_harm_is_recorded_not_retrained(champion_day):
 
 
 def test_a_day_of_three_requests_is_insufficient_data_never_a_trigger(champion_day):
-    """Three requests once made a report say "dataset drift, 33 of 34 columns": a day needs
-    ``drift_min_rows`` rows a side before any column, slice or score is judged."""
+    """Too few rows to judge (test_day_measurements.py) is no reason to retrain, and the
+    report says why nothing was judged."""
     settings, trained = champion_day
     aged = storage.lake(settings).read_table(definition.DATASET, DAY).to_pandas().head(3)
     log_served(settings, trained.model, trained.version, DAY, aged)
 
     report = check_day(settings, DAY)
 
-    assert report.current_rows == 3 and report.source.startswith(f"prediction log of {DAY}")
-    assert report.drifted_columns == [] and report.drifted_slices == []
-    assert set(report.scores.values()) == {None}, "no column judged"
-    assert report.prediction_psi is None
+    assert report.current_rows == 3 and report.drifted_columns == []
+    assert set(report.scores.values()) == {None} and report.prediction_psi is None
     assert not report.triggered and report.reasons == [] and report.drift_without_harm == []
     assert suppression(settings, report, 0) == "no reason to retrain", "churn_drift not emitted"
     page = storage.lake(settings).read_bytes(report.report).decode()

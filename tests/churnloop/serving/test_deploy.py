@@ -9,7 +9,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from churnloop import registry
+from churnloop import champion, registry
 from churnloop.serving.app import create_app, serve_in_background
 from churnloop.serving.deploy import DeploymentError, deploy
 from churnloop.settings import Settings
@@ -34,7 +34,7 @@ def world(settings: Settings) -> Settings:
 
 
 def promote(settings: Settings, version: int) -> None:
-    """What `registry.promote` leaves behind: the old champion as @previous-champion."""
+    """What `champion.promote` leaves behind: the old champion as @previous-champion."""
     point(settings, registry.PREVIOUS_CHAMPION, registry.aliases(settings)[registry.CHAMPION])
     point(settings, registry.CHAMPION, version)
 
@@ -71,7 +71,7 @@ def test_deploy_rolls_back_a_broken_candidate_and_says_why(world):
     assert "cannot load" in message
     assert f"@champion rolled back to v{GOOD}, which the server serves again" in message
     assert registry.aliases(settings)[registry.CHAMPION] == GOOD
-    last = registry.champion_history(settings)[-1]
+    last = champion.champion_history(settings)[-1]
     assert (last.version, last.kind) == (GOOD, "rollback")
     assert f"deploy of v{CORRUPT} failed" in last.reason
 
