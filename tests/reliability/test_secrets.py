@@ -73,6 +73,7 @@ ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     "bench-admin-token": (("bench/*",), "admin token of the benchmark's own server"),
     "pl4nted-pw": (("tests/*",), "a made-up credential the redaction tests plant"),
     "password": (("include/churnloop/redaction.py",), "the shape of a URI it masks, in its docs"),
+    "false": (("include/kubernetes/*",), "automountServiceAccountToken: false, a boolean"),
 }
 """Value -> (files it may appear in, why it is no secret). README and docker-compose.yaml
 document the compose defaults as local-development only."""
