@@ -31,7 +31,9 @@ the model version it trains.
 
 **On-call**: a red `validate_training_set` means the training data broke its suite (see
 the Report link); a red `deploy_champion` means the new champion was rolled back (the log
-says why); `churnloop rollback --reason "…"` moves `@champion` back by hand.
+says why); `churnloop rollback --reason "…"` moves `@champion` back by hand. A run not
+finished `training_run_budget` after it was queued raises a Deadline Alert (e-mail, Slack;
+Browse → Deadlines), whether it is stuck, slow or waiting behind another run.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from churnloop.orchestration.dag_defaults import (
     NO_RETRIES,
     dag_start_date,
 )
+from churnloop.orchestration.deadlines import training_budget
 from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
@@ -251,6 +254,7 @@ def deploy_champion(promotion: dict) -> dict:
         **FAILURES_ALERTED,
     },
     tags=["churnloop", "training", "mlflow"],
+    deadline=training_budget(SETTINGS),
     doc_md=__doc__,
 )
 def continuous_training():

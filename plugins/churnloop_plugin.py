@@ -1,8 +1,9 @@
 """The churnloop Airflow plugin: links from tasks to the reports that explain them.
 
 A "Report" extra link on every task that published one (failed tasks too), the lake's
-``reports/`` served under ``/churnloop/reports/`` in both profiles, and menu entries for
-Data Docs and drift reports.
+``reports/`` served under ``/churnloop/reports/`` in both profiles, menu entries for
+Data Docs and drift reports, and the deadline reference of customer_data's Deadline Alert
+(the scheduler evaluates it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
 from churnloop.links import PLUGIN_MOUNT, in_this_ui
+from churnloop.orchestration.deadlines import ScheduledDayEnd
 from churnloop.orchestration.report_app import create_report_app
 from churnloop.orchestration.task_support import REPORT_LINK_KEY
 
@@ -33,6 +35,7 @@ class ReportLink(BaseOperatorLink):
 class ChurnloopPlugin(AirflowPlugin):
     name = "churnloop"
     global_operator_extra_links = [ReportLink()]
+    deadline_references = [ScheduledDayEnd]
     fastapi_apps = [
         {"name": "churnloop-reports", "app": create_report_app(), "url_prefix": PLUGIN_MOUNT}
     ]

@@ -8,8 +8,9 @@ import datetime as dt
 
 import pytest
 
-from churnloop import registry
+from churnloop import champion, registry
 from churnloop.demo.simulation import Scenario
+from tests.dags.dag_support import parsed_dag
 from tests.loop_support import START, publish_days
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -19,11 +20,7 @@ CONCEPT_DRIFT = Scenario("concept_drift", drift_start=START + dt.timedelta(days=
 
 @pytest.fixture
 def dag(airflow_db, settings):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(settings.dags_dir / "continuous_training.py"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags["continuous_training"]
+    return parsed_dag(settings, "continuous_training")
 
 
 def run(dag, as_of: dt.date, **params):
@@ -69,12 +66,12 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
     decision = v2.tags["gate.decision"]
     assert decision in ("blessed", "rejected")
     assert v2.tags["promotion"], "the outcome is recorded on the version"
-    champion = int(registry.champion_version(current).version)
+    champion_after_drift = int(registry.champion_version(current).version)
     if decision == "blessed":
-        assert champion == 2 and states["deploy_champion"] == "success"
+        assert champion_after_drift == 2 and states["deploy_champion"] == "success"
         assert httpx.get(f"{served}/model").json()["version"] == 2
     else:
-        assert champion == 1 and states["deploy_champion"] == "skipped"
+        assert champion_after_drift == 1 and states["deploy_champion"] == "skipped"
         assert any(
             value.startswith("failed") for key, value in v2.tags.items() if key.startswith("gate.")
         )
@@ -91,9 +88,9 @@ def test_bootstrap_then_drifted_retraining_then_rollback(dag, settings, served):
     assert v3.tags["gate.decision"] == "rejected"
     assert v3.tags["promotion.forced_reason"] == "test: force v3 past a gate it fails"
 
-    registry.rollback(current, to_version=None, reason="test: back to the previous champion")
-    assert int(registry.champion_version(current).version) == champion
-    history = registry.champion_history(current)
+    champion.rollback(current, to_version=None, reason="test: back to the previous champion")
+    assert int(registry.champion_version(current).version) == champion_after_drift
+    history = champion.champion_history(current)
     assert [entry.kind for entry in history][-2:] == ["forced", "rollback"]
 
 

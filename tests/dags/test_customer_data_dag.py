@@ -17,15 +17,6 @@ START = dt.date(2026, 1, 1)
 CUSTOMERS = 300
 
 
-@pytest.fixture
-def dag(airflow_db, settings):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(settings.dags_dir / "customer_data.py"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags["customer_data"]
-
-
 def run_day(dag, day: dt.date, instances: dict | None = None):
     """Run the DAG for one logical day; returns {task_id: state}, fills ``instances``."""
     run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
@@ -39,11 +30,11 @@ def read(settings, dataset: str, day: dt.date):
     return storage.lake(settings).read_table(dataset, day)
 
 
-def test_days_are_published_and_reruns_are_identical(dag, settings):
+def test_days_are_published_and_reruns_are_identical(customer_data_dag, settings):
     simulate(settings, START, days=2, customers=CUSTOMERS, scenario=Scenario())
     events_before = _customer_features_events()
     for day in (START, START + dt.timedelta(days=1)):
-        states = run_day(dag, day)
+        states = run_day(customer_data_dag, day)
         assert set(states.values()) == {"success"}, states
     validated = schema.validated_dataset(schema.SNAPSHOTS)
     lake = storage.lake(settings)
@@ -60,7 +51,7 @@ def test_days_are_published_and_reruns_are_identical(dag, settings):
     online = online_features(settings, [1, 2])
     assert len(online) == 2 and online["plan"].notna().all(), "materialized to the online store"
 
-    assert set(run_day(dag, START).values()) == {"success"}
+    assert set(run_day(customer_data_dag, START).values()) == {"success"}
     assert read(settings, validated, START).equals(first)
     assert len(list(lake.list_files(f"{validated}/dt={START}"))) == 1, "re-run duplicated"
     assert read(settings, definition.DATASET, START).num_rows == CUSTOMERS
@@ -93,17 +84,19 @@ VALIDATION_BREAKS = [
 INGEST_BREAKS = {
     "empty_file": "is empty (0 rows)",
     "corrupt_file": "is corrupt",
-    "missing_day": "no landing drop",
+    "missing_day": "no landing drop for customer_snapshots dt=2026-01-01: expected ",
 }
+"""A missing day: the landing sensor gave up (no wait in these tests) and ingest names the
+path the drop was expected at."""
 
 
 @pytest.mark.parametrize("kind", VALIDATION_BREAKS)
-def test_broken_drop_is_quarantined_and_stops_the_day(dag, settings, kind, capfd):
+def test_broken_drop_is_quarantined_and_stops_the_day(customer_data_dag, settings, kind, capfd):
     simulate(settings, START, 1, CUSTOMERS, Scenario(breaks={START: kind}))
     rows_in = storage.landing(settings).read_table(schema.SNAPSHOTS, START).num_rows
 
     instances = {}
-    states = run_day(dag, START, instances)
+    states = run_day(customer_data_dag, START, instances)
 
     assert states["ingest_snapshots"] == "success"
     assert states["validate_snapshots"] == "failed", states
@@ -131,12 +124,13 @@ def report_link(ti) -> str:
 
 
 @pytest.mark.parametrize("kind", sorted(INGEST_BREAKS))
-def test_unreadable_drop_fails_ingest_without_retry(dag, settings, kind, capfd):
+def test_unreadable_drop_fails_ingest_without_retry(customer_data_dag, settings, kind, capfd):
     simulate(settings, START, 1, CUSTOMERS, Scenario(breaks={START: kind}))
 
-    states = run_day(dag, START)
+    states = run_day(customer_data_dag, START)
 
     assert states["ingest_snapshots"] == "failed", states
     assert states["validate_snapshots"] == "upstream_failed"
     assert INGEST_BREAKS[kind] in capfd.readouterr().out
+    assert states["wait_for_snapshots"] == ("skipped" if kind == "missing_day" else "success")
     assert storage.lake(settings).partitions(schema.validated_dataset(schema.SNAPSHOTS)) == []

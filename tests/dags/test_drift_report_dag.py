@@ -8,6 +8,7 @@ import pytest
 
 from churnloop import storage
 from churnloop.demo.simulation import Scenario
+from tests.dags.dag_support import parsed_dag
 from tests.loop_support import DRIFT_ALONE_TRIGGERS, START, publish_days
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -15,14 +16,6 @@ pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 TRAINED_AS_OF = START + dt.timedelta(days=42)  # window: snapshots of Jan 2..Jan 11
 DRIFT_START = START + dt.timedelta(days=44)
 COVARIATE_DRIFT = Scenario("covariate_drift", drift_start=DRIFT_START, ramp_days=1)
-
-
-def load(settings, dag_id):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(settings.dags_dir / f"{dag_id}.py"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id]
 
 
 def run(dag, day: dt.date, hour: int = 0, **conf):
@@ -38,7 +31,10 @@ def test_baseline_is_quiet_drift_triggers_once_then_cooldown(
     for name, value in DRIFT_ALONE_TRIGGERS.items():
         monkeypatch.setenv(name, value)
     publish_days(settings, COVARIATE_DRIFT, days=50)
-    training, drift = load(settings, "continuous_training"), load(settings, "drift_report")
+    training, drift = (
+        parsed_dag(settings, "continuous_training"),
+        parsed_dag(settings, "drift_report"),
+    )
     params = {"training_window_days": 10, "holdout_days": 3}
     assert run(training, TRAINED_AS_OF, 3, **params)["deploy_champion"].state == "success"
 
@@ -69,8 +65,8 @@ def test_baseline_is_quiet_drift_triggers_once_then_cooldown(
 def test_schedule_listens_to_the_drift_asset(settings):
     from airflow.sdk import Asset
 
-    training = load(settings, "continuous_training")
-    drift = load(settings, "drift_report")
+    training = parsed_dag(settings, "continuous_training")
+    drift = parsed_dag(settings, "drift_report")
     emit = drift.get_task("emit_churn_drift")
     assert Asset("churn_drift") in emit.outlets
     assert training.timetable.asset_condition == Asset("churn_drift")

@@ -10,16 +10,16 @@ import datetime as dt
 
 from airflow.sdk import Asset
 
-from churnloop.orchestration.alerts import FailureAlert
 from churnloop.orchestration.environment import FEAST_POOL
+from churnloop.orchestration.task_failures import FailureAlert
 from churnloop.orchestration.task_support import mask_credentials
 from churnloop.settings import Settings
 
 __all__ = [
     "CHURN_DRIFT",
     "CREDENTIALS_MASKED",
-    "DECISIONS_LOGGED",
     "CUSTOMER_FEATURES",
+    "DECISIONS_LOGGED",
     "FAILURES_ALERTED",
     "FEAST_POOL",
     "INFRA_RETRIES",
@@ -41,7 +41,7 @@ CREDENTIALS_MASKED = {"on_execute_callback": mask_credentials}
 
 FAILURES_ALERTED = {"on_failure_callback": [FailureAlert()]}
 """Every task that fails for good alerts on-call (default_args): e-mail, Slack, or its log
-(``churnloop.orchestration.alerts``)."""
+(``churnloop.orchestration.task_failures``)."""
 
 NO_RETRIES = {"retries": 0}
 """Tasks that judge data never retry: a retry cannot fix data."""

@@ -64,6 +64,14 @@ def ingest_day(settings: Settings, dataset: str, day: dt.date) -> IngestResult:
     return IngestResult(dataset, day.isoformat(), staged.num_rows, uri, coerced, off_contract)
 
 
+def drop_location(settings: Settings, dataset: str, day: dt.date) -> str | None:
+    """Where the day's drop of ``dataset`` is expected, or None once it has landed: what
+    the landing sensor waits for."""
+    landing = storage.landing(settings)
+    relpath = landing.data_file(dataset, day)
+    return None if landing.exists(relpath) else landing.uri_of(relpath)
+
+
 def _check_one_file(landing: storage.Store, dataset: str, day: dt.date) -> None:
     """Refuse a day whose folder lacks its data file or holds other files, naming them."""
     folder = landing.partition(dataset, day)

@@ -14,15 +14,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from churnloop.errors import DataValidationError
-from churnloop.orchestration.alerts import (
-    FailureAlert,
-    as_html,
-    as_slack,
-    as_text,
-    configured_channels,
-    failed_task,
-    subject,
-)
+from churnloop.orchestration.alerts import as_html, as_slack, as_text, subject
+from churnloop.orchestration.task_failures import FailureAlert, failed_task
 from churnloop.orchestration.task_support import REPORT_LINK_KEY, data_errors_fail_fast
 from churnloop.settings import get_settings
 
@@ -77,8 +70,8 @@ def failed_validation() -> BaseException:
 def test_the_alert_names_the_failed_task_its_expectations_and_links(settings):
     task = failed_task(failure_context(failed_validation()), settings)
 
-    text = as_text(task)
-    assert subject(task) == (
+    text = as_text(task.message())
+    assert subject(task.message()) == (
         "[churnloop] customer_data.validate_snapshots failed for 2026-01-01 (try 1)"
     )
     for fact in ("DAG: customer_data", "Task: validate_snapshots", "Logical day: 2026-01-01"):
@@ -87,7 +80,7 @@ def test_the_alert_names_the_failed_task_its_expectations_and_links(settings):
     assert task.error == VALIDATION_FAILURE, "a data error is its message, each expectation"
     assert "column='age', min_value=18, max_value=100): 41 rows, e.g. -3, 212" in text
     assert f"Report: {REPORT}" in text and f"Log: {LOG}" in text
-    for message in (as_html(task), as_slack(task)):
+    for message in (as_html(task.message()), as_slack(task.message())):
         assert "41 rows, e.g. -3, 212" in message and "2026-01-01" in message
         assert REPORT in message and LOG in message
 
@@ -97,10 +90,10 @@ def test_data_in_the_alert_is_escaped_for_html_and_slack(settings):
     ti = TaskInstanceStandIn(xcoms={REPORT_LINK_KEY: "javascript:alert(1)"})
     task = failed_task(failure_context(error, ti), settings)
 
-    body = as_html(task)
+    body = as_html(task.message())
     assert HOSTILE_COLUMN not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert 'href="javascript' not in body, "only http(s) links are clickable"
-    slack = as_slack(dataclasses.replace(task, error="<!channel> <http://x|y>"))
+    slack = as_slack(dataclasses.replace(task, error="<!channel> <http://x|y>").message())
     assert "&lt;!channel&gt; &lt;http://x|y&gt;" in slack and "<!channel>" not in slack
 
 
@@ -114,7 +107,12 @@ def test_credentials_never_reach_the_alert(settings, monkeypatch):
 
     task = failed_task(failure_context(error, ti), get_settings())
 
-    for message in (subject(task), as_text(task), as_html(task), as_slack(task)):
+    for message in (
+        subject(task.message()),
+        as_text(task.message()),
+        as_html(task.message()),
+        as_slack(task.message()),
+    ):
         assert PASSWORD not in message and "test-admin-token" not in message
     assert "ConnectionError: cannot reach postgresql://churnloop:***@db:5432/lake" in task.error
 
@@ -142,17 +140,6 @@ def test_a_long_error_is_cut_to_its_first_lines_and_says_so(settings, monkeypatc
     assert len(cut) < 260 and cut.endswith("(truncated, 10,000 characters)")
 
 
-def test_channels_follow_the_settings(settings, monkeypatch):
-    assert configured_channels(get_settings()) == {}
-    monkeypatch.setenv("CHURNLOOP_ALERT_EMAIL_TO", "oncall@example.com, data@example.com")
-    monkeypatch.setenv("CHURNLOOP_ALERT_SLACK_WEBHOOK_CONN_ID", "churnloop_slack")
-
-    configured = get_settings()
-
-    assert configured.alert_email_to == ["oncall@example.com", "data@example.com"]
-    assert set(configured_channels(configured)) == {"e-mail", "Slack"}
-
-
 def test_with_no_channel_the_alert_is_a_warning_in_the_log(settings, caplog):
     caplog.set_level(logging.WARNING, logger="churnloop")
 
@@ -174,4 +161,6 @@ def test_an_unreadable_report_link_does_not_lose_the_alert(settings):
     task = failed_task(failure_context(failed_validation(), UnreachableXComs()), settings)
 
     assert task.report_url is None
-    assert "41 rows, e.g. -3, 212" in as_text(task) and f"Log: {LOG}" in as_text(task)
+    assert "41 rows, e.g. -3, 212" in as_text(task.message()) and f"Log: {LOG}" in as_text(
+        task.message()
+    )
