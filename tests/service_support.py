@@ -49,8 +49,15 @@ def free_port() -> int:
     raise RuntimeError("no free port pair found on 127.0.0.1")
 
 
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
+def _address(variable: str, default: tuple[str, int]) -> tuple[str, int]:
+    """``host:port`` from the environment variable ``variable``, else ``default``."""
+    host, _, port = os.environ.get(variable, "").rpartition(":")
+    return (host, int(port)) if host else default
+
+
+POSTGRES = _address("CHURNLOOP_TEST_POSTGRES", ("127.0.0.1", 5432))
+"""Reached as the ``postgres`` user without a password (trust authentication)."""
+REDIS = _address("CHURNLOOP_TEST_REDIS", ("127.0.0.1", 6379))
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -20,6 +21,25 @@ def _airflow_env(args: argparse.Namespace) -> int:
     for name, value in airflow_environment(get_settings()).items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
+
+
+def _mlflow_ui(args: argparse.Namespace) -> int:
+    """Serve MLflow's UI on loopback over the embedded profile's store (``make mlflow``);
+    a tracking server (production profile) is its own UI."""
+    settings = get_settings()
+    store = settings.mlflow_tracking_uri
+    if store.startswith(("http://", "https://")):
+        print(f"MLflow runs as a tracking server: open {store}")
+        return 0
+    database = store.removeprefix("sqlite:///")
+    if database != store and not os.path.exists(database):
+        raise FileNotFoundError(f"no MLflow runs yet ({database}): run `make demo` first")
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+    command += ["--port", str(args.port), "--workers", "1", "--backend-store-uri", store]
+    command += ["--default-artifact-root", settings.mlflow_artifact_uri]
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, command)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -113,7 +133,7 @@ def _validation_setup(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     """Move ``@champion`` back to an earlier version and record why."""
-    from churnloop.registry import rollback
+    from churnloop.champion import rollback
 
     entry = rollback(get_settings(), args.to_version, args.reason)
     print(f"@champion is now version {entry.version} (was {entry.replaced}): {entry.reason}")
@@ -122,7 +142,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _champion_history(args: argparse.Namespace) -> int:
     """Print which version was champion from when to when, and why."""
-    from churnloop.registry import champion_history
+    from churnloop.champion import champion_history
 
     settings = get_settings()
     entries = champion_history(settings)
@@ -271,6 +291,12 @@ COMMANDS = (
     Command("airflow-env", "print the embedded Airflow environment", _airflow_env),
     Command("airflow-setup", "migrate Airflow's DB and create pools", _airflow_setup),
     Command("demo", "run the whole loop on the embedded default", _demo, DEMO_ARGUMENTS),
+    Command(
+        "mlflow-ui",
+        "serve MLflow's UI on the embedded default's runs and models",
+        _mlflow_ui,
+        (_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)"),),
+    ),
     Command(
         "serve",
         "run the model server: serves @champion, follows the alias, logs predictions",

@@ -1,7 +1,8 @@
 """A real Prometheus and Alertmanager on free loopback ports, run on test copies of
 include/observability/'s files that differ only where a test must: the addresses, 1 s
 scrape and evaluation intervals, every rule's ``for:`` cut to seconds, Alertmanager's
-grouping waits cut to a second, and its credential files in the test's folder.
+grouping waits cut to a second, and its credential files in the test's folder. A server
+whose free port another process bound first starts again on a fresh one.
 
 Every process is stopped with its whole group when its block ends.
 """
@@ -12,7 +13,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -78,47 +79,75 @@ def alertmanager_files(folder: Path, webhook_url: str, webhook_token: str) -> Pa
 
 @contextmanager
 def prometheus_server(config: Path) -> Iterator[str]:
-    port = free_port()
-    command = [
-        tool(*PROMETHEUS),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={config.parent / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with _running(command, f"http://127.0.0.1:{port}", config.parent / "prometheus.log") as url:
+    def command(port: int) -> list[str]:
+        return [
+            tool(*PROMETHEUS),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={config.parent / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+
+    with _running(command, config.parent / "prometheus.log") as url:
         yield url
 
 
 @contextmanager
-def alertmanager_server(config: Path, port: int) -> Iterator[str]:
-    command = [
-        tool(*ALERTMANAGER),
-        f"--config.file={config}",
-        f"--storage.path={config.parent / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    with _running(command, f"http://127.0.0.1:{port}", config.parent / "alertmanager.log") as url:
+def alertmanager_server(config: Path) -> Iterator[str]:
+    def command(port: int) -> list[str]:
+        return [
+            tool(*ALERTMANAGER),
+            f"--config.file={config}",
+            f"--storage.path={config.parent / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ]
+
+    with _running(command, config.parent / "alertmanager.log") as url:
         yield url
 
 
+BIND_TRIES = 3
+"""Starts on a fresh port when another process took the free port before the server bound it."""
+
+
 @contextmanager
-def _running(command: list[str], url: str, log_path: Path) -> Iterator[str]:
-    """Run ``command`` in a process group of its own until the block ends; yields ``url``
-    once its ``/-/ready`` answers."""
-    with log_path.open("a") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+def _running(command: Callable[[int], list[str]], log_path: Path) -> Iterator[str]:
+    """Run ``command(port)`` on a free loopback port, in a process group of its own, until
+    the block ends; yields its URL once ``/-/ready`` answers."""
+    for _ in range(BIND_TRIES):
+        started = _start(command, log_path)
+        if started is not None:
+            break
+    else:
+        raise RuntimeError(f"{BIND_TRIES} free ports were taken before the server bound them")
+    url, process = started
     try:
-        deadline = time.monotonic() + 60
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{command[0]} is not ready:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
         yield url
     finally:
         stop_process_group(process, grace=10)
+
+
+def _start(
+    command: Callable[[int], list[str]], log_path: Path
+) -> tuple[str, subprocess.Popen] | None:
+    """The server's URL and process once it is ready; None when its port was taken."""
+    port = free_port()
+    url, argv = f"http://127.0.0.1:{port}", command(port)
+    logged = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while not (_ready(url) and process.poll() is None):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process_group(process, grace=10)
+            output = log_path.read_bytes()[logged:].decode(errors="replace")
+            if "address already in use" in output:
+                return None
+            raise RuntimeError(f"{argv[0]} is not ready:\n{output[-3000:]}")
+        time.sleep(0.2)
+    return url, process
 
 
 def _ready(url: str) -> bool:

@@ -65,6 +65,11 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in load_yaml(RULES)["groups"] for rule in group["rules"]]
 
 
+def docs_url() -> str:
+    """Where the runbooks are published: prometheus.yml's external label ``docs_url``."""
+    return load_yaml(PROMETHEUS_CONFIG)["global"]["external_labels"]["docs_url"]
+
+
 def dashboards() -> dict[str, dict[str, Any]]:
     return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
@@ -30,6 +31,7 @@ from tests.observability.support import (
     alert_rules,
     dashboard_queries,
     dashboards,
+    docs_url,
     heading_anchors,
     load_yaml,
     run_tool,
@@ -47,6 +49,8 @@ SAMPLE_SUFFIXES = {
 SELECTOR = re.compile(r"\b(churnloop_\w+)(?:\{([^}]*)\})?")
 MATCHER = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+RUNBOOK_URL = re.compile(r"\{\{ \$externalLabels\.docs_url \}\}/(?P<page>[^#]+)#(?P<anchor>.+)")
+"""A rule's runbook_url: its page under the external label ``docs_url``, then the anchor."""
 
 
 # -- the tools' own checks -------------------------------------------------------------------
@@ -129,10 +133,20 @@ def test_each_alert_waits_has_a_severity_and_links_its_runbook(rule):
     assert rule["labels"]["severity"] in SEVERITIES, name
     annotations = rule["annotations"]
     assert annotations["summary"] and annotations["description"], name
-    page, _, anchor = annotations["runbook_url"].partition("#")
-    assert (PROJECT_ROOT / page) == RUNBOOK, f"{name}: runbook {page} is not {RUNBOOK.name}"
+    link = RUNBOOK_URL.fullmatch(annotations["runbook_url"])
+    assert link, f"{name}: runbook_url {annotations['runbook_url']!r} is not <docs_url>/page#anchor"
+    page, anchor = link["page"], link["anchor"]
+    assert (RUNBOOK.parent / page) == RUNBOOK, f"{name}: runbook {page} is not {RUNBOOK.name}"
     assert anchor == name.lower(), f"{name}: runbook anchor #{anchor}"
     assert anchor in heading_anchors(RUNBOOK.read_text()), f"{RUNBOOK.name} has no #{anchor}"
+
+
+def test_runbook_links_are_absolute_and_unit_tested_with_the_configured_docs_url():
+    """Alerts reach people outside the repository: a relative link would lead nowhere."""
+    address = urlparse(docs_url())
+    assert address.scheme == "https" and address.netloc, f"docs_url {docs_url()!r} is not absolute"
+    for test in load_yaml(RULES_TEST)["tests"]:
+        assert test.get("external_labels") == {"docs_url": docs_url()}, test["name"]
 
 
 # -- the metrics they name -----------------------------------------------------------------------

@@ -43,8 +43,7 @@ from tests.observability.live_stack import (
     prometheus_files,
     prometheus_server,
 )
-from tests.observability.support import JOB, dashboard_queries
-from tests.service_support import free_port
+from tests.observability.support import JOB, dashboard_queries, docs_url
 
 pytestmark = pytest.mark.slow
 
@@ -86,17 +85,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="module")
 def stack(world: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("monitoring")
-    alertmanager_port = free_port()
     with (
         serve_in_background(create_app(world)) as server,
         WebhookReceiver() as webhook,
-        alertmanager_server(
-            alertmanager_files(folder, webhook.url, WEBHOOK_TOKEN), alertmanager_port
-        ),
+        alertmanager_server(alertmanager_files(folder, webhook.url, WEBHOOK_TOKEN)) as alerts,
         prometheus_server(
-            prometheus_files(
-                folder, server.removeprefix("http://"), f"127.0.0.1:{alertmanager_port}"
-            )
+            prometheus_files(folder, server.removeprefix("http://"), alerts.removeprefix("http://"))
         ) as prometheus,
     ):
         stack = Stack(prometheus, webhook)
@@ -167,7 +161,8 @@ def test_alertmanager_pages_critical_alerts_through_the_webhook_with_its_token(s
     alert = wait_until(paged, "the error-rate alert at the webhook")[0]
 
     assert alert["status"] == "firing"
-    assert alert["annotations"]["runbook_url"].startswith("docs/observability.md#")
+    runbook = f"{docs_url()}/observability.md#churnloophigherrorrate"
+    assert alert["annotations"]["runbook_url"] == runbook
     assert {header for header, _ in stack.webhook.received} == {f"Bearer {WEBHOOK_TOKEN}"}
     severities = {
         alert["labels"]["severity"]

@@ -260,7 +260,7 @@ def gate_evidence(decision: dict) -> list[str]:
 
 
 def _collect(settings: Settings, summary: DemoSummary) -> None:
-    from churnloop.registry import champion_history
+    from churnloop.champion import champion_history
 
     lake = storage.lake(settings)
     summary.validated = lake.partitions(schema.validated_dataset(schema.SNAPSHOTS))
@@ -293,10 +293,10 @@ def render_summary(summary: DemoSummary) -> str:
         f"  quarantine:      {lake.uri_of(schema.quarantine_dataset(schema.SNAPSHOTS))}",
         f"  Data Docs:       {lake.uri_of('reports/data_docs/index.html')}",
         f"  drift reports:   {lake.uri_of('reports/drift')}",
-        f"  MLflow UI:       .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"
+        "  MLflow UI:       make mlflow, then http://127.0.0.1:5000"
         " (model cards: each version's run, artifact model_card.md)",
         f"  Airflow UI:      make airflow (the demo's runs are in its DB), then "
-        f"{settings.airflow_api_url}; reports at "
+        f"{settings.airflow_api_url}, no sign-in (every user is an admin); reports at "
         f"{report_url(settings, 'reports/data_docs/index.html')}",
         "  model server:    make serve (serves @champion)",
         f"  Airflow logs:    {summary.log_dir} (components) and "
