@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shlex
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from churnloop.settings import get_settings
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
+
+from churnloop.demo.breakages import BREAKAGES
+from churnloop.demo.run import DemoPlan
+from churnloop.demo.simulation import (
+    DEFAULT_RAMP_DAYS,
+    SCENARIOS,
+    InvalidSimulation,
+    Scenario,
+    simulate,
+)
+from churnloop.redaction import MASK, redact
+from churnloop.settings import Settings, configuration_errors, env_variable, get_settings
+from churnloop.validation.ingest import CONTRACTS
+
+LANDING_DATASETS = tuple(CONTRACTS)
+INTERNAL_HEADING = "internal (setup run by make, docker compose and Airflow tasks)"
 
 
-def _airflow_env(args: argparse.Namespace) -> int:
+def _airflow_env(args: argparse.Namespace, settings: Settings) -> int:
     """Print ``export`` lines for the embedded Airflow (used by ``make airflow``)."""
     from churnloop.orchestration.environment import airflow_environment
 
-    for name, value in airflow_environment(get_settings()).items():
+    for name, value in airflow_environment(settings).items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 
 
-def _mlflow_ui(args: argparse.Namespace) -> int:
+def _mlflow_ui(args: argparse.Namespace, settings: Settings) -> int:
     """Serve MLflow's UI on loopback over the embedded profile's store (``make mlflow``);
     a tracking server (production profile) is its own UI."""
-    settings = get_settings()
     store = settings.mlflow_tracking_uri
     if store.startswith(("http://", "https://")):
         print(f"MLflow runs as a tracking server: open {store}")
@@ -42,47 +60,49 @@ def _mlflow_ui(args: argparse.Namespace) -> int:
     os.execv(sys.executable, command)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    """Run the model server (uvicorn) on serving_host:serving_port until interrupted."""
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the model server (uvicorn) until interrupted, on ``--host``/``--port`` where given,
+    else on the settings' serving_host:serving_port."""
     from churnloop.serving.app import run_server
 
-    run_server(get_settings())
+    given = {"serving_host": args.host, "serving_port": args.port}
+    run_server(settings.model_copy(update={k: v for k, v in given.items() if v is not None}))
     return 0
 
 
-def _feast_yaml(args: argparse.Namespace) -> int:
+def _feast_yaml(args: argparse.Namespace, settings: Settings) -> int:
     """Render feature_repo/feature_store.yaml for the ``feast`` CLI and UI."""
     from churnloop.features.feast_config import write_feature_store_yaml
 
-    print(write_feature_store_yaml(get_settings()))
+    print(write_feature_store_yaml(settings))
     return 0
 
 
-def _feast_apply(args: argparse.Namespace) -> int:
+def _feast_apply(args: argparse.Namespace, settings: Settings) -> int:
     """Register the Feast definitions of feature_repo/ (idempotent)."""
     from churnloop.features.feast_config import apply_definitions
 
-    apply_definitions(get_settings())
+    apply_definitions(settings)
     return 0
 
 
-def _build_features(args: argparse.Namespace) -> int:
+def _build_features(args: argparse.Namespace, settings: Settings) -> int:
     """Build one day's feature partition from the validated snapshots."""
     from churnloop.features.build import build_feature_partition
 
-    print(build_feature_partition(get_settings(), args.day))
+    print(build_feature_partition(settings, args.day))
     return 0
 
 
-def _materialize(args: argparse.Namespace) -> int:
+def _materialize(args: argparse.Namespace, settings: Settings) -> int:
     """Write one day's features (and the overlap before it) to the online store."""
     from churnloop.features.materialize import materialize_day
 
-    print(materialize_day(get_settings(), args.day, args.overlap_days))
+    print(materialize_day(settings, args.day, args.overlap_days))
     return 0
 
 
-def _drift_report(args: argparse.Namespace) -> int:
+def _drift_report(args: argparse.Namespace, settings: Settings) -> int:
     """Compare two Parquet files, save the day's drift report, print the verdict and link."""
     import pandas as pd
 
@@ -90,7 +110,6 @@ def _drift_report(args: argparse.Namespace) -> int:
     from churnloop.monitoring.effect_sizes import compute_drift
     from churnloop.monitoring.report import build_report, save_report
 
-    settings = get_settings()
     reference, current = pd.read_parquet(args.reference), pd.read_parquet(args.current)
     result = compute_drift(reference, current, args.columns)
     notes = [f"reference: {args.reference}", f"current: {args.current}"]
@@ -101,56 +120,95 @@ def _drift_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest(args: argparse.Namespace) -> int:
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Stage one day's landing drop in raw/ (schema-coerced), as the ingest task does."""
     from churnloop.validation.ingest import ingest_day
 
-    result = ingest_day(get_settings(), args.dataset, args.day)
+    result = ingest_day(settings, args.dataset, args.day)
     print(f"{result.rows} rows staged at {result.staged_uri}")
     if result.off_contract:
         print(f"off contract, left to validation: {', '.join(result.off_contract)}")
     return 0
 
 
-def _validate(args: argparse.Namespace) -> int:
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
     """Validate one day's raw partition: publish it to validated/ or quarantine it."""
     from churnloop.validation.partition import validate_partition
 
-    outcome = validate_partition(get_settings(), args.dataset, args.day)
+    outcome = validate_partition(settings, args.dataset, args.day)
     print(f"{outcome.rows} rows passed, published to {outcome.uri}")
     print(f"Data Docs: {outcome.data_docs_url}")
     return 0
 
 
-def _validation_setup(args: argparse.Namespace) -> int:
+def _validation_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Give every GX suite its asset, validation definition and checkpoint (idempotent)."""
     from churnloop.validation.project import setup_gx_project
 
-    added = setup_gx_project(get_settings())
+    added = setup_gx_project(settings)
     print("\n".join(f"added {what}" for what in added) or "nothing to add")
     return 0
 
 
-def _rollback(args: argparse.Namespace) -> int:
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     """Move ``@champion`` back to an earlier version and record why."""
     from churnloop.champion import rollback
 
-    entry = rollback(get_settings(), args.to_version, args.reason)
+    entry = rollback(settings, args.to_version, args.reason)
     print(f"@champion is now version {entry.version} (was {entry.replaced}): {entry.reason}")
     return 0
 
 
-def _champion_history(args: argparse.Namespace) -> int:
+def _champion_history(args: argparse.Namespace, settings: Settings) -> int:
     """Print which version was champion from when to when, and why."""
     from churnloop.champion import champion_history
 
-    settings = get_settings()
     entries = champion_history(settings)
     if not entries:
         print(f"model {settings.model_name!r} has had no champion yet")
     for entry in entries:
         print(entry.describe())
     return 0
+
+
+def _show_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the profile and every setting by the variable that sets it, credentials masked
+    (a secret's value, a URL's password, secret-named parameters)."""
+    from churnloop.redaction import masker
+
+    values = _setting_values(settings)
+    if args.json:
+        shown = {"profile": settings.profile, "in_services": _in_services(settings)}
+        text = json.dumps({**shown, "settings": values}, indent=2)
+    else:
+        lines = [f"{name}={_as_variable(value)}" for name, value in values.items()]
+        text = "\n".join([_profile_line(settings), *lines])
+    print(masker(settings)(text))
+    return 0
+
+
+def _setting_values(settings: Settings) -> dict[str, Any]:
+    """Each setting's value as JSON, by the variable that sets it; a secret's is ``***``."""
+    secret = {name for name, value in settings if isinstance(value, SecretStr)}
+    return {
+        env_variable(name): MASK if name in secret and value else value
+        for name, value in settings.model_dump(mode="json").items()
+    }
+
+
+def _in_services(settings: Settings) -> list[str]:
+    return [env_variable(name) for name in settings.locations_in_services]
+
+
+def _profile_line(settings: Settings) -> str:
+    if settings.profile != "mixed":
+        return f"profile: {settings.profile}"
+    return f"profile: mixed (in services: {', '.join(_in_services(settings))})"
+
+
+def _as_variable(value: Any) -> str:
+    """A value as its variable is written: text as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _day(text: str) -> dt.date:
@@ -166,20 +224,21 @@ def _breakage(text: str) -> tuple[dt.date, str]:
         raise argparse.ArgumentTypeError(
             f"expected DAY:KIND (e.g. 2026-01-20:null_keys), got {text!r}"
         )
+    if kind not in BREAKAGES:
+        raise argparse.ArgumentTypeError(
+            f"unknown breakage {kind!r}; valid: {', '.join(BREAKAGES)}"
+        )
     return _day(day), kind
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Write demo snapshot and label drops to the landing zone; progress goes to stderr."""
-    from churnloop.demo.simulation import InvalidSimulation, Scenario, simulate
-
     breaks = dict(args.breaks)
     if len(breaks) < len(args.breaks):
         raise InvalidSimulation("two --break options name the same day")
-    ramp = {} if args.ramp_days is None else {"ramp_days": args.ramp_days}
-    scenario = Scenario(args.scenario, args.drift_start, breaks=breaks, **ramp)
+    scenario = Scenario(args.scenario, args.drift_start, args.ramp_days, breaks)
     summary = simulate(
-        get_settings(),
+        settings,
         args.start,
         args.days,
         args.customers,
@@ -192,17 +251,17 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _airflow_setup(args: argparse.Namespace) -> int:
+def _airflow_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Migrate the embedded Airflow DB and create the pools the DAGs use."""
     from churnloop.orchestration.environment import prepare_airflow
 
-    prepare_airflow(get_settings(), sys.stdout)
+    prepare_airflow(settings, sys.stdout)
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """Simulate, run the DAGs on the embedded default, print what happened and where to look."""
-    from churnloop.demo.run import DemoPlan, render_summary, run_demo
+    from churnloop.demo.run import render_summary, run_demo
 
     summary = run_demo(DemoPlan(days=args.days, customers=args.customers))
     print(render_summary(summary))
@@ -221,24 +280,39 @@ def _argument(*flags: str, **options: Any) -> Argument:
     return Argument(flags, options)
 
 
+def _default_from_settings(field: str) -> str:
+    """The help of an option that overrides a setting: where its default comes from."""
+    return f"(default: {env_variable(field)}, else {Settings.model_fields[field].default})"
+
+
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, its one-line help, what it runs, and its arguments."""
 
     name: str
     help: str
-    handler: Callable[[argparse.Namespace], int]
+    handler: Callable[[argparse.Namespace, Settings], int]
     arguments: tuple[Argument, ...] = ()
     description: str | None = None
 
 
 FEATURE_DAY = _argument("day", type=_day, help="feature day (YYYY-MM-DD)")
-DATASET = _argument("dataset", help="customer_snapshots or churn_labels")
+DATASET = _argument("dataset", choices=LANDING_DATASETS, help="landing dataset")
 PARTITION_DAY = _argument("day", type=_day, help="partition day (YYYY-MM-DD)")
 
 DEMO_ARGUMENTS = (
-    _argument("--days", type=int, default=60, help="days to simulate and run (>= 50)"),
-    _argument("--customers", type=int, default=2_000, help="customers per day"),
+    _argument(
+        "--days",
+        type=int,
+        default=DemoPlan.days,
+        help="days to simulate and run, >= 50 (default: %(default)s)",
+    ),
+    _argument(
+        "--customers",
+        type=int,
+        default=DemoPlan.customers,
+        help="customers per day (default: %(default)s)",
+    ),
 )
 
 DRIFT_REPORT_ARGUMENTS = (
@@ -252,22 +326,44 @@ DRIFT_REPORT_ARGUMENTS = (
     ),
 )
 
+MATERIALIZE_ARGUMENTS = (
+    FEATURE_DAY,
+    _argument(
+        "--overlap-days",
+        type=int,
+        help="earlier days to re-send " + _default_from_settings("materialize_overlap_days"),
+    ),
+)
+
 ROLLBACK_ARGUMENTS = (
-    _argument("--to", dest="to_version", type=int, help="version (default: previous)"),
+    _argument("--to", dest="to_version", type=int, help="version (default: @previous-champion)"),
     _argument("--reason", required=True, help="why; recorded in the champion history"),
+)
+
+SERVE_ARGUMENTS = (
+    _argument("--host", help="interface to listen on " + _default_from_settings("serving_host")),
+    _argument(
+        "--port", type=int, help="port to listen on " + _default_from_settings("serving_port")
+    ),
 )
 
 SIMULATE_ARGUMENTS = (
     _argument("--start", type=_day, required=True, help="first day (YYYY-MM-DD)"),
-    _argument("--days", type=int, default=60, help="days to write (default: 60)"),
-    _argument("--customers", type=int, default=2000, help="rows a day (default: 2000)"),
+    _argument("--days", type=int, default=60, help="days to write (default: %(default)s)"),
+    _argument("--customers", type=int, default=2000, help="rows a day (default: %(default)s)"),
     _argument(
         "--scenario",
-        default="baseline",
-        help="baseline, covariate_drift or concept_drift (default: baseline)",
+        choices=SCENARIOS,
+        default=Scenario.name,
+        help="what upstream does over time (default: %(default)s)",
     ),
     _argument("--drift-start", type=_day, help="first drifted day (drift scenarios)"),
-    _argument("--ramp-days", type=int, help="days until the drift is complete (default: 14)"),
+    _argument(
+        "--ramp-days",
+        type=int,
+        default=DEFAULT_RAMP_DAYS,
+        help="days until the drift is complete (default: %(default)s)",
+    ),
     _argument(
         "--break",
         dest="breaks",
@@ -275,10 +371,10 @@ SIMULATE_ARGUMENTS = (
         action="append",
         default=[],
         metavar="DAY:KIND",
-        help="break that day's snapshot drop, e.g. 2026-01-20:out_of_range (repeatable; "
-        "an unknown KIND lists the valid ones)",
+        help=f"break that day's snapshot drop, e.g. 2026-01-20:out_of_range (repeatable); "
+        f"KIND is one of {', '.join(BREAKAGES)}",
     ),
-    _argument("--seed", type=int, default=42, help="random seed (default: 42)"),
+    _argument("--seed", type=int, default=42, help="random seed (default: %(default)s)"),
     _argument(
         "--history-start",
         type=_day,
@@ -288,41 +384,14 @@ SIMULATE_ARGUMENTS = (
 )
 
 COMMANDS = (
-    Command("airflow-env", "print the embedded Airflow environment", _airflow_env),
-    Command("airflow-setup", "migrate Airflow's DB and create pools", _airflow_setup),
     Command("demo", "run the whole loop on the embedded default", _demo, DEMO_ARGUMENTS),
     Command(
-        "mlflow-ui",
-        "serve MLflow's UI on the embedded default's runs and models",
-        _mlflow_ui,
-        (_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)"),),
-    ),
-    Command(
-        "serve",
-        "run the model server: serves @champion, follows the alias, logs predictions",
-        _serve,
-        description="FastAPI on uvicorn at CHURNLOOP_SERVING_HOST:CHURNLOOP_SERVING_PORT "
-        "(default 127.0.0.1:8000); OpenAPI docs at /docs.",
-    ),
-    Command("feast-yaml", "render feature_repo/feature_store.yaml from the settings", _feast_yaml),
-    Command("feast-apply", "register the Feast definitions", _feast_apply),
-    Command("build-features", "build one day's feature partition", _build_features, (FEATURE_DAY,)),
-    Command(
-        "materialize",
-        "write one day's features to the online store",
-        _materialize,
-        (
-            FEATURE_DAY,
-            _argument(
-                "--overlap-days", type=int, help="earlier days to re-send (default: from settings)"
-            ),
-        ),
-    ),
-    Command(
-        "drift-report",
-        "compare two Parquet files and save the day's drift report in the lake",
-        _drift_report,
-        DRIFT_REPORT_ARGUMENTS,
+        "simulate",
+        "write demo customer snapshots and churn labels to the landing zone",
+        _simulate,
+        SIMULATE_ARGUMENTS,
+        description="Write daily snapshot drops and 30-day-late label drops, with optional "
+        "drift from --drift-start and broken drops on chosen days.",
     ),
     Command(
         "ingest",
@@ -336,10 +405,25 @@ COMMANDS = (
         _validate,
         (DATASET, PARTITION_DAY),
     ),
+    Command("build-features", "build one day's feature partition", _build_features, (FEATURE_DAY,)),
     Command(
-        "validation-setup",
-        "add the GX asset, validation definition and checkpoint of any new suite",
-        _validation_setup,
+        "materialize",
+        "write one day's features to the online store",
+        _materialize,
+        MATERIALIZE_ARGUMENTS,
+    ),
+    Command(
+        "drift-report",
+        "compare two Parquet files and save the day's drift report in the lake",
+        _drift_report,
+        DRIFT_REPORT_ARGUMENTS,
+    ),
+    Command(
+        "serve",
+        "run the model server: serves @champion, follows the alias, logs predictions",
+        _serve,
+        SERVE_ARGUMENTS,
+        description="FastAPI on uvicorn; OpenAPI docs at /docs.",
     ),
     Command(
         "rollback",
@@ -355,23 +439,55 @@ COMMANDS = (
         _champion_history,
     ),
     Command(
-        "simulate",
-        "write demo customer snapshots and churn labels to the landing zone",
-        _simulate,
-        SIMULATE_ARGUMENTS,
-        description="Write daily snapshot drops and 30-day-late label drops, with optional "
-        "drift from --drift-start and broken drops on chosen days.",
+        "mlflow-ui",
+        "serve MLflow's UI on the embedded default's runs and models",
+        _mlflow_ui,
+        (
+            _argument(
+                "--port", type=int, default=5000, help="port on 127.0.0.1 (default: %(default)s)"
+            ),
+        ),
+    ),
+    Command(
+        "settings",
+        "print the profile and every setting, by the CHURNLOOP_* variable that sets it",
+        _show_settings,
+        (_argument("--json", action="store_true", help="print them as JSON"),),
+        description="Print the active profile (embedded, production or mixed) and every "
+        "setting as VARIABLE=value; credentials are masked.",
     ),
 )
-"""Every ``churnloop`` subcommand, in the order ``--help`` lists them."""
+"""The commands for users, in the order ``--help`` lists them."""
+
+INTERNAL_COMMANDS = (
+    Command("airflow-env", "print the embedded Airflow environment", _airflow_env),
+    Command("airflow-setup", "migrate Airflow's DB and create pools", _airflow_setup),
+    Command("feast-yaml", "render feature_repo/feature_store.yaml from the settings", _feast_yaml),
+    Command("feast-apply", "register the Feast definitions", _feast_apply),
+    Command(
+        "validation-setup",
+        "add the GX asset, validation definition and checkpoint of any new suite",
+        _validation_setup,
+    ),
+)
+"""Setup steps that make, docker compose and Airflow tasks run; ``--help`` lists them last,
+under `INTERNAL_HEADING`."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnloop", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
+    parser = argparse.ArgumentParser(
+        prog="churnloop",
+        description=__doc__,
+        epilog=_internal_listing(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
+    )
+    for command in COMMANDS + INTERNAL_COMMANDS:
+        listed = {"help": command.help} if command in COMMANDS else {}
         subparser = subparsers.add_parser(
-            command.name, help=command.help, description=command.description
+            command.name, description=command.description or command.help, **listed
         )
         for argument in command.arguments:
             subparser.add_argument(*argument.flags, **argument.options)
@@ -379,16 +495,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _internal_listing() -> str:
+    """`INTERNAL_COMMANDS` under a heading of their own, laid out as argparse lists the
+    others: argparse has one list of subcommands, and they are left out of it (no help)."""
+    column = min(max(len(command.name) for command in COMMANDS) + 4, 24)
+    lines = [f"{INTERNAL_HEADING}:"]
+    for command in INTERNAL_COMMANDS:
+        name = f"    {command.name}"
+        if len(name) + 2 > column:
+            lines.append(name)
+            name = ""
+        lines += textwrap.wrap(
+            command.help, 78, initial_indent=name.ljust(column), subsequent_indent=" " * column
+        )
+    return "\n".join(lines)
+
+
+def _read_settings(command: str) -> Settings | None:
+    """The settings, or None once each configuration error is printed, named by the
+    ``CHURNLOOP_*`` variable to fix."""
+    try:
+        return get_settings()
+    except (ValidationError, SettingsError) as error:
+        for line in configuration_errors(error):
+            print(f"churnloop {command}: error: {redact(line)}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; bad input ends with its message and exit code 2 (1: quarantined, or
-    the demo's Airflow failed: the message says where its logs are)."""
+    """Run a command; bad input or a bad ``CHURNLOOP_*`` variable ends with its message and
+    exit code 2 (1: quarantined, or the demo's Airflow failed: the message says where its
+    logs are)."""
     from churnloop.demo.airflow_stack import AirflowStackError
     from churnloop.errors import DataError, DataValidationError
-    from churnloop.redaction import redact
 
     args = build_parser().parse_args(argv)
+    settings = _read_settings(args.command)
+    if settings is None:
+        return 2
     try:
-        return args.handler(args)
+        return args.handler(args, settings)
     except (DataValidationError, AirflowStackError) as error:
         print(f"churnloop {args.command}: {redact(str(error))}", file=sys.stderr)
         return 1

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from churnloop.settings import Settings
 
 MASK = "***"
 _USERINFO_PASSWORD = re.compile(
@@ -54,6 +58,20 @@ def secret_values(values: Iterable[object]) -> list[str]:
         elif isinstance(value, str):
             found += secrets_in(value)
     return found
+
+
+def masker(settings: Settings) -> Callable[[str], str]:
+    """Masks URI passwords, secret parameters and the settings' secrets in a text; applied
+    before any cut, which could leave a secret's head where the patterns no longer match."""
+    secrets = secret_values(settings.model_dump().values())
+
+    def mask(text: str) -> str:
+        text = redact(text)
+        for secret in secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    return mask
 
 
 def describe_error(error: BaseException) -> str:

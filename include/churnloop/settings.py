@@ -8,11 +8,13 @@ other, so nothing else in the code branches on the profile.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from churnloop._settings.alerts import AlertSettings
 from churnloop._settings.calibration import CalibrationSettings
@@ -32,6 +34,18 @@ from churnloop._settings.tuning import TuningSettings
 from churnloop._settings.validation import ValidationSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+URI_LOCATIONS = (
+    "landing_uri",
+    "lake_uri",
+    "mlflow_tracking_uri",
+    "mlflow_artifact_uri",
+    "feast_registry",
+)
+"""Locations that are a local path or SQLite file in the embedded profile, a service's URL
+(S3, an MLflow server, a database) in production."""
+_LOCAL_SCHEMES = ("sqlite:", "file:")
+_FIELD_NAMED = re.compile(r'field "(?P<field>\w+)"')
+"""How pydantic-settings' ``SettingsError`` names the field whose value it could not parse."""
 
 
 class LocationSettings(BaseModel):
@@ -144,7 +158,51 @@ class Settings(
     def serving_url(self) -> str:
         return f"http://{self.serving_host}:{self.serving_port}"
 
+    @property
+    def locations_in_services(self) -> list[str]:
+        """The locations a service holds (S3, an MLflow server, a database, Redis) rather
+        than a local path or SQLite file: none in the embedded profile, all in production."""
+        remote = [name for name in URI_LOCATIONS if _in_a_service(getattr(self, name))]
+        return remote + (["feast_redis"] if self.feast_redis else [])
+
+    @property
+    def profile(self) -> str:
+        """``embedded`` (every location local), ``production`` (every one in a service), or
+        ``mixed``: what ``churnloop settings`` reports."""
+        remote = self.locations_in_services
+        if not remote:
+            return "embedded"
+        return "production" if len(remote) == len(URI_LOCATIONS) + 1 else "mixed"
+
+
+def _in_a_service(location: str) -> bool:
+    return "://" in location and not location.startswith(_LOCAL_SCHEMES)
+
 
 def get_settings() -> Settings:
     """Read the settings afresh, so a changed environment (a test, a task) is seen."""
     return Settings()
+
+
+def env_variable(field: str) -> str:
+    """The variable that sets ``field``: users set variables, so messages name them."""
+    return f"{Settings.model_config['env_prefix']}{field}".upper()
+
+
+def configuration_errors(error: ValidationError | SettingsError) -> list[str]:
+    """What is wrong in the environment, one line per error, each named by its variable;
+    a check across fields (a model validator) has no variable and says it all itself."""
+    if isinstance(error, SettingsError):
+        field = _FIELD_NAMED.search(str(error))
+        where = env_variable(field["field"]) if field else "settings"
+        return [f"{where}: {error.__cause__ or error} (lists and mappings are written as JSON)"]
+    return [_configuration_error(detail) for detail in error.errors(include_url=False)]
+
+
+def _configuration_error(detail: Mapping[str, Any]) -> str:
+    message = detail["msg"].removeprefix("Value error, ")
+    if not detail["loc"]:
+        return message
+    field, *inside = detail["loc"]
+    where = env_variable(str(field)) + "".join(f"[{part!r}]" for part in inside)
+    return f"{where}: {message} (got {detail['input']!r})"

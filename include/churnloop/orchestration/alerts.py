@@ -10,7 +10,8 @@ Nothing in a message passes through Jinja: Airflow's notifiers (``SmtpNotifier``
 ``SlackWebhookNotifier``) render their fields as templates with the task's context, where an
 error quoting a data value such as ``{{ conn.smtp_default.password }}`` would be rendered.
 Messages are built by pure functions, escaped here for each medium, and masked of
-credentials by their builders (`masker`), then sent through the providers' hooks.
+credentials by their builders (`churnloop.redaction.masker`), then sent through the
+providers' hooks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from churnloop.errors import excerpt
-from churnloop.redaction import MASK, describe_error, redact, secret_values
+from churnloop.redaction import describe_error
 from churnloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,20 +38,6 @@ class AlertMessage:
     links: tuple[tuple[str, str], ...]
     detail: str
     detail_title: str = "Error"
-
-
-def masker(settings: Settings) -> Callable[[str], str]:
-    """Masks URI passwords, secret parameters and the settings' secrets in a text; applied
-    before any cut, which could leave a secret's head where the patterns no longer match."""
-    secrets = secret_values(settings.model_dump().values())
-
-    def mask(text: str) -> str:
-        text = redact(text)
-        for secret in secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-    return mask
 
 
 def error_excerpt(text: str, settings: Settings) -> str:

@@ -22,7 +22,8 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.deadline import BaseDeadlineReference, deadline_reference
 
 from churnloop.links import airflow_run_path
-from churnloop.orchestration.alerts import AlertMessage, deliver, masker
+from churnloop.orchestration.alerts import AlertMessage, deliver
+from churnloop.redaction import masker
 from churnloop.settings import Settings, get_settings
 
 if TYPE_CHECKING:

@@ -17,9 +17,9 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
-from churnloop.orchestration.alerts import AlertMessage, deliver, error_excerpt, masker
+from churnloop.orchestration.alerts import AlertMessage, deliver, error_excerpt
 from churnloop.orchestration.task_support import REPORT_LINK_KEY
-from churnloop.redaction import describe_error
+from churnloop.redaction import describe_error, masker
 from churnloop.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
