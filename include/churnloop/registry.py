@@ -1,27 +1,31 @@
 """The model registry: which version each alias names, what a version holds, what was decided.
 
-MLflow aliases (``@champion``, ``@challenger``, ``@previous-champion``), the names of every
-model-version tag, reading versions and loading their models, and the gate's decision stored on
-a version. Moving ``@champion`` (promotion, rollback, its history) is `churnloop.champion`'s job.
+MLflow aliases (``@champion``, ``@challenger``, ``@candidate``, ``@previous-champion``), the
+canary's traffic split (``@candidate`` and the ``canary_share`` tag of the registered model),
+the names of every model-version tag, reading versions and loading their models, and the gate's
+decision stored on a version. Moving ``@champion`` (promotion, rollback, its history) is
+`churnloop.champion`'s job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from churnloop.errors import DataError
+from churnloop.errors import DataError, excerpt
 from churnloop.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,7 +33,13 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+CANDIDATE = "candidate"
+"""A gate-blessed version on trial: the model server routes `CANARY_SHARE_TAG` of customers
+to it, beside ``@champion``."""
 PREVIOUS_CHAMPION = "previous-champion"
+CANARY_SHARE_TAG = "canary_share"
+"""Tag of the registered model (not of a version): the share of customers, in [0, 1], that
+``@candidate`` serves. Held in the registry so every server process routes alike."""
 
 # -- model-version tags: every reader and writer names them through these -------------
 TRAINING_DATA_END_TAG = "training_data_end"
@@ -93,18 +103,81 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+@dataclass(frozen=True)
+class TrafficSplit:
+    """The canary as the registry holds it: ``@candidate``'s version (None without one) and
+    the share of customers routed to it. ``problem`` says why a stored share was unusable;
+    ``share`` is then 0 (the champion serves everyone)."""
+
+    candidate: int | None = None
+    share: float = 0.0
+    problem: str | None = None
+
+
+def _registered_model(settings: Settings) -> RegisteredModel | None:
+    """The registered model (aliases and tags in one call), None before the first version."""
+    try:
+        return connect(settings).get_registered_model(settings.model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def _aliases_of(model: RegisteredModel | None) -> dict[str, int]:
+    if model is None:
+        return {}
+    return {alias: int(version) for alias, version in model.aliases.items()}
+
+
 def aliases(settings: Settings) -> dict[str, int]:
     """Alias -> version of the registered model; empty when nothing is registered yet.
 
     Read from the registered model because ``search_model_versions`` returns no aliases.
     """
+    return _aliases_of(_registered_model(settings))
+
+
+def aliases_and_split(settings: Settings) -> tuple[dict[str, int], TrafficSplit]:
+    """The aliases and the traffic split, from one registry call (the model server polls it)."""
+    model = _registered_model(settings)
+    found = _aliases_of(model)
+    share, problem = _canary_share((model.tags if model else {}).get(CANARY_SHARE_TAG))
+    return found, TrafficSplit(found.get(CANDIDATE), share, problem)
+
+
+def traffic_split(settings: Settings) -> TrafficSplit:
+    return aliases_and_split(settings)[1]
+
+
+def _canary_share(stored: str | None) -> tuple[float, str | None]:
+    """The share a tag value holds, or 0 and why it is unusable; no tag is a share of 0."""
+    if stored is None:
+        return 0.0, None
     try:
-        model = connect(settings).get_registered_model(settings.model_name)
-    except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return {}
-        raise
-    return {alias: int(version) for alias, version in model.aliases.items()}
+        share = float(stored)
+    except ValueError:
+        share = math.nan
+    if not 0 <= share <= 1:  # NaN too
+        return 0.0, (
+            f"the registered model's tag {CANARY_SHARE_TAG}={excerpt(stored, 40)!r} is not a "
+            "number in [0, 1], so the champion serves everyone: set a valid share or delete it"
+        )
+    return share, None
+
+
+def set_canary_share(settings: Settings, share: float) -> None:
+    """Route ``share`` (in [0, 1]) of customers to ``@candidate``; servers follow on their
+    next poll or admin reload."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"a canary share is a number in [0, 1], got {share!r}")
+    client = connect(settings)
+    client.set_registered_model_tag(settings.model_name, CANARY_SHARE_TAG, str(float(share)))
+
+
+def clear_canary_share(settings: Settings) -> None:
+    """Remove the share: whatever ``@candidate`` names then serves nobody."""
+    connect(settings).delete_registered_model_tag(settings.model_name, CANARY_SHARE_TAG)
 
 
 def model_version(settings: Settings, version: int) -> ModelVersion:

@@ -27,14 +27,17 @@ from churnloop.serving.schemas import MAX_TEXT_CHARS
 from churnloop.serving.server import ModelServer
 from churnloop.settings import Settings, get_settings
 
-DESCRIPTION = """The model server: FastAPI on uvicorn, serving the registry's ``@champion``.
+DESCRIPTION = """The model server: FastAPI on uvicorn, serving the registry's ``@champion``
+(and, during a canary, ``@candidate`` to a share of customers).
 
 Endpoints (the OpenAPI page at ``/docs`` says the same):
 
 - ``POST /predict``: one instance, ``{"customer_id": 42}`` (features from the Feast online
   store) or ``{"features": {...}}`` (every model input, null for missing), or a batch,
   ``{"instances": [...]}`` of either kind. Answers the churn probability, the label at
-  ``settings.serving_threshold`` and the model name and version.
+  ``settings.serving_threshold``, the model name and the version and variant that answered
+  (``champion`` or ``candidate``; in a batch, top-level ``version`` is the champion's and
+  each item names its own).
   An invalid payload is a 422 whose ``detail`` names each field (pydantic's format, also
   for feature names and types the model rejects), echoing no input or name longer than
   ``MAX_TEXT_CHARS`` characters: a ``customer_id`` outside int64, a category outside the data
@@ -47,7 +50,8 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   instance; in a batch that instance gets ``error: {"status": 404, "detail": ...}`` and
   the others are scored (200). No model loaded yet: 503. The online store down: 503.
 - ``POST /explain``: one instance; each feature's contribution to the raw score (log-odds)
-  from LightGBM's ``pred_contrib``, with the base value: they sum to the raw score.
+  from LightGBM's ``pred_contrib``, with the base value: they sum to the raw score. The
+  model is the one that answers the same instance's ``/predict``.
 - ``GET /health`` (the process is up), ``GET /ready`` (a model is loaded and the first
   connection to the online store has been tried, else 503: importing Feast holds the
   interpreter for seconds, so traffic before that would wait),
@@ -58,6 +62,14 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   bytes, whatever its characters), 403 when no token is configured (the admin endpoints
   are then disabled). 500 when the champion's version fails to load (a failing
   challenger is only reported); the old model keeps serving either way.
+
+During a canary (``@candidate`` set and the registered model's ``canary_share`` tag above
+0), that share of customers is answered by the candidate: each ``customer_id`` is placed by a
+stable hash salted with the candidate's version (`churnloop.serving.routing`), so a customer
+sees one version for the whole canary, on every worker and after a restart (each reads the
+split from the registry, within ``serving_poll_seconds``). Explicit-feature instances go to
+the champion: hashing feature values would move a customer between versions whenever their
+features change. A batch may mix both; each instance is scored by its own model.
 
 Besides answering, the server follows the aliases (`churnloop.serving.follower`), shadows
 the ``@challenger`` on ``settings.serving_shadow_fraction`` of requests (logged, never
@@ -99,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     server = ModelServer(settings)
     app = FastAPI(
         title="churnloop model server",
-        summary="Churn probabilities from the registry's @champion.",
+        summary="Churn probabilities from the registry's @champion (and @candidate in a canary).",
         description=DESCRIPTION,
         version="1",
         lifespan=_run_alongside,

@@ -1,7 +1,10 @@
 """Keeps the server's models in step with the registry's aliases: `ModelFollower` holds
-``@champion`` (and ``@challenger`` for shadowing), polled in the background and refreshed at
-once by an admin reload. A version that fails to load is reported and the old model keeps
-serving; the poller retries it only when a reload asks or the alias moves on.
+``@champion``, ``@candidate`` with the canary's share (`registry.TrafficSplit`, read in the
+same registry call) and, for shadowing, ``@challenger``; polled in the background and
+refreshed at once by an admin reload. A version that fails to load is reported and the old
+model keeps serving, except a candidate: one whose alias moved serves nobody until its
+successor loads. The poller retries a failed version only when a reload asks or the alias
+moves on.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from churnloop import registry
@@ -46,6 +49,7 @@ class RefreshOutcome:
     """What one look at the registry found and did."""
 
     aliases: dict[str, int]
+    split: registry.TrafficSplit
     loaded: list[str] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
 
@@ -56,13 +60,15 @@ class RefreshOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "aliases": self.aliases,
+            "canary": asdict(self.split),
             "loaded": self.loaded,
             "failures": [failure.to_dict() for failure in self.failures],
         }
 
 
 class ModelFollower:
-    """The champion (and challenger) currently served, reloaded when their aliases move."""
+    """The champion, candidate (and challenger) currently served, reloaded when their
+    aliases move, and the canary's share."""
 
     def __init__(
         self,
@@ -72,14 +78,16 @@ class ModelFollower:
         on_load: LoadListener | None = None,
     ) -> None:
         self.settings = settings
-        self.aliases = (
-            (registry.CHAMPION, registry.CHALLENGER) if follow_challenger else (registry.CHAMPION,)
+        self.aliases = (registry.CHAMPION, registry.CANDIDATE) + (
+            (registry.CHALLENGER,) if follow_challenger else ()
         )
         self._on_load = on_load
         self._models: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.split = registry.TrafficSplit()
+        """The canary as last read from the registry."""
         self.load_errors: dict[str, LoadFailure] = {}
         """Per alias, why its current version could not be loaded (cleared by a success)."""
         self.last_checked: dt.datetime | None = None
@@ -93,23 +101,38 @@ class ModelFollower:
     @property
     def challenger(self) -> ServedModel | None:
         """The challenger if it differs from the champion (else shadowing is pointless)."""
-        challenger = self._models.get(registry.CHALLENGER)
+        return self._beside_champion(registry.CHALLENGER)
+
+    @property
+    def candidate(self) -> ServedModel | None:
+        """The candidate if it differs from the champion (else it takes no traffic)."""
+        return self._beside_champion(registry.CANDIDATE)
+
+    def canary(self) -> tuple[ServedModel | None, float]:
+        """The candidate and the share of customers it serves (0 without one to serve)."""
+        candidate = self.candidate
+        return candidate, self.split.share if candidate else 0.0
+
+    def _beside_champion(self, alias: str) -> ServedModel | None:
+        model = self._models.get(alias)
         champion = self.champion
-        if challenger is None or (champion and challenger.version == champion.version):
+        if model is None or (champion and model.version == champion.version):
             return None
-        return challenger
+        return model
 
     def refresh(self, *, retry_failed: bool = True) -> RefreshOutcome:
-        """Read the aliases and load every version that moved; the old model stays on failure.
+        """Read the aliases and the canary's share and load every version that moved; the old
+        model stays on failure (a candidate's does not).
 
         Raises what the registry raises when it cannot be read (the caller reports it).
         """
         with self._lock:
-            current = registry.aliases(self.settings)
+            current, split = registry.aliases_and_split(self.settings)
             self.last_checked = dt.datetime.now(dt.UTC)
             self.last_check_error = None
+            self._follow_split(split)
             outcome = RefreshOutcome(
-                {alias: current[alias] for alias in self.aliases if alias in current}
+                {alias: current[alias] for alias in self.aliases if alias in current}, split
             )
             for alias in self.aliases:
                 wanted = current.get(alias)
@@ -119,11 +142,18 @@ class ModelFollower:
                     if wanted is None and alias != registry.CHAMPION:
                         self._models.pop(alias, None)
                     continue
+                if alias == registry.CANDIDATE:  # its share is meant for the new version
+                    self._models.pop(alias, None)
                 failed = self.load_errors.get(alias)
                 if not retry_failed and failed is not None and failed.version == wanted:
                     continue
                 self._load(alias, wanted, outcome)
             return outcome
+
+    def _follow_split(self, split: registry.TrafficSplit) -> None:
+        if split.problem and split.problem != self.split.problem:
+            log.warning("%s", split.problem)
+        self.split = split
 
     def _load(self, alias: str, version: int, outcome: RefreshOutcome) -> None:
         loaded = next((m for m in self._models.values() if m.version == version), None)

@@ -1,7 +1,9 @@
 """Prometheus metrics of the model server, in a registry of its own per app (so several
 apps can live in one process); `MetricsMiddleware` counts and times every request by
-matched route and the champion version serving at the time. Labels hold only names the
-server chose (routes, model features, versions), never a value from a request.
+matched route, model version and variant (champion, candidate; ``mixed`` for a batch both
+answered), and scores are observed by version and variant (shadow too). Labels hold only
+names the server chose (routes, model features, versions, variants), never a value from a
+request.
 """
 
 from __future__ import annotations
@@ -9,17 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnloop.serving.contract import REASONS, Counts, nonfinite_count
+from churnloop.serving.routing import CHAMPION
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 SCORE_BUCKETS = tuple(step / 20 for step in range(1, 21))
 NO_MODEL = "none"
+MIXED = "mixed"
+"""The variant label of a batch whose instances the champion and the candidate answered."""
+SERVED_BY = "churnloop.served_by"
+"""Key in a request's state (Starlette's ``scope["state"]``) of its (model_version, variant)
+labels, noted by a scoring route (`note_served`) for `MetricsMiddleware`."""
 
 
 class ServingMetrics:
@@ -35,24 +44,27 @@ class ServingMetrics:
         """Requests, their latency, the scores served and the failures, by kind."""
         self.requests = self._counter(
             "churnloop_requests",
-            "HTTP requests by route, status and champion version",
+            "HTTP requests by route, status, and the model version and variant that answered "
+            "(the champion's for routes that score nothing)",
             "endpoint",
             "status",
             "model_version",
+            "variant",
         )
         self.latency = self._histogram(
             "churnloop_request_duration_seconds",
-            "Time to answer a request, by route",
+            "Time to answer a request, by route, model version and variant",
             LATENCY_BUCKETS,
             "endpoint",
             "model_version",
+            "variant",
         )
         self.scores = self._histogram(
             "churnloop_prediction_score",
-            "Churn probabilities served (champion) or shadowed",
+            "Churn probabilities served (champion, candidate) or shadowed (shadow)",
             SCORE_BUCKETS,
             "model_version",
-            "role",
+            "variant",
         )
         self.errors = self._counter(
             "churnloop_errors",
@@ -132,7 +144,7 @@ class ServingMetrics:
         for (feature, reason), count in counts.items():
             self.out_of_contract.labels(feature, reason).inc(count)
 
-    def record_scores(self, version: int, role: str, scores: np.ndarray) -> None:
+    def record_scores(self, version: int, variant: str, scores: np.ndarray) -> None:
         """Observe a batch's scores; a NaN or infinite one is counted, not observed (it
         would turn the histogram's sum into NaN for good)."""
         values = scores.tolist()
@@ -140,7 +152,7 @@ class ServingMetrics:
         if nonfinite:
             values = [value for value in values if math.isfinite(value)]
             self.nonfinite_predictions.labels(str(version)).inc(nonfinite)
-        histogram = self.scores.labels(str(version), role)
+        histogram = self.scores.labels(str(version), variant)
         for value in values:
             histogram.observe(value)
 
@@ -149,8 +161,20 @@ class ServingMetrics:
         self.errors.labels("prediction_log").inc()
 
 
+def note_served(request: Request, served: Iterable[tuple[int, str]]) -> None:
+    """Label ``request``'s metrics with the (version, variant) pairs that answer it: one pair
+    as it is; a batch of both variants ``mixed``, under their versions joined by ``+``."""
+    pairs = sorted(set(served))
+    if len(pairs) == 1:
+        labels = (str(pairs[0][0]), pairs[0][1])
+    else:
+        labels = ("+".join(str(version) for version, _ in pairs), MIXED)
+    request.scope.setdefault("state", {})[SERVED_BY] = labels
+
+
 class MetricsMiddleware:
-    """Counts and times every request; ``version`` names the champion serving right now.
+    """Counts and times every request, under the labels its route noted (`note_served`),
+    else under the champion serving right now (``version``).
 
     A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs far more per request.
     """
@@ -166,6 +190,7 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        state = scope.setdefault("state", {})
 
         async def send_and_note_status(message: Message) -> None:
             nonlocal status
@@ -178,6 +203,7 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
-            version = self.version()
-            self.metrics.requests.labels(endpoint, str(status), version).inc()
-            self.metrics.latency.labels(endpoint, version).observe(time.perf_counter() - started)
+            version, variant = state.get(SERVED_BY) or (self.version(), CHAMPION)
+            self.metrics.requests.labels(endpoint, str(status), version, variant).inc()
+            elapsed = time.perf_counter() - started
+            self.metrics.latency.labels(endpoint, version, variant).observe(elapsed)

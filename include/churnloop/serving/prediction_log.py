@@ -1,5 +1,5 @@
 """The prediction log, the drift report's current data: a row per scored instance (its
-features, the champion's ``prediction``, label, version, shadow score) under
+features, the answered ``prediction``, label, version and variant, shadow score) under
 ``predictions/dt=YYYY-MM-DD/``. `PredictionLog.append` never waits for storage; a background
 thread writes new objects only, keeps unwritten rows, and drops (counted) only past a bound.
 """
@@ -35,6 +35,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field(ENTITY, pa.int64()),
         pa.field("model_name", pa.string()),
         pa.field("model_version", pa.int64()),
+        pa.field("variant", pa.string()),
         pa.field(PREDICTION, pa.float64()),
         pa.field("predicted_label", pa.int8()),
         pa.field("shadow_version", pa.int64()),
@@ -44,7 +45,8 @@ RECORD_SCHEMA = pa.schema(
 """Every row's own columns; the request's features follow them (numbers as doubles,
 categories as strings), named as the model names them. ``customer_id`` tells where the
 features came from: set, the online store's row of that customer; null, the request's own
-``features`` (explicit-feature instances carry no id)."""
+``features`` (explicit-feature instances carry no id). ``variant`` names who answered,
+``champion`` or, during a canary, ``candidate`` (null in files written before it existed)."""
 
 FEATURES_KEY = "features"
 """Key of a record's feature dict; every other key is a `RECORD_SCHEMA` column."""

@@ -21,6 +21,7 @@ from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 from churnloop import schema
+from churnloop.serving import routing
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of the contract's ``customer_id`` (an Arrow int64), and of integer features."""
@@ -112,6 +113,14 @@ class PredictRequest(_InstanceFields):
         return self
 
 
+Variant = Literal[routing.CHAMPION, routing.CANDIDATE]
+VARIANT_RULE = (
+    "Who answered: the champion, or the candidate for the share of customers a canary "
+    "routes to it (a stable hash of customer_id; explicit-feature instances go to the "
+    "champion)."
+)
+
+
 class ModelRef(BaseModel):
     model: str
     version: int
@@ -120,12 +129,13 @@ class ModelRef(BaseModel):
 
 class Prediction(BaseModel):
     customer_id: int | None = None
-    probability: float = Field(description="Churn probability of the champion.")
+    probability: float = Field(description="Churn probability of the model that answered.")
     label: int = Field(description="1 (will churn) when probability >= threshold, else 0.")
+    variant: Variant = Field(description=VARIANT_RULE)
 
 
 class PredictResponse(Prediction, ModelRef):
-    """The champion's answer for one instance."""
+    """The answer for one instance; ``version`` is the version that answered."""
 
 
 class InstanceError(BaseModel):
@@ -137,17 +147,22 @@ class BatchItem(BaseModel):
     customer_id: int | None = None
     probability: float | None = None
     label: int | None = None
+    version: int | None = Field(default=None, description="The version that scored it.")
+    variant: Variant | None = Field(default=None, description=VARIANT_RULE)
     error: InstanceError | None = Field(
         default=None, description="Why this instance was not scored (e.g. 404 unknown customer)."
     )
 
 
 class BatchResponse(ModelRef):
+    """``model`` and ``version`` name the champion; each item names what scored it."""
+
     predictions: list[BatchItem]
 
 
 class ExplainResponse(ModelRef):
     customer_id: int | None = None
+    variant: Variant = Field(description=VARIANT_RULE)
     probability: float
     raw_score: float = Field(
         description=(

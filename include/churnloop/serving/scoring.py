@@ -1,7 +1,9 @@
-"""Scoring a request's instances with the champion: online rows, encoding, probabilities,
-and a prediction-log row each (with the challenger's shadow score when drawn). Each batch
-is counted against the data contract (`churnloop.serving.contract`) and its scores
-observed, NaN or infinite ones counted apart.
+"""Scoring a request's instances, each with the model `ModelServer.assign` gave it (the
+champion, or the candidate during a canary): online rows, encoding, probabilities, and a
+prediction-log row each naming its version and variant (with the challenger's shadow score
+when drawn). Each variant's rows are counted against its model's data contract
+(`churnloop.serving.contract`) and their scores observed by version and variant, NaN or
+infinite ones counted apart.
 
 Errors reach the caller as HTTP answers: 404 for an unknown customer (in place in a
 batch), 422 naming the field the model rejects, 503 when the online store is down.
@@ -13,6 +15,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,8 +26,9 @@ from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving.contract import input_contract
 from churnloop.serving.model import FeatureProblem, InvalidFeatures, ServedModel
 from churnloop.serving.prediction_log import FEATURES_KEY
+from churnloop.serving.routing import SHADOW
 from churnloop.serving.schemas import Instance
-from churnloop.serving.server import ModelServer
+from churnloop.serving.server import Assignment, ModelServer
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +45,63 @@ class UnknownCustomer(LookupError):
         )
 
 
+@dataclass
+class VariantRows:
+    """The rows of one request that one variant's model scores, and their scores."""
+
+    assigned: Assignment
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    sources: RowSources = field(default_factory=list)
+    probabilities: list[float] = field(default_factory=list)
+
+
 async def score(
-    server: ModelServer, model: ServedModel, instances: Sequence[Instance], batch: bool
+    server: ModelServer,
+    instances: Sequence[Instance],
+    assignments: Sequence[Assignment],
+    batch: bool,
 ) -> list[dict[str, Any]]:
-    """Score every instance; unknown customers become per-instance errors in a batch."""
+    """Score every instance with its assigned model; unknown customers become per-instance
+    errors in a batch. Every variant's rows are encoded before any is scored: a request
+    refused (422) or failing (500) leaves no observed score and no log row."""
+    results, groups = await _rows_by_variant(server, instances, assignments, batch)
+    matrices = [
+        encode_request_rows(server, group.assigned.model, group.rows, group.sources, batch)
+        for group in groups
+    ]
+    threshold = server.settings.serving_threshold
+    for group, matrix in zip(groups, matrices, strict=True):
+        model, variant = group.assigned.model, group.assigned.variant
+        contract = input_contract(model, server.settings.great_expectations_dir)
+        server.metrics.record_inputs(contract.count_encoded(matrix, group.rows))
+        scores = model.probabilities(matrix)
+        server.metrics.record_scores(model.version, variant, scores)
+        group.probabilities = scores.tolist()
+        for (index, _), probability in zip(group.sources, group.probabilities, strict=True):
+            results[index].update(
+                probability=probability,
+                label=int(probability >= threshold),
+                version=model.version,
+                variant=variant,
+            )
+    if groups:
+        log_predictions(server, groups)
+    return results
+
+
+async def _rows_by_variant(
+    server: ModelServer,
+    instances: Sequence[Instance],
+    assignments: Sequence[Assignment],
+    batch: bool,
+) -> tuple[list[dict[str, Any]], list[VariantRows]]:
+    """A result per instance (a 404 error in place for an unknown customer in a batch, a
+    raised 404 alone) and the rows to score, grouped by variant."""
     wanted = [item.customer_id for item in instances if item.customer_id is not None]
     online = iter(await server.online_rows(wanted) if wanted else [])
     results: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    scored: RowSources = []
-    for index, item in enumerate(instances):
+    groups: dict[str, VariantRows] = {}
+    for index, (item, assigned) in enumerate(zip(instances, assignments, strict=True)):
         row = item.features if item.customer_id is None else next(online)
         results.append({"customer_id": item.customer_id})
         if row is None:
@@ -60,21 +111,10 @@ async def score(
                 raise HTTPException(404, str(error))
             results[-1]["error"] = {"status": 404, "detail": str(error)}
             continue
-        rows.append(row)
-        scored.append((index, item))
-    if not rows:
-        return results
-    matrix = encode_request_rows(server, model, rows, scored, batch)
-    contract = input_contract(model, server.settings.great_expectations_dir)
-    server.metrics.record_inputs(contract.count_encoded(matrix, rows))
-    scores = model.probabilities(matrix)
-    server.metrics.record_scores(model.version, "champion", scores)
-    probabilities = scores.tolist()
-    threshold = server.settings.serving_threshold
-    for (index, _), probability in zip(scored, probabilities, strict=True):
-        results[index].update(probability=probability, label=int(probability >= threshold))
-    log_predictions(server, model, rows, [item for _, item in scored], probabilities)
-    return results
+        group = groups.setdefault(assigned.variant, VariantRows(assigned))
+        group.rows.append(row)
+        group.sources.append((index, item))
+    return results, list(groups.values())
 
 
 def encode_request_rows(
@@ -111,16 +151,17 @@ def _validation_error(problem: FeatureProblem, sources: RowSources, batch: bool)
     }
 
 
-def log_predictions(
-    server: ModelServer,
-    model: ServedModel,
-    rows: list[dict[str, Any]],
-    instances: list[Instance],
-    probabilities: list[float],
-) -> None:
-    """Queue a prediction-log row per scored instance, with the challenger's score when
-    this request is shadowed."""
-    shadow_model, shadow = shadow_scores(server, rows)
+def log_predictions(server: ModelServer, groups: list[VariantRows]) -> None:
+    """Queue a prediction-log row per scored instance, naming its version and variant, with
+    the challenger's score when this request is shadowed."""
+    scored = [
+        (group.assigned, row, item, probability)
+        for group in groups
+        for row, (_, item), probability in zip(
+            group.rows, group.sources, group.probabilities, strict=True
+        )
+    ]
+    shadow_model, shadow = shadow_scores(server, [row for _, row, _, _ in scored])
     now = dt.datetime.now(dt.UTC)
     request_id = uuid.uuid4().hex
     threshold = server.settings.serving_threshold
@@ -129,17 +170,16 @@ def log_predictions(
             TIMESTAMP: now,
             "request_id": request_id,
             ENTITY: item.customer_id,
-            "model_name": model.info.name,
-            "model_version": model.version,
+            "model_name": assigned.model.info.name,
+            "model_version": assigned.model.version,
+            "variant": assigned.variant,
             PREDICTION: probability,
             "predicted_label": int(probability >= threshold),
             "shadow_version": shadow_model.version if shadow_model else None,
             "shadow_prediction": shadow[index] if shadow else None,
             FEATURES_KEY: row,
         }
-        for index, (row, item, probability) in enumerate(
-            zip(rows, instances, probabilities, strict=True)
-        )
+        for index, (assigned, row, item, probability) in enumerate(scored)
     )
 
 
@@ -158,5 +198,5 @@ def shadow_scores(
         server.metrics.errors.labels("shadow").inc()
         log.exception("shadow scoring by v%s failed", challenger.version)
         return None, []
-    server.metrics.record_scores(challenger.version, "shadow", scores)
+    server.metrics.record_scores(challenger.version, SHADOW, scores)
     return challenger, scores.tolist()

@@ -1,5 +1,6 @@
-"""What the model server's routes share: the followed models, the online store, the
-prediction log and the metrics, started and stopped with the app (``app.state.server``).
+"""What the model server's routes share: the followed models and which one answers each
+customer, the online store, the prediction log and the metrics, started and stopped with the
+app (``app.state.server``).
 """
 
 from __future__ import annotations
@@ -7,12 +8,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
 from churnloop.redaction import describe_error
-from churnloop.registry import CHALLENGER, CHAMPION
+from churnloop.registry import CANDIDATE, CHALLENGER, CHAMPION
+from churnloop.serving import routing
 from churnloop.serving.follower import ModelFollower
 from churnloop.serving.metrics import NO_MODEL, ServingMetrics
 from churnloop.serving.model import ServedModel
@@ -23,6 +27,15 @@ if TYPE_CHECKING:
     from churnloop.features.online import OnlineFeatureReader
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The model that answers an instance, and its variant (`routing.CHAMPION` or
+    `routing.CANDIDATE`)."""
+
+    model: ServedModel
+    variant: str
 
 
 class ModelServer:
@@ -76,6 +89,21 @@ class ModelServer:
             raise HTTPException(503, f"no model loaded yet{reason}")
         return champion
 
+    def assign(self, customer_ids: Sequence[int | None]) -> list[Assignment]:
+        """Who answers each customer (None: an explicit-feature instance) under the canary
+        the registry holds (`churnloop.serving.routing`); a 503 without a champion."""
+        champion = Assignment(self.champion(), routing.CHAMPION)
+        candidate, share = self.follower.canary()
+        if candidate is None:
+            return [champion] * len(customer_ids)
+        on_candidate = Assignment(candidate, routing.CANDIDATE)
+        return [
+            on_candidate
+            if routing.variant_for(key, candidate.version, share) == routing.CANDIDATE
+            else champion
+            for key in customer_ids
+        ]
+
     # -- the online store ---------------------------------------------------------------
 
     def online(self) -> OnlineFeatureReader:
@@ -108,8 +136,10 @@ class ModelServer:
     # -- GET /model -----------------------------------------------------------------------
 
     def model_state(self) -> dict[str, Any]:
-        """The served version, its alias, training window and lineage; the load errors."""
+        """The served version, its alias, training window and lineage; the candidate and its
+        share; the load errors."""
         champion = self.follower.champion
+        candidate, share = self.follower.canary()
         challenger = self.follower.challenger
         errors = self.follower.load_errors
         checked = self.follower.last_checked
@@ -121,6 +151,10 @@ class ModelServer:
         state.update(
             features=list(champion.feature_names) if champion else [],
             threshold=self.settings.serving_threshold,
+            candidate=candidate.info.to_dict() if candidate else None,
+            canary_share=share,
+            canary_share_error=self.follower.split.problem,
+            candidate_load_error=errors[CANDIDATE].to_dict() if CANDIDATE in errors else None,
             challenger=challenger.info.to_dict() if challenger else None,
             shadow_fraction=self.settings.serving_shadow_fraction,
             last_load_error=errors[CHAMPION].to_dict() if CHAMPION in errors else None,

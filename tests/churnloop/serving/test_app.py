@@ -1,13 +1,11 @@
-"""The model server over real HTTP, against a real MLflow registry and Feast online store."""
+"""The model server over real HTTP, against a real MLflow registry and Feast online store
+(the ``world`` and ``serve`` fixtures: ``conftest.py``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import shutil
 import uuid
-from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -15,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from churnloop import registry, storage
 from churnloop.features import definition
@@ -30,55 +27,14 @@ from tests.churnloop.serving_support import (
     LAST_DAY,
     OTHER,
     UNFITTED,
-    install_template,
-    isolated_settings,
     point,
     served_version,
-    template_home,
     wait_for,
 )
 
 TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 UNKNOWN_CUSTOMER = 999_999
-
-
-@pytest.fixture(scope="module")
-def online_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared template, plus a Feast registry and online store holding the last day."""
-    from churnloop.features.feast_config import apply_definitions
-    from churnloop.features.materialize import materialize_day
-
-    home = tmp_path_factory.mktemp("serving-online") / "home"
-    shutil.copytree(template_home(), home)
-    settings = isolated_settings(home)
-    apply_definitions(settings)
-    materialize_day(settings, LAST_DAY, overlap_days=0)
-    return home
-
-
-@pytest.fixture
-def world(settings: Settings, online_template: Path) -> Settings:
-    install_template(settings, online_template)
-    point(settings, registry.CHAMPION, GOOD)
-    return settings
-
-
-@pytest.fixture
-def serve(world: Settings):
-    """Start a server on ``world`` with setting overrides; returns its URL and app state."""
-    with ExitStack() as stack:
-
-        def start(ready: bool = True, **overrides):
-            if overrides.get("serving_admin_token"):
-                overrides["serving_admin_token"] = SecretStr(overrides["serving_admin_token"])
-            app = create_app(world.model_copy(update=overrides))
-            url = stack.enter_context(serve_in_background(app))
-            if ready:
-                wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
-            return url, app.state.server
-
-        yield start
 
 
 def last_day_features(settings: Settings) -> pd.DataFrame:
@@ -352,7 +308,7 @@ def test_shadow_scores_are_logged_while_callers_get_the_champion(world, serve):
     httpx.post(f"{url}/predict", json=batch)
     text = httpx.get(f"{url}/metrics").text
     shadowed = metric(
-        text, "churnloop_prediction_score_count", model_version=str(OTHER), role="shadow"
+        text, "churnloop_prediction_score_count", model_version=str(OTHER), variant="shadow"
     )
     assert shadowed == 2 * len(customers), "every shadowed row of a batch is counted"
 
@@ -409,12 +365,12 @@ def test_metrics_count_requests_scores_and_errors_by_model_version(world, serve)
     text = httpx.get(f"{url}/metrics").text
 
     requests = "churnloop_requests_total"
-    on_predict = {"endpoint": "/predict", "model_version": "1"}
+    on_predict = {"endpoint": "/predict", "model_version": "1", "variant": "champion"}
     assert metric(text, requests, **on_predict, status="200") == 1
     assert metric(text, requests, **on_predict, status="404") == 1
     assert metric(text, "churnloop_request_duration_seconds_count", **on_predict) == 3
     scores = "churnloop_prediction_score_count"
-    assert metric(text, scores, model_version="1", role="champion") == 1
+    assert metric(text, scores, model_version="1", variant="champion") == 1
     assert metric(text, "churnloop_errors_total", kind="unknown_customer") == 1
     assert metric(text, "churnloop_errors_total", kind="validation") == 1
     assert metric(text, "churnloop_model_version", alias="champion") == GOOD

@@ -24,7 +24,7 @@ def test_nonfinite_scores_are_counted_by_version_and_kept_out_of_the_histogram()
     nonfinite = "churnloop_nonfinite_predictions_total"
     assert metric(text, nonfinite, model_version="7") == 3
     assert metric(text, nonfinite, model_version="8") == 0, "exported at 0 once loaded"
-    champion = {"model_version": "7", "role": "champion"}
+    champion = {"model_version": "7", "variant": "champion"}
     assert metric(text, "churnloop_prediction_score_count", **champion) == 2
     assert metric(text, "churnloop_prediction_score_sum", **champion) == 0.75
 

@@ -1,5 +1,6 @@
-"""``POST /predict`` and ``POST /explain``: the champion's answers for customers by id or
-by explicit features (see `churnloop.serving.schemas` for the bodies)."""
+"""``POST /predict`` and ``POST /explain``: answers for customers by id or by explicit
+features (see `churnloop.serving.schemas` for the bodies), each from the model
+`ModelServer.assign` gives it: the champion, or during a canary the candidate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
+from churnloop.serving.metrics import note_served
 from churnloop.serving.model import ServedModel
 from churnloop.serving.routes.dependencies import ServerDep
 from churnloop.serving.schemas import (
@@ -18,7 +20,7 @@ from churnloop.serving.schemas import (
     PredictResponse,
 )
 from churnloop.serving.scoring import UnknownCustomer, encode_request_rows, score
-from churnloop.serving.server import ModelServer
+from churnloop.serving.server import Assignment, ModelServer
 
 router = APIRouter()
 
@@ -59,23 +61,25 @@ async def batch_within_cap(request: Request, server: ServerDep) -> None:
     },
     dependencies=[Depends(batch_within_cap)],
 )
-async def predict(request: PredictRequest, server: ServerDep) -> dict[str, Any]:
+async def predict(request: PredictRequest, server: ServerDep, http: Request) -> dict[str, Any]:
     """Churn probability and label for one instance or a batch (see the description)."""
-    model = server.champion()
-    reference = _model_reference(server, model)
-    if request.instances is None:
-        single = Instance(customer_id=request.customer_id, features=request.features)
-        return {**reference, **(await score(server, model, [single], batch=False))[0]}
-    return {
-        **reference,
-        "predictions": await score(server, model, request.instances, batch=True),
-    }
+    batch = request.instances is not None
+    instances = request.instances or [
+        Instance(customer_id=request.customer_id, features=request.features)
+    ]
+    assignments = _assign(server, http, instances)
+    results = await score(server, instances, assignments, batch)
+    if not batch:
+        return {**_model_reference(server, assignments[0].model), **results[0]}
+    return {**_model_reference(server, server.champion()), "predictions": results}
 
 
 @router.post("/explain", response_model=ExplainResponse, responses={404: {}, 503: {}})
-async def explain(instance: Instance, server: ServerDep) -> dict[str, Any]:
-    """Each feature's contribution (log-odds) to one prediction, from LightGBM itself."""
-    model = server.champion()
+async def explain(instance: Instance, server: ServerDep, http: Request) -> dict[str, Any]:
+    """Each feature's contribution (log-odds) to one prediction, from LightGBM itself, by
+    the model that answers this customer's /predict."""
+    (assigned,) = _assign(server, http, [instance])
+    model = assigned.model
     if instance.customer_id is None:
         row = instance.features
     else:
@@ -86,12 +90,20 @@ async def explain(instance: Instance, server: ServerDep) -> dict[str, Any]:
     explanation = model.explain(matrix)
     return {
         **_model_reference(server, model),
+        "variant": assigned.variant,
         "customer_id": instance.customer_id,
         "probability": explanation.probability,
         "raw_score": explanation.raw_score,
         "base_value": explanation.base_value,
         "contributions": explanation.contributions,
     }
+
+
+def _assign(server: ModelServer, http: Request, instances: list[Instance]) -> list[Assignment]:
+    """Each instance's model and variant, noted for the request's metrics."""
+    assignments = server.assign([item.customer_id for item in instances])
+    note_served(http, [(a.model.version, a.variant) for a in assignments])
+    return assignments
 
 
 def _model_reference(server: ModelServer, model: ServedModel) -> dict[str, Any]:
