@@ -51,6 +51,18 @@ VIOLATIONS = {
         "from churnloop.training import steps  # noqa: F401\n",
         "`churnloop.training` is banned at the module level",
     ),
+    "the package imports an undeclared package": (
+        "include/churnloop/errors.py",
+        "append",
+        "\n\nimport tenacity  # noqa: E402, F401\n",
+        "'tenacity' imported but it is a transitive dependency",
+    ),
+    "the package imports a dev-only package": (
+        "include/churnloop/errors.py",
+        "append",
+        "\n\nimport pytest  # noqa: E402, F401\n",
+        "'pytest' imported but declared as a dev dependency",
+    ),
 }
 
 
