@@ -1,7 +1,8 @@
-"""Fixtures of the integration tests: the whole loop on real Airflow components and the
-production profile's services (``airflow_loop``, run once a session), and the browser
-checks of its UI: Debian's Chromium, headless, driven by Playwright (which downloads no
-browser here: ``make test`` installs Debian's ``chromium``; it is launched by path).
+"""Fixtures of the integration tests: the whole loop on real Airflow components (the
+CeleryExecutor on two workers, one of them killed on the way) and the production profile's
+services (``airflow_loop``, run once a session), and the browser checks of its UI: Debian's
+Chromium, headless, driven by Playwright (which downloads no browser here: ``make test``
+installs Debian's ``chromium``; it is launched by path).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from churnloop.demo.airflow_stack import AirflowClient, airflow_stack, free_port
 from churnloop.serving.process import running_model_server
 from churnloop.settings import get_settings
+from tests.integration.celery_support import broker_url, celery_environment, celery_workers
 from tests.integration.loop_story import StoryRuns, Timeline, run_story, story_environment
 from tests.service_support import (
     S3_ACCESS_KEY,
@@ -81,6 +83,8 @@ def airflow_loop(tmp_path_factory, s3_server, mlflow_server, redis_address):
     with ExitStack() as stack:
         airflow_db = stack.enter_context(fresh_database("churnloop_airflow"))
         feast_registry = stack.enter_context(fresh_database("churnloop_feast"))
+        broker = stack.enter_context(broker_url(redis_address))
+        celery_results = stack.enter_context(fresh_database("churnloop_celery"))
         production = {  # the production profile, chosen by these variables alone
             "CHURNLOOP_HOME": str(workdir / "home"),
             "CHURNLOOP_LAKE_URI": f"{prefix}/lake",
@@ -99,13 +103,18 @@ def airflow_loop(tmp_path_factory, s3_server, mlflow_server, redis_address):
             "AWS_DEFAULT_REGION": "us-east-1",
             "AIRFLOW_HOME": str(workdir / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+            **celery_environment(broker, celery_results),
         }
         environment = {**production, **story_environment(timeline, free_port())}
         with pytest.MonkeyPatch.context() as patch:  # the processes started here keep it
             for name, value in environment.items():
                 patch.setenv(name, value)
             server_url = stack.enter_context(running_model_server(get_settings()))
-            client = stack.enter_context(airflow_stack(get_settings(), workdir / "logs", say=print))
+            client = stack.enter_context(
+                airflow_stack(
+                    get_settings(), workdir / "logs", say=print, celery_workers=celery_workers()
+                )
+            )
             stack.callback(_remove_online_rows, environment)
             runs = run_story(client, timeline)
         yield Loop(client, timeline, runs, server_url, environment)

@@ -1,4 +1,5 @@
-"""The integration story: the whole loop on real Airflow components, production profile.
+"""The integration story: the whole loop on real Airflow components, production profile,
+tasks run by the CeleryExecutor on two workers (``celery_support``).
 
 Simulated days end yesterday (UTC), so the scheduler's clock and the data agree: a
 catch-up or a "latest run" never reaches past the data. The days before the backfill
@@ -6,14 +7,19 @@ are seeded straight into the lake (``loop_support.publish_days``), the last two 
 go through Airflow:
 
     day  0 .. 32   seeded: validated snapshots, features, matured labels
-    day 33 .. 46   landing drops; ``customer_data`` backfill (REST), day 36 broken; the
-                   scheduler is restarted while runs are in flight
+    day 33 .. 46   landing drops; ``customer_data`` backfill (REST), day 36 broken; a
+                   worker is SIGKILLed in the middle of a task (the other runs its retry,
+                   then the killed one starts again); the scheduler is restarted while
+                   runs are in flight
     day 38 ..      ages drift (covariate drift, complete by day 41)
     as of day 40   ``continuous_training`` by hand (REST, logical date): promoted, deployed;
                    triggered at the same moment as a dry run as of day 39
     day 43 .. 46   ``drift_report`` backfill; day 43 emits ``churn_drift``, the scheduler
                    starts ``continuous_training`` as of day 44; days 44-46 fall in the
                    3-day cooldown after it, so exactly one drift-triggered run follows
+
+Every training run overruns a 10-second budget, so the triggerer reports each missed
+deadline (no alert channel is configured here: as a warning in its log).
 """
 
 from __future__ import annotations
@@ -26,11 +32,22 @@ from dataclasses import dataclass, field
 from churnloop.demo.airflow_stack import FINISHED, AirflowClient
 from churnloop.demo.simulation import Scenario, simulate
 from churnloop.settings import get_settings
+from tests.integration.celery_support import (
+    WorkerKill,
+    kill_a_worker_mid_task,
+    wait_for_workers,
+)
 from tests.loop_support import DRIFT_ALONE_TRIGGERS, FAST_MODEL, LOOP_GATE_ENV, publish_days
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 CUSTOMERS = 400
 ADMIN_TOKEN = "integration-admin-token"
+TRAINING_BUDGET_SECONDS = 10
+"""Shorter than any training run of the story (~20 s on preloaded workers): each one misses
+its Deadline Alert."""
+KILLABLE_TASKS = frozenset({"ingest_snapshots", "ingest_labels", "build_features"})
+"""``customer_data`` tasks that retry and do work (the sensors only look; validate_* never
+retry; a killed materialize_features would hold the Feast pool's one slot until detected)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ def story_environment(timeline: Timeline, serving_port: int) -> dict[str, str]:
         "CHURNLOOP_SERVING_PORT": str(serving_port),
         "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
         "CHURNLOOP_DEPLOY_START_SERVER": "false",
+        "CHURNLOOP_TRAINING_RUN_BUDGET": str(TRAINING_BUDGET_SECONDS),
     }
 
 
@@ -77,6 +95,7 @@ class StoryRuns:
     training: list[dict] = field(default_factory=list)
     drift: list[dict] = field(default_factory=list)
     in_flight_at_restart: int = 0
+    worker_kill: WorkerKill | None = None
 
 
 def run_story(
@@ -110,12 +129,19 @@ def run_story(
         progress=lambda line: None,
     )
     client.wait_for_dags(DAG_IDS)
+    wait_for_workers(client)
     runs = StoryRuns()
 
     client.backfill(
         "customer_data", day(timeline.first_backfilled), day(timeline.days - 1), max_active_runs=4
     )
     client.unpause("customer_data")
+    broken = day(timeline.broken).isoformat()
+    runs.worker_kill = kill_a_worker_mid_task(
+        client,
+        lambda ti: ti["task_id"] in KILLABLE_TASKS and not ti["logical_date"].startswith(broken),
+        say,
+    )
     backfilled = timeline.days - timeline.first_backfilled
     client.wait_for_runs("customer_data", 3, 1200, say)
     runs.in_flight_at_restart = sum(

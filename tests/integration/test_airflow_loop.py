@@ -1,10 +1,12 @@
 """The whole loop on real Airflow components and the production profile's real services.
 
-An api-server, a scheduler (LocalExecutor) and a dag-processor on a PostgreSQL metadata
-DB; the lake and MLflow's artifacts in S3 (SeaweedFS); an MLflow tracking server on
-PostgreSQL; Feast's online store in Redis and its registry in PostgreSQL; the model
-server as its own process. Everything is driven through Airflow's REST API, and the
-asset-triggered training run is started by the scheduler itself (see ``loop_story``).
+An api-server, a scheduler (CeleryExecutor), a dag-processor, a triggerer and two Celery
+workers (Redis broker, results in PostgreSQL) on a PostgreSQL metadata DB; the lake and
+MLflow's artifacts in S3 (SeaweedFS); an MLflow tracking server on PostgreSQL; Feast's
+online store in Redis and its registry in PostgreSQL; the model server as its own process.
+Everything is driven through Airflow's REST API, and the asset-triggered training run is
+started by the scheduler itself; one worker is SIGKILLed in the middle of a task on the
+way (see ``loop_story``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections import Counter
 
 import httpx
 import pytest
@@ -26,7 +29,11 @@ from churnloop.features import definition
 from churnloop.features.online import FOUND, online_features
 from churnloop.links import in_this_ui
 from churnloop.settings import get_settings
-from tests.integration.loop_story import ADMIN_TOKEN
+from tests.integration.celery_support import WORKERS
+from tests.integration.loop_story import ADMIN_TOKEN, TRAINING_BUDGET_SECONDS
+
+CELERY_EXECUTOR_LOADED = "Loaded executor: :CeleryExecutor:"
+PRELOADED = "Preloaded task libraries"
 
 pytestmark = [
     pytest.mark.airflow,
@@ -78,13 +85,43 @@ def test_features_of_the_last_day_are_online_in_redis(loop):
 
 
 def test_backfill_survived_a_scheduler_restart(loop):
-    """The scheduler was restarted (SIGTERM, as a deploy would) with runs in flight, and
-    every run still finished as it should (the states are checked above)."""
+    """The scheduler was restarted (SIGTERM, as a deploy would) with runs in flight, their
+    tasks going on on the workers, and every run still finished as it should (the states
+    are checked above)."""
     assert loop.runs.in_flight_at_restart > 0
-    assert (
-        loop.client.components["scheduler"].log_path.read_text().count("Preloaded task libraries")
-        == 2
+    scheduler_log = loop.client.components["scheduler"].log_path.read_text()
+    assert scheduler_log.count(CELERY_EXECUTOR_LOADED) == 2
+
+
+def test_tasks_ran_on_both_celery_workers(loop):
+    """Every task instance that ran records the worker it ran on: one of the two, and both
+    took their share."""
+    hosts = Counter(
+        ti["hostname"]
+        for dag_id in DAG_IDS
+        for run in loop.client.runs(dag_id)
+        for ti in loop.client.task_instances(dag_id, run["dag_run_id"])
+        if ti["hostname"]
     )
+    assert set(hosts) == set(WORKERS), hosts
+
+
+def test_a_worker_killed_mid_task_left_the_task_to_the_other(loop):
+    """A SIGKILLed worker says nothing: the scheduler finds its task by the missing
+    heartbeat, the retry runs on the worker left, and the run ends as if nothing happened;
+    the killed worker was started again."""
+    kill = loop.runs.worker_kill
+    tries = {
+        attempt["try_number"]: attempt
+        for attempt in loop.client.task_tries(kill.dag_id, kill.dag_run_id, kill.task_id)
+    }
+    killed_try, last_try = tries[kill.try_number], tries[max(tries)]
+    assert killed_try["hostname"] == kill.killed and killed_try["state"] != "success", tries
+    assert last_try["try_number"] > kill.try_number
+    assert (last_try["hostname"], last_try["state"]) == (kill.survivor, "success"), tries
+    (run,) = [run for run in loop.runs.customer_data if run["dag_run_id"] == kill.dag_run_id]
+    assert run["state"] == "success"
+    assert loop.client.components[kill.killed].log_path.read_text().count(PRELOADED) >= 2
 
 
 def test_two_triggers_at_once_ran_one_at_a_time(loop):
@@ -95,6 +132,17 @@ def test_two_triggers_at_once_ran_one_at_a_time(loop):
     assert [run["state"] for run in manual] == ["success", "success"], manual
     first, second = manual
     assert first["end_date"] <= second["start_date"], "continuous_training ran twice at once"
+
+
+def test_each_training_run_over_its_budget_raised_a_deadline_alert(loop):
+    """The scheduler marked each run's deadline missed and the triggerer ran the callback."""
+    triggerer_log = loop.client.components["triggerer"].log_path.read_text()
+    alerts = triggerer_log.split("this alert would be sent:")[1:]
+    budget = dt.timedelta(seconds=TRAINING_BUDGET_SECONDS)
+    missed = f"missed its deadline: not finished {budget} after it was queued"
+    for run in loop.runs.training:
+        run_fact = f"Run: {run['dag_run_id']}\n"
+        assert any(missed in alert and run_fact in alert for alert in alerts), run["dag_run_id"]
 
 
 def test_manual_training_promoted_and_deployed(loop):
@@ -196,13 +244,12 @@ def test_the_model_server_serves_the_champion(loop):
 
 
 def test_tasks_forked_from_workers_that_preloaded_the_task_libraries(loop):
-    """The LocalExecutor subclass imported GX, Feast, MLflow... once, before forking."""
-    scheduler_log = (loop.client.log_dir / "scheduler.log").read_text()
-    assert (
-        "Loaded executor: ::churnloop.orchestration.executor.PreloadingLocalExecutor"
-        in scheduler_log
-    )
-    assert "Preloaded task libraries" in scheduler_log
+    """The scheduler hands tasks to Celery, and each worker imported GX, Feast, MLflow...
+    once, before forking its pool (``churnloop.orchestration.celery_config``)."""
+    scheduler_log = loop.client.components["scheduler"].log_path.read_text()
+    assert CELERY_EXECUTOR_LOADED in scheduler_log
+    for name in WORKERS:
+        assert PRELOADED in loop.client.components[name].log_path.read_text(), name
 
 
 def test_reports_are_served_to_signed_in_users_only(loop):

@@ -1,8 +1,8 @@
 """Real Airflow components, started, driven through the REST API, and stopped.
 
-`airflow_stack` runs an api-server, a scheduler and a dag-processor on one metadata DB, each
-in its own process group (stopped whole on exit), and yields an `AirflowClient` of Airflow's
-public REST API (``/api/v2``).
+`airflow_stack` runs an api-server, a scheduler, a dag-processor and a triggerer on one
+metadata DB, and any `CeleryWorker`s asked for, each in its own process group (stopped whole
+on exit), and yields an `AirflowClient` of Airflow's public REST API (``/api/v2``).
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from churnloop.orchestration.environment import airflow_environment, prepare_airflow
-from churnloop.processes import stop_process_group
+from churnloop.processes import process_stats, stop_process_group
 from churnloop.settings import Settings
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
-"""What runs DAGs end to end; the triggerer is not needed (no deferrable tasks)."""
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+"""What runs DAGs end to end; the triggerer runs the callbacks of missed Deadline Alerts."""
 
 FINISHED = frozenset({"success", "failed"})
 UNAVAILABLE_SECONDS = 120
@@ -40,6 +40,16 @@ USERNAME = "admin"
 
 class AirflowStackError(RuntimeError):
     """A component did not start, died, or a run did not finish in time."""
+
+
+@dataclass(frozen=True)
+class CeleryWorker:
+    """An ``airflow celery worker`` beside the components (the CeleryExecutor's): its Celery
+    hostname, which also names it among the components and its log file, and what its
+    environment adds to the stack's."""
+
+    hostname: str
+    environ: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,22 +109,26 @@ def airflow_stack(
     log_dir: Path,
     environ: Mapping[str, str] | None = None,
     say: Callable[[str], None] = lambda line: None,
+    celery_workers: Sequence[CeleryWorker] = (),
 ) -> Iterator[AirflowClient]:
-    """Migrate the metadata DB, start the components, yield a logged-in REST client."""
+    """Migrate the metadata DB, start the components, yield a logged-in REST client.
+
+    ``celery_workers`` only run tasks if the environment selects the CeleryExecutor and
+    its broker."""
     port = free_port()
     password = secrets.token_urlsafe(16)
     env = stack_environment(settings, port, password, environ)
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "airflow-setup.log").open("w") as output:
         _in_environment(env, lambda: prepare_airflow(settings, output))
-    components = {name: Component(name, env, log_dir, port) for name in COMPONENTS}
+    components = _components(env, log_dir, port, celery_workers)
     with ExitStack() as stack:
         stack.enter_context(_terminate_means_exit())
         for component in components.values():
             component.start()
             stack.callback(component.stop)
         say(
-            f"Airflow {', '.join(COMPONENTS)} on {env['AIRFLOW__API__BASE_URL']} "
+            f"Airflow {', '.join(components)} on {env['AIRFLOW__API__BASE_URL']} "
             f"(logs in {log_dir})"
         )
         login = StackLogin(env["AIRFLOW__API__BASE_URL"], USERNAME, password)
@@ -122,6 +136,23 @@ def airflow_stack(
         stack.callback(client.close)
         client.wait_until_healthy()
         yield client
+
+
+def _components(
+    env: Mapping[str, str], log_dir: Path, port: int, celery_workers: Sequence[CeleryWorker]
+) -> dict[str, Component]:
+    """The ``airflow`` commands to run, by name.
+
+    Workers serve no logs: the api-server reads task logs from the log folder they share on
+    this machine, and a second log server would find Airflow's one port taken."""
+    arguments = {name: [name] for name in COMPONENTS}
+    arguments["api-server"] += ["--port", str(port), "--workers", "1"]  # host: AIRFLOW__API__HOST
+    components = {name: Component(name, args, env, log_dir) for name, args in arguments.items()}
+    for worker in celery_workers:
+        command = ["celery", "worker", "--celery-hostname", worker.hostname, "--skip-serve-logs"]
+        worker_env = {**env, **worker.environ}
+        components[worker.hostname] = Component(worker.hostname, command, worker_env, log_dir)
+    return components
 
 
 @contextmanager
@@ -149,13 +180,13 @@ def _in_environment(env: Mapping[str, str], action: Callable[[], None]) -> None:
 
 
 class Component:
-    """One Airflow component (``airflow <name>``) in its own process group."""
+    """One Airflow component (``airflow <arguments>``) in its own process group."""
 
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path, port: int) -> None:
+    def __init__(
+        self, name: str, arguments: Sequence[str], env: Mapping[str, str], log_dir: Path
+    ) -> None:
         self.name = name
-        self.command = [sys.executable, "-m", "airflow", name]
-        if name == "api-server":
-            self.command += ["--port", str(port), "--workers", "1"]  # host: AIRFLOW__API__HOST
+        self.command = [sys.executable, "-m", "airflow", *arguments]
         self.env = dict(env)
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
@@ -175,8 +206,36 @@ class Component:
         if self.process is not None:
             stop_process_group(self.process, grace)
 
+    def kill(self) -> None:
+        """SIGKILL every process of the component at once, as a lost machine would: no
+        shutdown, nothing said to anyone. It then counts as stopped, not as dead."""
+        if self.process is not None:
+            _kill_session(self.process.pid)
+            self.process.wait()
+            self.process = None
+
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
+
+
+def _kill_session(session: int, timeout: float = 10) -> None:
+    """SIGKILL the processes of ``session`` (a component's: task processes run in process
+    groups of their own within it) until none is left alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid, fields in process_stats() if _alive_in(session, fields)]
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            raise AirflowStackError(f"processes {alive} of session {session} survived SIGKILL")
+        for pid in alive:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def _alive_in(session: int, fields: list[str]) -> bool:
+    return int(fields[3]) == session and fields[0] != "Z"
 
 
 class AirflowClient:
@@ -216,11 +275,15 @@ class AirflowClient:
 
     def restart(self, name: str, grace: float = 300) -> None:
         """Stop a component as an operator would (SIGTERM; a scheduler's running tasks
-        finish first) and start it again."""
+        finish first) and start it again; a killed component just starts."""
         component = self.components[name]
         component.stop(grace)
         component.start()
         self.wait_until_healthy()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component with all its processes (`Component.kill`)."""
+        self.components[name].kill()
 
     def token(self) -> str:
         if self._token is None:
@@ -324,9 +387,21 @@ class AirflowClient:
                 raise AirflowStackError(f"{line} after {timeout:.0f} s; logs in {self.log_dir}")
             time.sleep(2)
 
+    def task_instances(self, dag_id: str = "~", run_id: str = "~", **filters: Any) -> list[dict]:
+        """Task instances of a run (``~``: of every DAG or run) as the REST API gives them,
+        with their state, try number and the hostname they ran on; ``filters`` are its
+        query parameters (``state="running"``)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        return self.request("GET", path, params={"limit": 500, **filters})["task_instances"]
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+        """Every try of a task instance, the current one included, in order."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries"
+        tries = self.request("GET", path)["task_instances"]
+        return sorted(tries, key=lambda attempt: attempt["try_number"])
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        answer = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
+        return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
         states = self.task_states(dag_id, run_id)
