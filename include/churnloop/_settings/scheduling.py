@@ -37,10 +37,11 @@ class SchedulingSettings(BaseModel):
         default=dt.timedelta(hours=8),
         description="A scheduled day of customer_data not finished this long after its data "
         "interval ended alerts on-call (an Airflow Deadline Alert; seconds or ISO 8601, e.g. "
-        "PT8H). Backfills and manual runs are for past days and are not judged by it.",
+        "PT8H). Backfills, manual runs and a catch-up of older days are not judged by it.",
     )
     training_run_budget: dt.timedelta = Field(
         default=dt.timedelta(hours=2),
+        gt=dt.timedelta(0),
         description="A continuous_training run not finished this long after it was queued "
         "alerts on-call (an Airflow Deadline Alert; seconds or ISO 8601, e.g. PT2H).",
     )
@@ -56,8 +57,8 @@ class SchedulingSettings(BaseModel):
         """A deadline inside the landing wait would call a day late that is only waiting."""
         if self.customer_data_deadline.total_seconds() <= self.landing_wait_seconds:
             raise ValueError(
-                f"customer_data_deadline ({self.customer_data_deadline}) must exceed "
-                f"landing_wait_seconds ({self.landing_wait_seconds} s): a day still waiting "
-                "for its drop would be reported late"
+                f"CHURNLOOP_CUSTOMER_DATA_DEADLINE ({self.customer_data_deadline}) must "
+                f"exceed CHURNLOOP_LANDING_WAIT_SECONDS ({self.landing_wait_seconds} s): a day "
+                "still waiting for its drop would be reported late"
             )
         return self

@@ -80,14 +80,19 @@ def _html_link(name: str, url: str) -> str:
     return f"{html.escape(name)}: {html.escape(url)}"
 
 
+FENCE = "```"
+CLOSED_FENCE = "'''"
+"""A fence quoted in an error, shown so that it cannot end the message's code block."""
+
+
 def as_slack(message: AlertMessage) -> str:
     """The alert as a Slack message (mrkdwn): data escaped, so ``<!channel>`` or ``<url|x>``
-    quoted by an error stays text."""
+    quoted by an error stays text, and a fence it quotes cannot close the code block."""
     facts = _slack_escape(", ".join(f"{name} {value}" for name, value in message.facts))
     links = " | ".join(f"<{_slack_url(url)}|{name}>" for name, url in message.links)
     return (
         f":red_circle: *{_slack_escape(message.headline)}* ({facts})\n{links}\n"
-        f"```{_slack_escape(message.detail)}```"
+        f"```{_slack_escape(message.detail).replace(FENCE, CLOSED_FENCE)}```"
     )
 
 

@@ -52,3 +52,12 @@ def test_a_bar_in_a_url_cannot_end_a_slack_link():
     slack = as_slack(MESSAGE)
 
     assert "<http://airflow.example.com/dags/customer_data/runs/a%7Cb|Run>" in slack
+
+
+def test_a_fence_quoted_in_an_error_cannot_close_the_code_block():
+    """Text after a quoted fence would otherwise be read as Slack markup."""
+    error = "expected ``` got *bold* <!here>"
+    slack = as_slack(AlertMessage("x failed", (), (), detail=error))
+
+    assert slack.count("```") == 2 and slack.endswith("```")
+    assert "expected ''' got *bold* &lt;!here&gt;" in slack

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
+import threading
 
 import pytest
 
@@ -44,33 +44,42 @@ def run_context(dag_run_id: str = "scheduled__2026-03-04T00:00:00+00:00", **run)
 
 @pytest.mark.airflow
 @pytest.mark.parametrize(
-    ("run_type", "judged"), [("scheduled", True), ("backfill", False), ("manual", False)]
+    ("run_type", "ended_hours_ago", "judged"),
+    [
+        ("scheduled", 2, True),
+        ("scheduled", 72, False),  # a catch-up of old days: a first deploy, an outage
+        ("backfill", 2, False),
+        ("manual", 2, False),
+    ],
 )
-def test_only_a_scheduled_day_is_judged_by_its_end(airflow_db, run_type, judged):
-    """A backfill of last month is not late by last month's clock: judged by its day, every
-    backfilled run would alert at once."""
+def test_only_a_day_scheduled_on_time_is_judged_by_its_end(
+    airflow_db, run_type, ended_hours_ago, judged
+):
+    """A backfill of last month, or a catch-up of it, is not late by last month's clock:
+    judged by its day, every such run would alert at once."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
-    run_id = f"{run_type}__{run_type}-deadline-test"
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=ended_hours_ago)
+    run_id = f"{run_type}__{ended_hours_ago}h-deadline-test"
     with create_session() as session:
         session.add(
             DagRun(
                 dag_id="deadline_reference_test",
                 run_id=run_id,
                 run_type=run_type,
-                logical_date=DAY,
-                data_interval=(DAY, DAY + dt.timedelta(days=1)),
+                logical_date=end - dt.timedelta(days=1),
+                data_interval=(end - dt.timedelta(days=1), end),
                 state="queued",
             )
         )
         session.flush()
-        end = ScheduledDayEnd()._evaluate_with(
+        reference = ScheduledDayEnd()._evaluate_with(
             session=session, dag_id="deadline_reference_test", run_id=run_id
         )
         session.rollback()
 
-    assert end == (DAY + dt.timedelta(days=1) if judged else None)
+    assert reference == (end if judged else None)
 
 
 def test_the_deadlines_come_from_the_settings(settings, monkeypatch):
@@ -93,7 +102,7 @@ def test_a_deadline_inside_the_landing_wait_is_refused(settings, monkeypatch):
     monkeypatch.setenv("CHURNLOOP_LANDING_WAIT_SECONDS", "3600")
     monkeypatch.setenv("CHURNLOOP_CUSTOMER_DATA_DEADLINE", "PT30M")
 
-    with pytest.raises(ValueError, match="must exceed landing_wait_seconds"):
+    with pytest.raises(ValueError, match="must exceed CHURNLOOP_LANDING_WAIT_SECONDS"):
         get_settings()
 
 
@@ -120,16 +129,48 @@ def test_a_missed_deadline_is_escaped_and_masked(settings, monkeypatch):
     assert "<script>" not in as_html(message) and "<script>" not in as_slack(message)
 
 
-def test_the_callback_delivers_from_the_triggerers_event_loop(settings, caplog):
-    """The triggerer awaits the callback: delivery (blocking SMTP, HTTP) runs in a thread."""
-    caplog.set_level(logging.WARNING, logger="churnloop")
+def test_the_callback_delivers_off_the_triggerers_event_loop(settings, monkeypatch):
+    """The triggerer awaits the callback: delivery (blocking SMTP, HTTP) runs in a thread,
+    never on the loop every trigger of the triggerer shares."""
+    delivered: list[tuple[str, bool]] = []
 
-    asyncio.run(
-        deadline_missed(promise="not finished 2:00:00 after it was queued", context=run_context())
-    )
+    def deliver(settings, message):
+        delivered.append((message.headline, threading.current_thread() is loop_thread))
 
-    [record] = [r for r in caplog.records if r.name == deadlines.deliver.__module__]
-    assert "customer_data for 2026-03-04 missed its deadline" in record.getMessage()
+    monkeypatch.setattr(deadlines, "deliver", deliver)
+    loop_thread = threading.current_thread()  # asyncio.run runs the loop on this thread
+
+    asyncio.run(deadline_missed(promise="not finished 2:00:00", context=run_context()))
+
+    assert delivered == [
+        ("customer_data for 2026-03-04 missed its deadline: not finished 2:00:00", False)
+    ]
+
+
+def test_a_failed_run_is_not_alerted_twice(settings, monkeypatch):
+    """Its failed task alerted already; the deadline passing later says nothing new."""
+    delivered: list[str] = []
+    monkeypatch.setattr(deadlines, "deliver", lambda settings, message: delivered.append("x"))
+
+    asyncio.run(deadline_missed(promise="late", context=run_context(state="failed")))
+    asyncio.run(deadline_missed(promise="late", context=run_context(state="running")))
+
+    assert delivered == ["x"]
+
+
+def test_a_run_without_a_logical_date_says_what_kind_it_is(settings):
+    context = run_context(logical_date=None, run_type="asset_triggered")
+
+    message = missed_deadline("late", context, settings)
+
+    assert message.headline.startswith("customer_data for none (asset_triggered run) missed")
+
+
+def test_the_training_budget_must_be_positive(settings, monkeypatch):
+    monkeypatch.setenv("CHURNLOOP_TRAINING_RUN_BUDGET", "0")
+
+    with pytest.raises(ValueError, match="training_run_budget"):
+        get_settings()
 
 
 def test_the_stand_in_context_has_the_fields_airflow_sends():
