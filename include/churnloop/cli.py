@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import shlex
 import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from churnloop.demo.breakages import BREAKAGES
+from churnloop.cli_arguments import (
+    DATASET,
+    DEMO_ARGUMENTS,
+    DRIFT_REPORT_ARGUMENTS,
+    FEATURE_DAY,
+    MATERIALIZE_ARGUMENTS,
+    PARTITION_DAY,
+    ROLLBACK_ARGUMENTS,
+    SERVE_ARGUMENTS,
+    SIMULATE_ARGUMENTS,
+    Argument,
+    argument,
+)
 from churnloop.demo.run import DemoPlan
 from churnloop.demo.simulation import (
-    DEFAULT_RAMP_DAYS,
-    SCENARIOS,
     InvalidSimulation,
     Scenario,
     simulate,
 )
-from churnloop.redaction import MASK, redact
-from churnloop.settings import Settings, configuration_errors, env_variable, get_settings
-from churnloop.validation.ingest import CONTRACTS
+from churnloop.redaction import redact
+from churnloop.settings import Settings, configuration_errors, get_settings
 
-LANDING_DATASETS = tuple(CONTRACTS)
 INTERNAL_HEADING = "internal (setup run by make, docker compose and Airflow tasks)"
 
 
@@ -172,63 +177,11 @@ def _champion_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show_settings(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the profile and every setting by the variable that sets it, credentials masked
-    (a secret's value, a URL's password, secret-named parameters)."""
-    from churnloop.redaction import masker
+    """Print the profile and every setting by its variable, credentials masked."""
+    from churnloop.settings_listing import settings_listing
 
-    values = _setting_values(settings)
-    if args.json:
-        shown = {"profile": settings.profile, "in_services": _in_services(settings)}
-        text = json.dumps({**shown, "settings": values}, indent=2)
-    else:
-        lines = [f"{name}={_as_variable(value)}" for name, value in values.items()]
-        text = "\n".join([_profile_line(settings), *lines])
-    print(masker(settings)(text))
+    print(settings_listing(settings, as_json=args.json))
     return 0
-
-
-def _setting_values(settings: Settings) -> dict[str, Any]:
-    """Each setting's value as JSON, by the variable that sets it; a secret's is ``***``."""
-    secret = {name for name, value in settings if isinstance(value, SecretStr)}
-    return {
-        env_variable(name): MASK if name in secret and value else value
-        for name, value in settings.model_dump(mode="json").items()
-    }
-
-
-def _in_services(settings: Settings) -> list[str]:
-    return [env_variable(name) for name in settings.locations_in_services]
-
-
-def _profile_line(settings: Settings) -> str:
-    if settings.profile != "mixed":
-        return f"profile: {settings.profile}"
-    return f"profile: mixed (in services: {', '.join(_in_services(settings))})"
-
-
-def _as_variable(value: Any) -> str:
-    """A value as its variable is written: text as it is, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _day(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
-
-
-def _breakage(text: str) -> tuple[dt.date, str]:
-    day, separator, kind = text.partition(":")
-    if not separator or not kind:
-        raise argparse.ArgumentTypeError(
-            f"expected DAY:KIND (e.g. 2026-01-20:null_keys), got {text!r}"
-        )
-    if kind not in BREAKAGES:
-        raise argparse.ArgumentTypeError(
-            f"unknown breakage {kind!r}; valid: {', '.join(BREAKAGES)}"
-        )
-    return _day(day), kind
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,23 +222,6 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @dataclass(frozen=True)
-class Argument:
-    """One ``add_argument`` call: its flags (or positional name) and options."""
-
-    flags: tuple[str, ...]
-    options: dict[str, Any]
-
-
-def _argument(*flags: str, **options: Any) -> Argument:
-    return Argument(flags, options)
-
-
-def _default_from_settings(field: str) -> str:
-    """The help of an option that overrides a setting: where its default comes from."""
-    return f"(default: {env_variable(field)}, else {Settings.model_fields[field].default})"
-
-
-@dataclass(frozen=True)
 class Command:
     """A subcommand: its name, its one-line help, what it runs, and its arguments."""
 
@@ -295,93 +231,6 @@ class Command:
     arguments: tuple[Argument, ...] = ()
     description: str | None = None
 
-
-FEATURE_DAY = _argument("day", type=_day, help="feature day (YYYY-MM-DD)")
-DATASET = _argument("dataset", choices=LANDING_DATASETS, help="landing dataset")
-PARTITION_DAY = _argument("day", type=_day, help="partition day (YYYY-MM-DD)")
-
-DEMO_ARGUMENTS = (
-    _argument(
-        "--days",
-        type=int,
-        default=DemoPlan.days,
-        help="days to simulate and run, >= 50 (default: %(default)s)",
-    ),
-    _argument(
-        "--customers",
-        type=int,
-        default=DemoPlan.customers,
-        help="customers per day (default: %(default)s)",
-    ),
-)
-
-DRIFT_REPORT_ARGUMENTS = (
-    _argument("--reference", required=True, help="Parquet file of the reference"),
-    _argument("--current", required=True, help="Parquet file of the current data"),
-    _argument("--day", type=_day, required=True, help="report day (YYYY-MM-DD)"),
-    _argument(
-        "--columns",
-        nargs="+",
-        help="columns to compare (default: the model's features, churnloop.features.definition)",
-    ),
-)
-
-MATERIALIZE_ARGUMENTS = (
-    FEATURE_DAY,
-    _argument(
-        "--overlap-days",
-        type=int,
-        help="earlier days to re-send " + _default_from_settings("materialize_overlap_days"),
-    ),
-)
-
-ROLLBACK_ARGUMENTS = (
-    _argument("--to", dest="to_version", type=int, help="version (default: @previous-champion)"),
-    _argument("--reason", required=True, help="why; recorded in the champion history"),
-)
-
-SERVE_ARGUMENTS = (
-    _argument("--host", help="interface to listen on " + _default_from_settings("serving_host")),
-    _argument(
-        "--port", type=int, help="port to listen on " + _default_from_settings("serving_port")
-    ),
-)
-
-SIMULATE_ARGUMENTS = (
-    _argument("--start", type=_day, required=True, help="first day (YYYY-MM-DD)"),
-    _argument("--days", type=int, default=60, help="days to write (default: %(default)s)"),
-    _argument("--customers", type=int, default=2000, help="rows a day (default: %(default)s)"),
-    _argument(
-        "--scenario",
-        choices=SCENARIOS,
-        default=Scenario.name,
-        help="what upstream does over time (default: %(default)s)",
-    ),
-    _argument("--drift-start", type=_day, help="first drifted day (drift scenarios)"),
-    _argument(
-        "--ramp-days",
-        type=int,
-        default=DEFAULT_RAMP_DAYS,
-        help="days until the drift is complete (default: %(default)s)",
-    ),
-    _argument(
-        "--break",
-        dest="breaks",
-        type=_breakage,
-        action="append",
-        default=[],
-        metavar="DAY:KIND",
-        help=f"break that day's snapshot drop, e.g. 2026-01-20:out_of_range (repeatable); "
-        f"KIND is one of {', '.join(BREAKAGES)}",
-    ),
-    _argument("--seed", type=int, default=42, help="random seed (default: %(default)s)"),
-    _argument(
-        "--history-start",
-        type=_day,
-        help="first day that had snapshots, when extending an earlier simulation "
-        "(labels are due from 30 days after it; default: --start)",
-    ),
-)
 
 COMMANDS = (
     Command("demo", "run the whole loop on the embedded default", _demo, DEMO_ARGUMENTS),
@@ -443,7 +292,7 @@ COMMANDS = (
         "serve MLflow's UI on the embedded default's runs and models",
         _mlflow_ui,
         (
-            _argument(
+            argument(
                 "--port", type=int, default=5000, help="port on 127.0.0.1 (default: %(default)s)"
             ),
         ),
@@ -452,7 +301,7 @@ COMMANDS = (
         "settings",
         "print the profile and every setting, by the CHURNLOOP_* variable that sets it",
         _show_settings,
-        (_argument("--json", action="store_true", help="print them as JSON"),),
+        (argument("--json", action="store_true", help="print them as JSON"),),
         description="Print the active profile (embedded, production or mixed) and every "
         "setting as VARIABLE=value; credentials are masked.",
     ),
@@ -489,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         subparser = subparsers.add_parser(
             command.name, description=command.description or command.help, **listed
         )
-        for argument in command.arguments:
-            subparser.add_argument(*argument.flags, **argument.options)
+        for each in command.arguments:
+            subparser.add_argument(*each.flags, **each.options)
         subparser.set_defaults(handler=command.handler)
     return parser
 

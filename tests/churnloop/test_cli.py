@@ -157,7 +157,9 @@ def test_a_check_across_variables_says_it_all_itself(settings, monkeypatch, caps
     monkeypatch.setenv("CHURNLOOP_CUSTOMER_DATA_DEADLINE", "PT9H")
     assert main(["settings"]) == 2
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("churnloop settings: error: customer_data_deadline (9:00:00) must ")
+    assert line.startswith(
+        "churnloop settings: error: CHURNLOOP_CUSTOMER_DATA_DEADLINE (9:00:00) must "
+    )
 
 
 def test_a_credential_in_a_bad_value_is_masked(settings, monkeypatch, capsys):
