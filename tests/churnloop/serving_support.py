@@ -23,9 +23,11 @@ from typing import Any
 
 import httpx
 import mlflow
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from churnloop import registry, storage
 from churnloop.demo.simulation import generate_labels, generate_snapshots
@@ -150,3 +152,45 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "con
 
 def served_version(url: str) -> int | None:
     return httpx.get(f"{url}/model", timeout=10).json()["version"]
+
+
+# -- what the serving tests read back -----------------------------------------------------
+
+TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def last_day_features(settings: Settings) -> pd.DataFrame:
+    """What the online store holds: the last day's feature partition."""
+    frame = storage.lake(settings).read_table(definition.DATASET, LAST_DAY).to_pandas()
+    return frame.set_index(ENTITY)
+
+
+def offline(settings: Settings, version: int, rows: pd.DataFrame) -> np.ndarray:
+    return registry.load_model(settings, version).predict_proba(rows[FEATURES])[:, 1]
+
+
+def as_json_row(frame: pd.DataFrame, customer: int) -> dict:
+    return frame.loc[customer, FEATURES].astype(object).to_dict()
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus exposition, or None if absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+OUT_OF_CONTRACT = "churnloop_input_out_of_contract_total"
+
+
+def out_of_contract(text: str) -> dict[tuple[str, str], float]:
+    """Every sample of the out-of-contract counter, by (feature, reason)."""
+    return {
+        (sample.labels["feature"], sample.labels["reason"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == OUT_OF_CONTRACT
+    }

@@ -27,13 +27,13 @@ from churnloop.serving.deploy import json_rows
 from churnloop.serving.limits import INSTANCE_SETTINGS, SETTING, body_limit
 from churnloop.serving.process import LOG, running_model_server
 from churnloop.settings import Settings
-from tests.churnloop.serving.test_app import metric
 from tests.churnloop.serving_support import (
     FEATURES,
     GOOD,
     LAST_DAY,
     OTHER,
     install_template,
+    metric,
     point,
     served_version,
     template_home,

@@ -17,7 +17,6 @@ from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving.app import create_app, serve_in_background
 from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog
 from churnloop.settings import Settings
-from tests.churnloop.serving.test_app import out_of_contract
 from tests.churnloop.serving_support import (
     CORRUPT,
     FEATURES,
@@ -25,6 +24,7 @@ from tests.churnloop.serving_support import (
     LAST_DAY,
     OTHER,
     install_template,
+    out_of_contract,
     point,
     template_home,
     wait_for,

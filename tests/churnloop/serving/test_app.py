@@ -12,43 +12,32 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from churnloop import registry, storage
 from churnloop.features import definition
 from churnloop.schema import ENTITY, TIMESTAMP
 from churnloop.serving.app import create_app, serve_in_background
 from churnloop.serving.prediction_log import PREDICTION, read_predictions
-from churnloop.settings import Settings
 from tests.churnloop.serving_support import (
+    ADMIN,
     CORRUPT,
     FEATURES,
     GOOD,
     LAST_DAY,
     OTHER,
+    TOKEN,
     UNFITTED,
+    as_json_row,
+    last_day_features,
+    metric,
+    offline,
+    out_of_contract,
     point,
     served_version,
     wait_for,
 )
 
-TOKEN = "test-admin-token"
-ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 UNKNOWN_CUSTOMER = 999_999
-
-
-def last_day_features(settings: Settings) -> pd.DataFrame:
-    """What the online store holds: the last day's feature partition."""
-    frame = storage.lake(settings).read_table(definition.DATASET, LAST_DAY).to_pandas()
-    return frame.set_index(ENTITY)
-
-
-def offline(settings: Settings, version: int, rows: pd.DataFrame) -> np.ndarray:
-    return registry.load_model(settings, version).predict_proba(rows[FEATURES])[:, 1]
-
-
-def as_json_row(frame: pd.DataFrame, customer: int) -> dict:
-    return frame.loc[customer, FEATURES].astype(object).to_dict()
 
 
 # -- predictions ----------------------------------------------------------------------------
@@ -335,15 +324,6 @@ def test_prediction_log_writes_new_files_in_the_background(world, serve):
         read_predictions(world, today - dt.timedelta(days=400))
 
 
-def metric(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample of a Prometheus exposition, or None if absent."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
-
-
 def test_stopping_the_server_writes_the_rows_still_pending(world):
     settings = world.model_copy(update={"prediction_log_flush_rows": 10_000})
     customer = int(last_day_features(world).index[0])
@@ -382,18 +362,6 @@ def test_metrics_count_requests_scores_and_errors_by_model_version(world, serve)
 
 
 # -- the data contract at the door -----------------------------------------------------------
-
-OUT_OF_CONTRACT = "churnloop_input_out_of_contract_total"
-
-
-def out_of_contract(text: str) -> dict[tuple[str, str], float]:
-    """Every sample of the out-of-contract counter, by (feature, reason)."""
-    return {
-        (sample.labels["feature"], sample.labels["reason"]): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == OUT_OF_CONTRACT
-    }
 
 
 def test_explicit_features_outside_the_contract_are_counted_by_feature(world, serve):

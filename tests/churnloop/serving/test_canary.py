@@ -17,15 +17,18 @@ from churnloop.schema import ENTITY
 from churnloop.serving.prediction_log import read_predictions
 from churnloop.serving.routing import CANDIDATE, CHAMPION, variant_for
 from churnloop.settings import Settings
-from tests.churnloop.serving.test_app import (
+from tests.churnloop.serving_support import (
     ADMIN,
+    GOOD,
+    OTHER,
     TOKEN,
     as_json_row,
     last_day_features,
     metric,
     offline,
+    point,
+    wait_for,
 )
-from tests.churnloop.serving_support import GOOD, OTHER, point, wait_for
 
 SHARE = 0.5
 VERSIONS = {CHAMPION: GOOD, CANDIDATE: OTHER}

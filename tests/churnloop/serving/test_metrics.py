@@ -9,7 +9,7 @@ import numpy as np
 from prometheus_client import generate_latest
 
 from churnloop.serving.metrics import ServingMetrics
-from tests.churnloop.serving.test_app import metric
+from tests.churnloop.serving_support import metric
 
 
 def test_nonfinite_scores_are_counted_by_version_and_kept_out_of_the_histogram():
