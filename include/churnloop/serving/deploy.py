@@ -131,7 +131,7 @@ class _ModelServer:
                     f"{_detail(response)}"
                 )
             body = response.json()
-            answers += [{**item, "version": body["version"]} for item in body["predictions"]]
+            answers += [{"version": body["version"], **item} for item in body["predictions"]]
         return answers
 
 

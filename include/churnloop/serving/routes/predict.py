@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from churnloop.serving.metrics import note_served
 from churnloop.serving.model import ServedModel
 from churnloop.serving.routes.dependencies import ServerDep
+from churnloop.serving.routing import CHAMPION
 from churnloop.serving.schemas import (
     BatchResponse,
     ExplainResponse,
@@ -71,7 +72,14 @@ async def predict(request: PredictRequest, server: ServerDep, http: Request) -> 
     results = await score(server, instances, assignments, batch)
     if not batch:
         return {**_model_reference(server, assignments[0].model), **results[0]}
-    return {**_model_reference(server, server.champion()), "predictions": results}
+    return {**_model_reference(server, _champion_of(server, assignments)), "predictions": results}
+
+
+def _champion_of(server: ModelServer, assignments: list[Assignment]) -> ServedModel:
+    """The champion that answered this batch: a poll during the scoring may have moved the
+    server's since (the batch's ``version`` must name a model that scored it)."""
+    used = (each.model for each in assignments if each.variant == CHAMPION)
+    return next(used, None) or server.champion()
 
 
 @router.post("/explain", response_model=ExplainResponse, responses={404: {}, 503: {}})
