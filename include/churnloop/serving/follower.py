@@ -76,12 +76,14 @@ class ModelFollower:
         *,
         follow_challenger: bool,
         on_load: LoadListener | None = None,
+        on_unload: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.aliases = (registry.CHAMPION, registry.CANDIDATE) + (
             (registry.CHALLENGER,) if follow_challenger else ()
         )
         self._on_load = on_load
+        self._on_unload = on_unload
         self._models: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -140,7 +142,7 @@ class ModelFollower:
                 if wanted is None or (loaded is not None and loaded.version == wanted):
                     self.load_errors.pop(alias, None)  # what the alias names is served
                     if wanted is None and alias != registry.CHAMPION:
-                        self._models.pop(alias, None)
+                        self._unload(alias)
                     continue
                 if alias == registry.CANDIDATE:  # its share is meant for the new version
                     self._models.pop(alias, None)
@@ -149,6 +151,10 @@ class ModelFollower:
                     continue
                 self._load(alias, wanted, outcome)
             return outcome
+
+    def _unload(self, alias: str) -> None:
+        if self._models.pop(alias, None) is not None and self._on_unload is not None:
+            self._on_unload(alias)
 
     def _follow_split(self, split: registry.TrafficSplit) -> None:
         if split.problem and split.problem != self.split.problem:

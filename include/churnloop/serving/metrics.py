@@ -8,6 +8,7 @@ request.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
@@ -138,6 +139,13 @@ class ServingMetrics:
                 self.training_data_end.labels(alias).set(end.timestamp())
         else:
             self.errors.labels("model_load").inc()
+
+    def record_unload(self, alias: str) -> None:
+        """An alias no longer served (its alias deleted): version 0, and no training-data
+        age left for the staleness rule to judge."""
+        self.model_version.labels(alias).set(0)
+        with contextlib.suppress(KeyError):  # never loaded, or removed already
+            self.training_data_end.remove(alias)
 
     def record_inputs(self, counts: Counts) -> None:
         """Count a batch's out-of-contract values (`InputContract` counts)."""

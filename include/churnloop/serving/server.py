@@ -48,6 +48,7 @@ class ModelServer:
             settings,
             follow_challenger=settings.serving_shadow_fraction > 0,
             on_load=self.metrics.record_load,
+            on_unload=self.metrics.record_unload,
         )
         self.prediction_log = PredictionLog(
             settings,

@@ -40,3 +40,18 @@ def test_the_champions_training_data_end_and_the_staleness_limit_are_exported():
     stamp = "churnloop_model_training_data_end_timestamp_seconds"
     assert metric(text, stamp, alias="champion") == end, "a failed load keeps the served one's"
     assert metric(text, "churnloop_model_max_training_age_seconds") == 60 * 86_400
+
+
+def test_an_alias_no_longer_served_reads_zero_and_leaves_no_age_behind():
+    """A deleted @candidate must not keep its version on the dashboard, nor feed the
+    staleness rule a model that serves nobody."""
+    metrics = ServingMetrics(max_training_age_days=60)
+    metrics.record_load("candidate", 9, None, trained_until=dt.date(2026, 3, 4))
+
+    metrics.record_unload("candidate")
+    metrics.record_unload("candidate")  # twice is no error
+
+    text = generate_latest(metrics.registry).decode()
+    assert metric(text, "churnloop_model_version", alias="candidate") == 0
+    stamp = "churnloop_model_training_data_end_timestamp_seconds"
+    assert metric(text, stamp, alias="candidate") is None
