@@ -38,8 +38,10 @@ CANDIDATE = "candidate"
 to it, beside ``@champion``."""
 PREVIOUS_CHAMPION = "previous-champion"
 CANARY_SHARE_TAG = "canary_share"
-"""Tag of the registered model (not of a version): the share of customers, in [0, 1], that
-``@candidate`` serves. Held in the registry so every server process routes alike."""
+"""Tag of the registered model (not of a version): ``<version>:<share>``, the share of
+customers, in [0, 1], that ``@candidate`` serves while it names that version. Held in the
+registry so every server process routes alike; bound to a version so that a share left by
+one canary never routes customers to the next candidate."""
 
 # -- model-version tags: every reader and writer names them through these -------------
 TRAINING_DATA_END_TAG = "training_data_end"
@@ -142,37 +144,40 @@ def aliases_and_split(settings: Settings) -> tuple[dict[str, int], TrafficSplit]
     """The aliases and the traffic split, from one registry call (the model server polls it)."""
     model = _registered_model(settings)
     found = _aliases_of(model)
-    share, problem = _canary_share((model.tags if model else {}).get(CANARY_SHARE_TAG))
-    return found, TrafficSplit(found.get(CANDIDATE), share, problem)
+    candidate = found.get(CANDIDATE)
+    stored = (model.tags if model else {}).get(CANARY_SHARE_TAG)
+    share, problem = _canary_share(stored, candidate)
+    return found, TrafficSplit(candidate, share, problem)
 
 
-def traffic_split(settings: Settings) -> TrafficSplit:
-    return aliases_and_split(settings)[1]
-
-
-def _canary_share(stored: str | None) -> tuple[float, str | None]:
-    """The share a tag value holds, or 0 and why it is unusable; no tag is a share of 0."""
+def _canary_share(stored: str | None, candidate: int | None) -> tuple[float, str | None]:
+    """The share a tag value gives ``candidate``, or 0 and why it is unusable. No tag, or a
+    share written for another version (a canary that ended), is a share of 0."""
     if stored is None:
         return 0.0, None
+    version, _, value = stored.partition(":")
     try:
-        share = float(stored)
+        share = float(value) if version.isdigit() else math.nan
     except ValueError:
         share = math.nan
     if not 0 <= share <= 1:  # NaN too
         return 0.0, (
-            f"the registered model's tag {CANARY_SHARE_TAG}={excerpt(stored, 40)!r} is not a "
-            "number in [0, 1], so the champion serves everyone: set a valid share or delete it"
+            f"the registered model's tag {CANARY_SHARE_TAG}={excerpt(stored, 40)!r} is not "
+            "<version>:<share in [0, 1]>, so the champion serves everyone: set a valid share "
+            "or delete it"
         )
-    return share, None
+    return (share, None) if int(version) == candidate else (0.0, None)
 
 
-def set_canary_share(settings: Settings, share: float) -> None:
-    """Route ``share`` (in [0, 1]) of customers to ``@candidate``; servers follow on their
-    next poll or admin reload."""
+def set_canary_share(settings: Settings, version: int, share: float) -> None:
+    """Route ``share`` (in [0, 1]) of customers to ``version`` while it is ``@candidate``;
+    servers follow on their next poll or admin reload."""
     if not 0 <= share <= 1:
         raise ValueError(f"a canary share is a number in [0, 1], got {share!r}")
     client = connect(settings)
-    client.set_registered_model_tag(settings.model_name, CANARY_SHARE_TAG, str(float(share)))
+    client.set_registered_model_tag(
+        settings.model_name, CANARY_SHARE_TAG, f"{int(version)}:{float(share)}"
+    )
 
 
 def clear_canary_share(settings: Settings) -> None:

@@ -63,8 +63,8 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   are then disabled). 500 when the champion's version fails to load (a failing
   challenger is only reported); the old model keeps serving either way.
 
-During a canary (``@candidate`` set and the registered model's ``canary_share`` tag above
-0), that share of customers is answered by the candidate: each ``customer_id`` is placed by a
+During a canary (``@candidate`` set and the registered model's ``canary_share`` tag giving
+its version a share above 0), that share of customers is answered by the candidate: each ``customer_id`` is placed by a
 stable hash salted with the candidate's version (`churnloop.serving.routing`), so a customer
 sees one version for the whole canary, on every worker and after a restart (each reads the
 split from the registry, within ``serving_poll_seconds``). Explicit-feature instances go to

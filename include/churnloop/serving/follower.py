@@ -111,9 +111,11 @@ class ModelFollower:
         return self._beside_champion(registry.CANDIDATE)
 
     def canary(self) -> tuple[ServedModel | None, float]:
-        """The candidate and the share of customers it serves (0 without one to serve)."""
+        """The candidate and the share of customers it serves: 0 without one, or while the
+        loaded candidate is not the version the split names (its successor still loading)."""
         candidate = self.candidate
-        return candidate, self.split.share if candidate else 0.0
+        serving = candidate is not None and candidate.version == self.split.candidate
+        return candidate, self.split.share if serving else 0.0
 
     def _beside_champion(self, alias: str) -> ServedModel | None:
         model = self._models.get(alias)
@@ -144,8 +146,6 @@ class ModelFollower:
                     if wanted is None and alias != registry.CHAMPION:
                         self._unload(alias)
                     continue
-                if alias == registry.CANDIDATE:  # its share is meant for the new version
-                    self._models.pop(alias, None)
                 failed = self.load_errors.get(alias)
                 if not retry_failed and failed is not None and failed.version == wanted:
                     continue

@@ -27,8 +27,8 @@ from tests.churnloop.serving_support import (
     metric,
     offline,
     point,
-    wait_for,
 )
+from tests.polling import wait_for
 
 SHARE = 0.5
 VERSIONS = {CHAMPION: GOOD, CANDIDATE: OTHER}
@@ -38,7 +38,7 @@ VERSIONS = {CHAMPION: GOOD, CANDIDATE: OTHER}
 def canary(world: Settings) -> Settings:
     """``world`` with `OTHER` as ``@candidate`` on half the customers."""
     point(world, registry.CANDIDATE, OTHER)
-    registry.set_canary_share(world, SHARE)
+    registry.set_canary_share(world, OTHER, SHARE)
     return world
 
 
@@ -138,10 +138,10 @@ def test_a_malformed_share_or_a_candidate_that_is_champion_routes_nobody_to_it(
     assert variants(url, customers) == {CHAMPION}
     state = httpx.get(f"{url}/model").json()
     assert state["candidate"]["version"] == OTHER and state["canary_share"] == 0
-    assert "'lots' is not a number in [0, 1]" in state["canary_share_error"]
+    assert "'lots' is not <version>:<share in [0, 1]>" in state["canary_share_error"]
     assert any(registry.CANARY_SHARE_TAG in record.getMessage() for record in caplog.records)
 
-    registry.set_canary_share(world, 1.0)
+    registry.set_canary_share(world, OTHER, 1.0)
     reload = httpx.post(f"{url}/admin/reload", headers=ADMIN).json()
     assert reload["canary"] == {"candidate": OTHER, "share": 1.0, "problem": None}
     assert variants(url, customers) == {CANDIDATE}
