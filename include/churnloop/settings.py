@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from churnloop._settings.alerts import AlertSettings
 from churnloop._settings.calibration import CalibrationSettings
+from churnloop._settings.canary import CanarySettings
 from churnloop._settings.deploy import DeploySettings
 from churnloop._settings.drift import DriftSettings
 from churnloop._settings.evaluation import EvaluationSettings
@@ -105,6 +106,7 @@ class Settings(
     TriggerSettings,
     PerformanceSettings,
     DriftSettings,
+    CanarySettings,
     DeploySettings,
     ServingSettings,
     EvaluationSettings,
