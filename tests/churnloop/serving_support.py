@@ -16,10 +16,7 @@ import functools
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import mlflow
@@ -137,17 +134,6 @@ def point(settings: Settings, alias: str, version: int | None) -> None:
         client.set_registered_model_alias(settings.model_name, alias, str(version))
     elif alias in registry.aliases(settings):
         client.delete_registered_model_alias(settings.model_name, alias)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; returns that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def served_version(url: str) -> int | None:

@@ -19,7 +19,7 @@ from churnloop.processes import stop_process_group
 from churnloop.redaction import MASK
 from churnloop.settings import Settings, env_variable
 from churnloop.validation.ingest import CONTRACTS
-from tests.churnloop.serving_support import wait_for
+from tests.polling import wait_for
 from tests.service_support import free_port
 
 PLANTED_PASSWORD = "pl4nted-pw"

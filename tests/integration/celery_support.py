@@ -14,10 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from churnloop.demo.airflow_stack import AirflowClient, AirflowStackError, CeleryWorker
+from churnloop.demo.airflow_stack import AirflowClient, CeleryWorker
 from churnloop.settings import PROJECT_ROOT
 from tests.compose_support import load_compose, resolve
+from tests.polling import wait_for
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 BROKER_DATABASE = 14
 """The broker's Redis database: Feast's online store uses 0, test_celery_config 15."""
@@ -105,18 +110,23 @@ def wait_for_workers(client: AirflowClient, timeout: float = 300) -> None:
     broker = client.components[WORKERS[0]].env["AIRFLOW__CELERY__BROKER_URL"]
     nodes = {f"celery@{name}" for name in WORKERS}
     app = Celery(broker=broker)
-    deadline = time.monotonic() + timeout
+
+    def all_answer() -> bool:
+        client.check_alive()
+        return not _silent(app, nodes)
+
     try:
-        while True:
-            client.check_alive()
-            replies = app.control.ping(destination=sorted(nodes), timeout=1.0)
-            answered = {node for reply in replies for node in reply}
-            if answered >= nodes:
-                return
-            if time.monotonic() > deadline:
-                raise AirflowStackError(f"Celery workers {sorted(nodes - answered)} not ready")
+        wait_for(all_answer, timeout, f"Celery workers {sorted(nodes)} to answer a ping")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; no answer from {sorted(_silent(app, nodes))}") from None
     finally:
         app.close()
+
+
+def _silent(app: Celery, nodes: set[str]) -> set[str]:
+    """Those of ``nodes`` that do not answer a Celery ping within a second."""
+    replies = app.control.ping(destination=sorted(nodes), timeout=1.0)
+    return nodes - {node for reply in replies for node in reply}
 
 
 @dataclass(frozen=True)
@@ -145,12 +155,14 @@ def kill_a_worker_mid_task(
     task it runs would be retried; wait until the next try of that task runs (on the other
     worker, the only one left), then start the killed worker again."""
     deadline = time.monotonic() + timeout
-    while (kill := _kill_mid_task(client, may_kill)) is None:
-        if time.monotonic() > deadline:
-            raise AirflowStackError(f"no running task to kill a worker under in {timeout:.0f} s")
-        time.sleep(0.3)
+    kill = wait_for(
+        lambda: _kill_mid_task(client, may_kill),
+        timeout,
+        "a running task to kill a worker under",
+        interval=0.3,
+    )
     say(f"SIGKILLed {kill.killed} in the middle of {kill.task_id} of {kill.dag_run_id}")
-    _wait_for_next_try(client, kill, deadline)
+    _wait_for_next_try(client, kill, timeout=max(0, round(deadline - time.monotonic())))
     client.restart(kill.killed)
     wait_for_workers(client)
     return kill
@@ -182,15 +194,14 @@ def _kill_mid_task(client: AirflowClient, may_kill: Callable[[dict], bool]) -> W
     return None
 
 
-def _wait_for_next_try(client: AirflowClient, kill: WorkerKill, deadline: float) -> None:
-    while True:
+def _wait_for_next_try(client: AirflowClient, kill: WorkerKill, timeout: float) -> None:
+    def tried_again() -> bool:
         client.check_alive()
         current = _current_try(client, kill)
-        if current["try_number"] > kill.try_number and current["state"] in TRIED:
-            return
-        if time.monotonic() > deadline:
-            raise AirflowStackError(f"{kill.task_id} of {kill.dag_run_id} not tried again")
-        time.sleep(2)
+        return current["try_number"] > kill.try_number and current["state"] in TRIED
+
+    what = f"{kill.task_id} of {kill.dag_run_id} to be tried again"
+    wait_for(tried_again, timeout, what, interval=2)
 
 
 def _current_try(client: AirflowClient, kill: WorkerKill) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
+from email.message import EmailMessage
 
 import pytest
 
@@ -20,6 +20,7 @@ from churnloop.demo.airflow_stack import AirflowClient, airflow_stack
 from churnloop.demo.simulation import Scenario, simulate
 from churnloop.settings import get_settings
 from tests.alert_sinks import Inbox, smtp_connection, smtp_sink
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -88,34 +89,32 @@ def test_a_late_drop_is_picked_up_and_the_missed_deadline_alerts(
 
 def _scheduled_run(client: AirflowClient, timeout: float = 180) -> str:
     """The run id of the scheduler's run of ``customer_data`` (catching up on yesterday)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def run_id() -> str | None:
         client.check_alive()
         runs = [run for run in client.runs("customer_data") if run["run_type"] == "scheduled"]
-        if runs:
-            return runs[0]["dag_run_id"]
-        time.sleep(2)
-    raise AssertionError(f"no scheduled run of customer_data after {timeout:.0f} s")
+        return runs[0]["dag_run_id"] if runs else None
+
+    return wait_for(run_id, timeout, "a scheduled run of customer_data", interval=2)
 
 
 def _wait_for_state(
     client: AirflowClient, run_id: str, task_id: str, state: str, timeout: float = 300
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         client.check_alive()
-        if client.task_states("customer_data", run_id).get(task_id) == state:
-            return
-        time.sleep(2)
-    states = client.task_states("customer_data", run_id)
-    raise AssertionError(f"{task_id} never {state} within {timeout:.0f} s: {states}")
+        return client.task_states("customer_data", run_id).get(task_id) == state
+
+    try:
+        wait_for(reached, timeout, f"{task_id} to be {state}", interval=2)
+    except AssertionError as error:
+        states = client.task_states("customer_data", run_id)
+        raise AssertionError(f"{error}; task states: {states}") from None
 
 
-def _wait_for_mail(inbox: Inbox, subject_part: str, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for message in inbox.messages:
-            if subject_part in message["Subject"]:
-                return message
-        time.sleep(1)
-    raise AssertionError(f"no e-mail with {subject_part!r} within {timeout:.0f} s")
+def _wait_for_mail(inbox: Inbox, subject_part: str, timeout: float = 180) -> EmailMessage:
+    def mail() -> EmailMessage | None:
+        matching = (message for message in inbox.messages if subject_part in message["Subject"])
+        return next(matching, None)
+
+    return wait_for(mail, timeout, f"an e-mail with {subject_part!r}", interval=1)

@@ -34,7 +34,6 @@ from tests.churnloop.serving_support import (
     point,
     served_version,
     template_home,
-    wait_for,
 )
 from tests.observability.live_stack import (
     WebhookReceiver,
@@ -44,6 +43,7 @@ from tests.observability.live_stack import (
     prometheus_server,
 )
 from tests.observability.support import JOB, dashboard_queries, docs_url
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -30,8 +30,8 @@ from tests.churnloop.serving_support import (
     install_template,
     point,
     template_home,
-    wait_for,
 )
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

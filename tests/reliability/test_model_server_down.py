@@ -22,8 +22,8 @@ from tests.churnloop.serving_support import (
     point,
     served_version,
     template_home,
-    wait_for,
 )
+from tests.polling import wait_for
 from tests.reliability.fault_support import CuttingProxy
 
 

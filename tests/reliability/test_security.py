@@ -37,8 +37,8 @@ from tests.churnloop.serving_support import (
     point,
     served_version,
     template_home,
-    wait_for,
 )
+from tests.polling import wait_for
 from tests.service_support import free_port
 
 TOKEN = "security-test-token"

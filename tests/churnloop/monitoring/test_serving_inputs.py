@@ -27,8 +27,8 @@ from tests.churnloop.serving_support import (
     out_of_contract,
     point,
     template_home,
-    wait_for,
 )
+from tests.polling import wait_for
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from tests.churnloop.serving_support import (
     isolated_settings,
     point,
     template_home,
-    wait_for,
 )
+from tests.polling import wait_for
 
 DAY_BEFORE = LAST_DAY - dt.timedelta(days=1)
 

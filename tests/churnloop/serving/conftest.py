@@ -21,8 +21,8 @@ from tests.churnloop.serving_support import (
     isolated_settings,
     point,
     template_home,
-    wait_for,
 )
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,8 @@ from tests.churnloop.serving_support import (
     out_of_contract,
     point,
     served_version,
-    wait_for,
 )
+from tests.polling import wait_for
 
 UNKNOWN_CUSTOMER = 999_999
 
