@@ -9,7 +9,10 @@ import asyncio
 import json
 import math
 import os
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -21,7 +24,8 @@ from fastapi.responses import Response
 
 from churnloop.errors import excerpt
 from churnloop.serving.limits import BodySizeLimit, body_limit
-from churnloop.serving.metrics import MetricsMiddleware
+from churnloop.serving.metrics import SERVER_START_VARIABLE, MetricsMiddleware
+from churnloop.serving.process import PROMETHEUS_MULTIPROCESS_VARIABLES
 from churnloop.serving.routes import admin, predict, status
 from churnloop.serving.schemas import MAX_TEXT_CHARS
 from churnloop.serving.server import ModelServer
@@ -56,7 +60,7 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   connection to the online store has been tried, else 503: importing Feast holds the
   interpreter for seconds, so traffic before that would wait),
   ``GET /model`` (version, alias, training window, lineage, last load error),
-  ``GET /metrics`` (Prometheus).
+  ``GET /metrics`` (Prometheus; with several workers, their sum).
 - ``POST /admin/reload``: look at the aliases now; needs ``Authorization: Bearer <token>``
   (``settings.serving_admin_token``): 401 without, 403 with a wrong one (compared as
   bytes, whatever its characters), 403 when no token is configured (the admin endpoints
@@ -64,16 +68,25 @@ Endpoints (the OpenAPI page at ``/docs`` says the same):
   challenger is only reported); the old model keeps serving either way.
 
 During a canary (``@candidate`` set and the registered model's ``canary_share`` tag giving
-its version a share above 0), that share of customers is answered by the candidate: each ``customer_id`` is placed by a
-stable hash salted with the candidate's version (`churnloop.serving.routing`), so a customer
-sees one version for the whole canary, on every worker and after a restart (each reads the
-split from the registry, within ``serving_poll_seconds``). Explicit-feature instances go to
-the champion: hashing feature values would move a customer between versions whenever their
-features change. A batch may mix both; each instance is scored by its own model.
+its version a share above 0), that share of customers is answered by the candidate: each
+``customer_id`` is placed by a stable hash salted with the candidate's version
+(`churnloop.serving.routing`), so a customer sees one version for the whole canary, on every
+worker and after a restart (each reads the split from the registry, within
+``serving_poll_seconds``). Explicit-feature instances go to the champion: hashing feature
+values would move a customer between versions whenever their features change. A batch may
+mix both; each instance is scored by its own model. On ``settings.canary_shadow_fraction``
+of requests the other model shadows each instance (the candidate the champion's, the
+champion the candidate's): ``churnloop_shadow_agreement_total`` counts whether their labels
+agree, for the canary controller (`churnloop.canary`), which reads ``GET /metrics``.
 
 Besides answering, the server follows the aliases (`churnloop.serving.follower`), shadows
-the ``@challenger`` on ``settings.serving_shadow_fraction`` of requests (logged, never
-answered) and logs every prediction to the lake (`churnloop.serving.prediction_log`).
+the ``@challenger`` on ``settings.serving_shadow_fraction`` of requests outside a canary
+(logged, never answered) and logs every prediction to the lake
+(`churnloop.serving.prediction_log`).
+
+With ``serving_workers`` above 1, every worker answers with the same routing, and
+``GET /metrics`` answers the sum over the workers whichever answers
+(`churnloop.serving.metrics`); ``churnloop_server_start_time_seconds`` is the run's start.
 
 No answer and no log line shows a credential: errors that name a URI are masked
 (`churnloop.redaction`), and ``churnloop serve`` formats every log line through it.
@@ -103,6 +116,9 @@ LOG_CONFIG: dict[str, Any] = {
 }
 """``churnloop serve``'s logging: uvicorn's lines and the app's (tracebacks included) through
 one handler whose formatter masks credentials."""
+METRICS_FOLDER_PREFIX = "churnloop-metrics-"
+"""The workers' metrics folder of a ``churnloop serve`` run: a fresh temporary folder so
+named."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -164,20 +180,47 @@ def _echoable(value: Any) -> Any:
 
 
 def run_server(settings: Settings) -> None:
-    """``churnloop serve``: uvicorn on ``serving_host:serving_port``, until interrupted."""
+    """``churnloop serve``: uvicorn on ``serving_host:serving_port``, until interrupted.
+
+    Its start time goes to every worker through the environment (`SERVER_START_VARIABLE`),
+    and with several workers, so does their metrics folder (`shared_metrics_folder`).
+    """
     import uvicorn
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uvicorn.run(
-        "churnloop.serving.app:create_app",
-        factory=True,
-        host=settings.serving_host,
-        port=settings.serving_port,
-        workers=settings.serving_workers,
-        log_config=LOG_CONFIG,
-        log_level="info",
-        access_log=False,
-    )
+    os.environ[SERVER_START_VARIABLE] = repr(time.time())
+    with shared_metrics_folder(settings.serving_workers):
+        uvicorn.run(
+            "churnloop.serving.app:create_app",
+            factory=True,
+            host=settings.serving_host,
+            port=settings.serving_port,
+            workers=settings.serving_workers,
+            log_config=LOG_CONFIG,
+            log_level="info",
+            access_log=False,
+        )
+
+
+@contextmanager
+def shared_metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder for their metric files (prometheus_client's
+    multiprocess mode), named in the environment before uvicorn spawns them and removed at
+    the end; one worker keeps its metrics in memory.
+
+    Both variable names point at it: importing Feast in a worker would otherwise make a
+    folder of its own for the name it reads.
+    """
+    if workers == 1:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix=METRICS_FOLDER_PREFIX)
+    for name in PROMETHEUS_MULTIPROCESS_VARIABLES:
+        os.environ[name] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -21,7 +21,8 @@ LOG = "logs/model-server.log"
 PROMETHEUS_MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 """Set by importing Feast (``feast.metrics``), to a temporary folder of the importing
 process that it deletes when it exits; not passed on to the server (see
-``server_environment``)."""
+``server_environment``), which with several workers sets its own
+(`churnloop.serving.app.shared_metrics_folder`)."""
 
 
 class ModelServerDidNotStart(RuntimeError):

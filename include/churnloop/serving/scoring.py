@@ -1,7 +1,8 @@
 """Scoring a request's instances, each with the model `ModelServer.assign` gave it (the
 champion, or the candidate during a canary): online rows, encoding, probabilities, and a
-prediction-log row each naming its version and variant (with the challenger's shadow score
-when drawn). Each variant's rows are counted against its model's data contract
+prediction-log row each naming its version and variant, with its shadow's version and score
+when the request is drawn for shadowing (during a canary the other variant's model, else
+the challenger). Each variant's rows are counted against its model's data contract
 (`churnloop.serving.contract`) and their scores observed by version and variant, NaN or
 infinite ones counted apart.
 
@@ -26,7 +27,7 @@ from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving.contract import input_contract
 from churnloop.serving.model import FeatureProblem, InvalidFeatures, ServedModel
 from churnloop.serving.prediction_log import FEATURES_KEY
-from churnloop.serving.routing import SHADOW
+from churnloop.serving.routing import CANDIDATE, CHAMPION, SHADOW
 from churnloop.serving.schemas import Instance
 from churnloop.serving.server import Assignment, ModelServer
 
@@ -153,15 +154,8 @@ def _validation_error(problem: FeatureProblem, sources: RowSources, batch: bool)
 
 def log_predictions(server: ModelServer, groups: list[VariantRows]) -> None:
     """Queue a prediction-log row per scored instance, naming its version and variant, with
-    the challenger's score when this request is shadowed."""
-    scored = [
-        (group.assigned, row, item, probability)
-        for group in groups
-        for row, (_, item), probability in zip(
-            group.rows, group.sources, group.probabilities, strict=True
-        )
-    ]
-    shadow_model, shadow = shadow_scores(server, [row for _, row, _, _ in scored])
+    its shadow's version and score when its rows are shadowed (`shadow_scores`)."""
+    shadows = shadow_scores(server, groups)  # before the log's lock, which append holds
     now = dt.datetime.now(dt.UTC)
     request_id = uuid.uuid4().hex
     threshold = server.settings.serving_threshold
@@ -170,33 +164,73 @@ def log_predictions(server: ModelServer, groups: list[VariantRows]) -> None:
             TIMESTAMP: now,
             "request_id": request_id,
             ENTITY: item.customer_id,
-            "model_name": assigned.model.info.name,
-            "model_version": assigned.model.version,
-            "variant": assigned.variant,
+            "model_name": group.assigned.model.info.name,
+            "model_version": group.assigned.model.version,
+            "variant": group.assigned.variant,
             PREDICTION: probability,
             "predicted_label": int(probability >= threshold),
-            "shadow_version": shadow_model.version if shadow_model else None,
-            "shadow_prediction": shadow[index] if shadow else None,
+            "shadow_version": shadow.model.version if shadow else None,
+            "shadow_prediction": shadow.scores[index] if shadow else None,
             FEATURES_KEY: row,
         }
-        for index, (assigned, row, item, probability) in enumerate(scored)
+        for group, shadow in zip(groups, shadows, strict=True)
+        for index, (row, (_, item), probability) in enumerate(
+            zip(group.rows, group.sources, group.probabilities, strict=True)
+        )
     )
 
 
-def shadow_scores(
-    server: ModelServer, rows: list[dict[str, Any]]
-) -> tuple[ServedModel | None, list[float]]:
-    """The challenger's scores on a ``serving_shadow_fraction`` of requests; its failure
-    is counted and logged, never the caller's problem."""
-    challenger = server.follower.challenger
-    fraction = server.settings.serving_shadow_fraction
-    if challenger is None or server.shadow_draw.random() >= fraction:
-        return None, []
+@dataclass(frozen=True)
+class Shadow:
+    """A variant's rows as the model shadowing them scored them (logged, never answered)."""
+
+    model: ServedModel
+    scores: list[float]
+
+
+def shadow_scores(server: ModelServer, groups: list[VariantRows]) -> list[Shadow | None]:
+    """Per variant's rows, their scores by the model shadowing them on this request (None:
+    not shadowed), observed as ``shadow`` with how often its labels agree with the served
+    ones; a failure is counted and logged, never the caller's problem."""
+    shadows = shadow_models(server, [group.assigned for group in groups])
+    return [
+        _shadow(server, group, model) if model else None
+        for group, model in zip(groups, shadows, strict=True)
+    ]
+
+
+def shadow_models(server: ModelServer, served: list[Assignment]) -> list[ServedModel | None]:
+    """Who shadows each variant's rows on this request. During a canary, on a
+    ``canary_shadow_fraction`` draw, the other variant's model: the candidate the
+    champion's rows, the champion the candidate's (the controller compares their labels);
+    otherwise the challenger, on a ``serving_shadow_fraction`` draw."""
+    candidate, share = server.follower.canary()
+    if candidate is not None and share > 0:
+        others = {CHAMPION: candidate, CANDIDATE: server.follower.champion}
+        fraction = server.settings.canary_shadow_fraction
+    else:
+        challenger = server.follower.challenger
+        others = {CHAMPION: challenger, CANDIDATE: challenger}
+        fraction = server.settings.serving_shadow_fraction
+    if server.shadow_draw.random() >= fraction:
+        return [None] * len(served)
+    shadows = [others[each.variant] for each in served]
+    return [
+        shadow if shadow is not None and shadow.version != each.model.version else None
+        for each, shadow in zip(served, shadows, strict=True)
+    ]
+
+
+def _shadow(server: ModelServer, group: VariantRows, model: ServedModel) -> Shadow | None:
     try:
-        scores = challenger.probabilities(challenger.encode(rows))
+        scores = model.probabilities(model.encode(group.rows))
     except Exception:
         server.metrics.errors.labels("shadow").inc()
-        log.exception("shadow scoring by v%s failed", challenger.version)
-        return None, []
-    server.metrics.record_scores(challenger.version, SHADOW, scores)
-    return challenger, scores.tolist()
+        log.exception("shadow scoring by v%s failed", model.version)
+        return None
+    server.metrics.record_scores(model.version, SHADOW, scores)
+    served = (group.assigned.model.version, group.assigned.variant)
+    threshold = server.settings.serving_threshold
+    probabilities = np.asarray(group.probabilities)
+    server.metrics.record_agreement(served, model.version, probabilities, scores, threshold)
+    return Shadow(model, scores.tolist())

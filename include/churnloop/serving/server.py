@@ -59,7 +59,7 @@ class ModelServer:
             on_dropped=self.metrics.record_dropped,
         )
         self.shadow_draw = random.Random()
-        """Draws which requests the challenger shadows."""
+        """Draws which requests are shadowed (`churnloop.serving.scoring.shadow_models`)."""
         self._online: OnlineFeatureReader | None = None
         self._online_lock = threading.Lock()
         self.online_tried = threading.Event()
@@ -75,6 +75,7 @@ class ModelServer:
     def stop(self) -> None:
         self.follower.stop()
         self.prediction_log.close()
+        self.metrics.close()
 
     def served_version(self) -> str:
         """The champion's version as a metric label, ``NO_MODEL`` before one is loaded."""
@@ -138,7 +139,7 @@ class ModelServer:
 
     def model_state(self) -> dict[str, Any]:
         """The served version, its alias, training window and lineage; the candidate and its
-        share; the load errors."""
+        share; the shares of requests shadowed; the load errors."""
         champion = self.follower.champion
         candidate, share = self.follower.canary()
         challenger = self.follower.challenger
@@ -158,6 +159,7 @@ class ModelServer:
             candidate_load_error=errors[CANDIDATE].to_dict() if CANDIDATE in errors else None,
             challenger=challenger.info.to_dict() if challenger else None,
             shadow_fraction=self.settings.serving_shadow_fraction,
+            canary_shadow_fraction=self.settings.canary_shadow_fraction,
             last_load_error=errors[CHAMPION].to_dict() if CHAMPION in errors else None,
             challenger_load_error=errors[CHALLENGER].to_dict() if CHALLENGER in errors else None,
             last_checked=checked.isoformat() if checked else None,

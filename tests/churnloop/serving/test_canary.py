@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from churnloop import registry
-from churnloop.schema import ENTITY
+from churnloop.schema import ENTITY, PREDICTION
 from churnloop.serving.prediction_log import read_predictions
 from churnloop.serving.routing import CANDIDATE, CHAMPION, variant_for
 from churnloop.settings import Settings
 from tests.churnloop.serving_support import (
     ADMIN,
+    FEATURES,
     GOOD,
     OTHER,
     TOKEN,
@@ -123,6 +126,56 @@ def test_metrics_and_log_rows_carry_the_version_and_variant(canary, serve):
     logged = read_predictions(canary, dt.datetime.now(dt.UTC).date())
     rows = set(zip(logged[ENTITY], logged["variant"], logged["model_version"], strict=True))
     assert rows == {(c, expected[c], VERSIONS[expected[c]]) for c in customers}
+
+
+def test_during_a_canary_each_variant_shadows_the_other_and_their_agreement_is_counted(
+    canary, serve
+):
+    """What the controller's agreement guardrail reads: every shadowed row both ways,
+    champion's rows scored by the candidate and the candidate's by the champion."""
+    url, server = start_with_candidate(serve, canary_shadow_fraction=1.0)
+    online = last_day_features(canary)
+    customers = [int(customer) for customer in online.index[:40]]
+
+    answers(url, customers)
+    for customer in customers[:6]:
+        assert httpx.post(f"{url}/predict", json={"customer_id": customer}).status_code == 200
+    server.prediction_log.flush()
+
+    logged = read_predictions(canary, dt.datetime.now(dt.UTC).date())
+    assert len(logged) == len(customers) + 6
+    other = {CHAMPION: OTHER, CANDIDATE: GOOD}
+    assert logged["shadow_version"].tolist() == logged["variant"].map(other).tolist()
+    for version in (GOOD, OTHER):
+        shadowed = logged[logged["shadow_version"] == version]
+        expected = offline(canary, version, online.loc[shadowed[ENTITY], FEATURES])
+        assert shadowed["shadow_prediction"].tolist() == pytest.approx(expected.tolist(), abs=1e-12)
+    threshold = canary.serving_threshold
+    agree = (logged[PREDICTION] >= threshold) == (logged["shadow_prediction"] >= threshold)
+    logged_pairs = Counter(
+        zip(
+            logged["model_version"].astype(str),
+            logged["variant"],
+            logged["shadow_version"].astype(str),
+            agree.map({True: "agree", False: "disagree"}),
+            strict=True,
+        )
+    )
+    counted = shadow_agreement(httpx.get(f"{url}/metrics").text)
+    assert {pair: count for pair, count in counted.items() if count} == logged_pairs
+    assert {variant for _, variant, _, _ in logged_pairs} == {CHAMPION, CANDIDATE}
+    assert sum(counted.values()) == len(logged)
+
+
+def shadow_agreement(text: str) -> dict[tuple[str, str, str, str], float]:
+    """Every sample of the agreement counter, by its labels."""
+    labels = ("model_version", "variant", "shadow_version", "agreement")
+    return {
+        tuple(sample.labels[name] for name in labels): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "churnloop_shadow_agreement_total"
+    }
 
 
 def test_a_malformed_share_or_a_candidate_that_is_champion_routes_nobody_to_it(

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from churnloop.serving.routes.dependencies import ServerDep
 
@@ -37,4 +37,5 @@ async def model_state(server: ServerDep) -> dict[str, Any]:
 
 @router.get("/metrics")
 async def metrics(server: ServerDep) -> Response:
-    return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus' text format; with several workers, their values combined."""
+    return Response(server.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
