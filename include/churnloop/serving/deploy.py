@@ -10,7 +10,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import pandas as pd
@@ -18,19 +17,12 @@ import pandas as pd
 from churnloop import champion, registry
 from churnloop.errors import DataError
 from churnloop.redaction import describe_error, redact
-from churnloop.serving.process import ModelServerDidNotStart, answers, start_model_server
+from churnloop.serving.client import ModelServerClient, ServerFailure
 from churnloop.settings import Settings
-
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-POLL_SECONDS = 0.25
 
 
 class DeploymentError(DataError):
     """The version could not be deployed; the champion was rolled back (the message says)."""
-
-
-class _Failure(Exception):
-    """One step of the deployment failed; the message is the reason recorded."""
 
 
 @dataclass(frozen=True)
@@ -72,83 +64,14 @@ def deploy(
         )
     previous = current.get(registry.PREVIOUS_CHAMPION)
     with httpx.Client(base_url=url, timeout=timeout) as client:
-        server = _ModelServer(client, settings, timeout)
+        server = ModelServerClient(client, settings, timeout)
         try:
-            pid = _ensure_running(settings, server, url)
+            pid = server.ensure_running()
             server.serve(version)
             rows, max_skew = _verify_predictions(settings, server, version)
-        except (_Failure, httpx.HTTPError) as failure:
+        except (ServerFailure, httpx.HTTPError) as failure:
             raise _rolled_back(settings, server, url, version, previous, failure) from failure
     return DeployResult(version, redact(url), rows, max_skew, time.monotonic() - started, pid)
-
-
-class _ModelServer:
-    """The HTTP conversation with a running model server."""
-
-    def __init__(self, client: httpx.Client, settings: Settings, timeout: float) -> None:
-        self.client = client
-        self.settings = settings
-        self.timeout = timeout
-
-    def alive(self) -> bool:
-        return answers(str(self.client.base_url).rstrip("/"))
-
-    def serve(self, version: int) -> None:
-        """Have the server load ``version`` and wait until ``/model`` reports it."""
-        token = self.settings.serving_admin_token
-        if token is not None and token.get_secret_value():
-            headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-            response = self.client.post("/admin/reload", headers=headers)
-            if response.status_code != 200:
-                raise _Failure(
-                    f"the server's reload failed ({response.status_code}): {_detail(response)}"
-                )
-        deadline = time.monotonic() + self.timeout
-        while True:
-            state = self.client.get("/model").json()
-            if state["version"] == version:
-                return
-            failure = state.get("last_load_error") or {}
-            if failure.get("version") == version:
-                raise _Failure(f"the server cannot load v{version}: {failure['error']}")
-            if time.monotonic() > deadline:
-                raise _Failure(
-                    f"the server at {self.client.base_url} still serves v{state['version']} "
-                    f"after {self.timeout:.0f} s, not v{version}"
-                )
-            time.sleep(POLL_SECONDS)
-
-    def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Score ``rows`` in batches the server accepts; raise unless each row is answered."""
-        answers: list[dict[str, Any]] = []
-        size = self.settings.serving_max_instances
-        for first in range(0, len(rows), size):
-            instances = [{"features": row} for row in rows[first : first + size]]
-            response = self.client.post("/predict", json={"instances": instances})
-            if response.status_code != 200:
-                raise _Failure(
-                    f"the smoke test's /predict failed ({response.status_code}): "
-                    f"{_detail(response)}"
-                )
-            body = response.json()
-            answers += [{"version": body["version"], **item} for item in body["predictions"]]
-        return answers
-
-
-def _ensure_running(settings: Settings, server: _ModelServer, url: str) -> int | None:
-    """Start ``churnloop serve`` for a silent loopback URL (embedded profile); its pid."""
-    if server.alive():
-        return None
-    parsed = urlparse(url)
-    if not settings.deploy_start_server or parsed.hostname not in LOOPBACK_HOSTS:
-        raise _Failure(f"no model server answers at {url}")
-    local = settings.model_copy(
-        update={"serving_host": parsed.hostname, "serving_port": parsed.port or 80}
-    )
-    try:
-        return start_model_server(local, timeout=server.timeout).pid
-    except ModelServerDidNotStart as error:
-        raise _Failure(str(error)) from error
 
 
 def json_rows(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
@@ -157,7 +80,7 @@ def json_rows(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
 
 
 def _verify_predictions(
-    settings: Settings, server: _ModelServer, version: int
+    settings: Settings, server: ModelServerClient, version: int
 ) -> tuple[int, float]:
     """Smoke-test and skew-check ``version`` on its reference rows; (rows, max skew)."""
     from churnloop.training.challenger import reference_data
@@ -177,17 +100,19 @@ def _verify_predictions(
 def _smoke_test(rows: list[dict[str, Any]], answers: list[dict[str, Any]], version: int) -> None:
     """One answer per row, each from ``version`` and a probability in [0, 1]."""
     if len(answers) != len(rows):
-        raise _Failure(f"the smoke test sent {len(rows)} rows and got {len(answers)} answers")
+        raise ServerFailure(f"the smoke test sent {len(rows)} rows and got {len(answers)} answers")
     wrong_version = {item["version"] for item in answers} - {version}
     if wrong_version:
-        raise _Failure(f"the smoke test was answered by v{sorted(wrong_version)}, not v{version}")
+        raise ServerFailure(
+            f"the smoke test was answered by v{sorted(wrong_version)}, not v{version}"
+        )
     invalid = [
         (index, item.get("probability", item.get("error")))
         for index, item in enumerate(answers)
         if not _is_probability(item.get("probability"))
     ]
     if invalid:
-        raise _Failure(
+        raise ServerFailure(
             f"the smoke test got {len(invalid)} rows without a valid probability, "
             f"e.g. {invalid[:3]}"
         )
@@ -199,7 +124,7 @@ def _max_skew(served: list[float], offline: list[float], tolerance: float) -> fl
     gaps = [abs(a - b) for a, b in zip(served, offline, strict=True)]
     worst = max(range(len(gaps)), key=gaps.__getitem__)
     if gaps[worst] > tolerance:
-        raise _Failure(
+        raise ServerFailure(
             f"training-serving skew: served and offline probabilities differ by up to "
             f"{gaps[worst]:.3g} (tolerance {tolerance:g}; row {worst}: "
             f"served {served[worst]:.6f}, offline {offline[worst]:.6f})"
@@ -209,7 +134,7 @@ def _max_skew(served: list[float], offline: list[float], tolerance: float) -> fl
 
 def _rolled_back(
     settings: Settings,
-    server: _ModelServer,
+    server: ModelServerClient,
     url: str,
     version: int,
     previous: int | None,
@@ -225,7 +150,7 @@ def _rolled_back(
     champion.rollback(settings, previous, reason)
     try:
         server.serve(previous)
-    except (_Failure, httpx.HTTPError) as again:
+    except (ServerFailure, httpx.HTTPError) as again:
         return DeploymentError(
             f"{reason}; @champion rolled back to v{previous}, but the server does not serve "
             f"it yet: {_described(again, url)}"
@@ -244,13 +169,3 @@ def _described(error: Exception, url: str) -> str:
 
 def _is_probability(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0
-
-
-def _detail(response: httpx.Response) -> Any:
-    """The server's explanation: a reload's ``error``, else FastAPI's ``detail``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    return detail.get("error", detail) if isinstance(detail, dict) else detail
