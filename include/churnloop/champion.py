@@ -1,10 +1,15 @@
-"""Moving ``@champion``: promotion after the gate, rollback, and the champion history.
+"""Moving ``@champion`` and ``@candidate``: promotion after the gate, the canary's start and
+end, rollback, and the champion history.
 
-Only `promote` and `rollback` move ``@champion``; the previous champion stays reachable as
-``@previous-champion``. Each move records the history as JSON tags of the registered model
-(for code, read back by `champion_history`) and rewrites its description, the same history
-in words, newest first (for people in MLflow's UI). `promote` never lets a backfill replace
-a champion trained on newer data, and a retry finishes a promotion the registry interrupted.
+Only `promote`, `promote_candidate` and `rollback` move ``@champion``; the previous champion
+stays reachable as ``@previous-champion``. With a canary, `promote` makes a blessed version
+``@candidate`` (serving nobody yet) and the canary (`churnloop.canary`) widens its share,
+then calls `promote_candidate` or `end_candidate`. Each move and each canary step records
+an event as a JSON tag of the registered model (for code: `champion_history` reads the
+champion's periods, `history_events` every event) and rewrites its description, the same
+history in words, newest first (for people in MLflow's UI). `promote` never lets a backfill
+replace a champion trained on newer data, and a retry finishes a promotion the registry
+interrupted.
 """
 
 from __future__ import annotations
@@ -21,35 +26,47 @@ from mlflow.exceptions import MlflowException
 
 from churnloop.errors import DataError
 from churnloop.registry import (
+    CANDIDATE,
     CHAMPION,
     FORCED_REASON_TAG,
     HISTORY_TAG_PREFIX,
     PREVIOUS_CHAMPION,
     PROMOTION_TAG,
     aliases,
+    clear_canary_share,
     connect,
     model_version,
+    set_canary_share,
     training_data_end,
     within_description_limit,
 )
 from churnloop.settings import Settings
 
+CHAMPION_MOVES = ("promotion", "forced", "rollback", "canary")
+"""History kinds that move ``@champion`` (``canary``: a candidate that passed its canary)."""
+CANDIDATE_EVENTS = ("candidate", "canary-step", "canary-rollback")
+"""History kinds of a canary that leave ``@champion`` where it is."""
+
 
 @dataclass(frozen=True)
 class PromotionResult:
-    """What `promote` did, and why, in words fit for a task log."""
+    """What `promote` did, and why, in words fit for a task log. ``candidate``: the version
+    became ``@candidate`` for a canary instead of ``@champion``."""
 
     promoted: bool
     version: int
     champion: int | None
     previous_champion: int | None
     reason: str
+    candidate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
         verb = "promoted" if self.promoted else "not promoted"
+        if self.candidate:
+            verb = f"made @{CANDIDATE} for a canary beside champion v{self.champion}"
         return f"v{self.version} {verb}: {self.reason}"
 
 
@@ -66,6 +83,8 @@ class HistoryEntry:
     logical_date: str | None
 
     def describe(self) -> str:
+        if self.kind in CANDIDATE_EVENTS:
+            return f"v{self.version}  {self.since:%Y-%m-%d %H:%M}  {self.kind}: {self.reason}"
         until = f"{self.until:%Y-%m-%d %H:%M}" if self.until else "now"
         replaced = f", replaced v{self.replaced}" if self.replaced is not None else ""
         period = f"{self.since:%Y-%m-%d %H:%M} -> {until}"
@@ -87,8 +106,11 @@ def promote(
     logical_date: dt.date,
     force_reason: str | None = None,
     dry_run: bool = False,
+    canary: bool = False,
 ) -> PromotionResult:
-    """Make ``version`` the champion if the gate blessed it (or a person forced it).
+    """Make ``version`` the champion if the gate blessed it (or a person forced it); with
+    ``canary`` and a champion to compare with, make it ``@candidate`` instead (share 0:
+    the canary starts routing customers to it once the server has loaded it).
 
     ``gate_failures`` are the messages of the gate's failed checks, quoted in a rejection.
     Never promotes in a dry run, nor a version whose data is older than the champion's, nor
@@ -125,8 +147,66 @@ def promote(
 
     if not blessed:
         client.set_model_version_tag(name, number, FORCED_REASON_TAG, force_reason)
+    if canary and champion is not None:
+        return _make_candidate(settings, version, champion, reason, day)
     _move_champion(settings, version, champion, kind, reason, day)
     return _promoted(settings, version, champion, reason)
+
+
+def _make_candidate(
+    settings: Settings, version: int, champion: int, reason: str, logical_date: dt.date
+) -> PromotionResult:
+    """Point ``@candidate`` at ``version`` with a share of 0; a retry records it once."""
+    client = connect(settings)
+    set_canary_share(settings, version, 0.0)
+    client.set_registered_model_alias(settings.model_name, CANDIDATE, str(version))
+    events = history_events(settings)
+    if not (events and events[-1].version == version and events[-1].kind == "candidate"):
+        _record(settings, version, "candidate", reason, champion, logical_date)
+        _describe_history(settings)
+    outcome = f"{reason}; on canary beside champion v{champion}"
+    client.set_model_version_tag(settings.model_name, str(version), PROMOTION_TAG, outcome)
+    return PromotionResult(False, version, champion, None, outcome, candidate=True)
+
+
+def record_canary_step(settings: Settings, version: int, reason: str) -> None:
+    """Record a canary step of ``version`` (a share widened, and the evidence that let it)."""
+    _record(settings, version, "canary-step", reason, None, None)
+    _describe_history(settings)
+
+
+def promote_candidate(settings: Settings, version: int, reason: str) -> HistoryEntry:
+    """End a passed canary: ``@candidate`` ``version`` becomes ``@champion`` (the old one
+    ``@previous-champion``); the candidate alias and its share are removed after, so that no
+    server ever lacks a model for a customer."""
+    current = aliases(settings)
+    if current.get(CANDIDATE) != version:
+        raise DataError(
+            f"v{version} of {settings.model_name!r} is not @{CANDIDATE} "
+            f"(@{CANDIDATE} is {current.get(CANDIDATE)}): its canary already ended"
+        )
+    entry = _move_champion(settings, version, current.get(CHAMPION), "canary", reason, None)
+    _drop_candidate(settings)
+    connect(settings).set_model_version_tag(
+        settings.model_name, str(version), PROMOTION_TAG, reason
+    )
+    return entry
+
+
+def end_candidate(settings: Settings, version: int, reason: str) -> None:
+    """End a failed or aborted canary: ``version`` serves nobody, ``@champion`` stays."""
+    if aliases(settings).get(CANDIDATE) == version:
+        _drop_candidate(settings)
+    _record(settings, version, "canary-rollback", reason, None, None)
+    _describe_history(settings)
+    connect(settings).set_model_version_tag(
+        settings.model_name, str(version), PROMOTION_TAG, reason
+    )
+
+
+def _drop_candidate(settings: Settings) -> None:
+    connect(settings).delete_registered_model_alias(settings.model_name, CANDIDATE)
+    clear_canary_share(settings)
 
 
 def _resume_promotion(
@@ -193,6 +273,11 @@ def rollback(settings: Settings, to_version: int | None, reason: str) -> History
 
 def champion_history(settings: Settings) -> list[HistoryEntry]:
     """Every period a version was champion, oldest first."""
+    return [entry for entry in history_events(settings) if entry.kind in CHAMPION_MOVES]
+
+
+def history_events(settings: Settings) -> list[HistoryEntry]:
+    """The champion's periods and the canaries' events, oldest first."""
     try:
         tags = connect(settings).get_registered_model(settings.model_name).tags
     except MlflowException as error:
@@ -200,17 +285,19 @@ def champion_history(settings: Settings) -> list[HistoryEntry]:
             return []
         raise
     events = [json.loads(tags[key]) for key in sorted(tags) if key.startswith(HISTORY_TAG_PREFIX)]
+    moves = [event for event in events if event["kind"] in CHAMPION_MOVES]
+    ends = {id(event): successor["since"] for event, successor in itertools.pairwise(moves)}
     return [
         HistoryEntry(
             version=event["version"],
             since=dt.datetime.fromisoformat(event["since"]),
-            until=dt.datetime.fromisoformat(successor["since"]) if successor else None,
+            until=dt.datetime.fromisoformat(ends[id(event)]) if id(event) in ends else None,
             kind=event["kind"],
             reason=event["reason"],
             replaced=event["replaced"],
             logical_date=event["logical_date"],
         )
-        for event, successor in itertools.pairwise([*events, None])
+        for event in events
     ]
 
 
@@ -249,6 +336,20 @@ def _move_champion(
     if replaced is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(replaced))
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    entry = _record(settings, version, kind, reason, replaced, logical_date)
+    _describe_history(settings)
+    return entry
+
+
+def _record(
+    settings: Settings,
+    version: int,
+    kind: str,
+    reason: str,
+    replaced: int | None,
+    logical_date: dt.date | None,
+) -> HistoryEntry:
+    """Store one history event as a tag of the registered model, keyed by its time."""
     since = dt.datetime.now(dt.UTC)
     event = {
         "version": version,
@@ -259,8 +360,7 @@ def _move_champion(
         "logical_date": logical_date.isoformat() if logical_date else None,
     }
     key = f"{HISTORY_TAG_PREFIX}{since:%Y%m%dT%H%M%S%fZ}"
-    client.set_registered_model_tag(name, key, json.dumps(event))
-    _describe_history(settings)
+    connect(settings).set_registered_model_tag(settings.model_name, key, json.dumps(event))
     return HistoryEntry(version, since, None, kind, reason, replaced, event["logical_date"])
 
 
@@ -271,11 +371,12 @@ def _describe_history(settings: Settings) -> None:
     what MLflow's UI shows on the model's page. Rewritten whole from the tags at each move;
     past MLflow's limit the oldest periods are cut.
     """
-    entries = reversed(champion_history(settings))
+    entries = reversed(history_events(settings))
     text = "\n".join(
         [
             "**Champion history**, newest first: version, period as champion (UTC), how it "
-            "got there and why (`churnloop champion-history` prints the same).",
+            "got there and why, and each canary's steps (`churnloop champion-history` "
+            "prints the same).",
             "",
             *(f"- {html.escape(entry.describe(), quote=False)}" for entry in entries),
         ]

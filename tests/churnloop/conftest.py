@@ -1,5 +1,6 @@
-"""Fixtures of the real-server tests: ``world``, a test's home holding the shared models and
-an online store of the last day, ``@champion`` on `GOOD`; ``serve``, a server started on it."""
+"""Fixtures of the real-server tests (serving, canary): ``world``, a test's home holding the
+shared models and an online store of the last day, ``@champion`` on `GOOD`; ``serve``, a
+server started on it."""
 
 from __future__ import annotations
 

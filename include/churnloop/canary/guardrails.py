@@ -22,7 +22,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from churnloop.canary.evidence import LATENCY_EDGES, VariantEvidence
 from churnloop.monitoring.binning import population_stability_index
-from churnloop.monitoring.significance import homogeneity_p_value
+from churnloop.monitoring.significance import homogeneity_p_value, pooled_counts
 from churnloop.settings import Settings
 
 PASS, TRIP, WAIT, OFF = "pass", "trip", "wait", "off"
@@ -167,7 +167,8 @@ def score_drift(
 ) -> GuardrailResult:
     """Trips when the candidate's served scores differ from the champion's beyond chance
     (G-test at ``alpha``) and by a PSI above ``max_psi``: significance alone would flag a
-    harmless difference once samples are large."""
+    harmless difference once samples are large. Both on the bins the G-test keeps (sparse
+    ones pooled): PSI over nearly empty bins grows with noise on small samples."""
     name = "score_drift"
     if max_psi is None:
         return GuardrailResult(name, OFF, "off (canary_max_score_psi is None)")
@@ -176,7 +177,7 @@ def score_drift(
         return waiting
     mine, theirs = np.diff(candidate.scores, prepend=0), np.diff(champion.scores, prepend=0)
     p_value = homogeneity_p_value(theirs, mine)
-    psi = population_stability_index(theirs, mine)
+    psi = population_stability_index(*pooled_counts(theirs, mine))
     numbers = f"PSI {psi:.3f}, G-test p = {p_value:.2g}"
     if p_value < alpha and psi > max_psi:
         return GuardrailResult(name, TRIP, f"scores shifted: {numbers} (limit PSI {max_psi:g})")

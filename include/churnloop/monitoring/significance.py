@@ -16,20 +16,28 @@ MIN_EXPECTED_COUNT = 5.0
 the chi-square approximation fails on sparse bins (Cochran's rule)."""
 
 
-def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """p-value of a likelihood-ratio (G) test that both samples share one distribution.
-
-    Bins expected to hold fewer than ``MIN_EXPECTED_COUNT`` rows of the smaller sample are
-    pooled into one bin, so that the chi-square approximation holds (rare categories would
-    otherwise reject far more often than the level says); mass where the reference has none
-    still counts, in the pooled bin.
-    """
+def pooled_counts(
+    reference_counts: np.ndarray, current_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples' counts with empty bins dropped and the bins expected to hold fewer than
+    ``MIN_EXPECTED_COUNT`` rows of the smaller sample pooled into one; mass where the
+    reference has none still counts, in the pooled bin."""
     table = np.vstack([reference_counts, current_counts]).astype("float64")
     table = table[:, table.sum(axis=0) > 0]
     expected_in_smaller = table.sum(axis=0) * table.sum(axis=1).min() / table.sum()
     sparse = expected_in_smaller < MIN_EXPECTED_COUNT
     if sparse.any():
         table = np.column_stack([table[:, ~sparse], table[:, sparse].sum(axis=1)])
+    return table[0], table[1]
+
+
+def homogeneity_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """p-value of a likelihood-ratio (G) test that both samples share one distribution.
+
+    Sparse bins are pooled first (`pooled_counts`), so that the chi-square approximation
+    holds: rare categories would otherwise reject far more often than the level says.
+    """
+    table = np.vstack(pooled_counts(reference_counts, current_counts))
     if table.shape[1] < 2:
         return 1.0
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
