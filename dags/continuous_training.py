@@ -23,16 +23,29 @@ the model version it trains.
    (plan, region, contract, age band, tenure bucket) with enough churners, inclusion floors
    and gaps; the decision, its intervals and every reason are tags on the version and a
    table in the log; a model card is logged with the run.
-6. **promote_challenger**: only a blessed (or forced, with a reason) challenger becomes
-   `@champion`; the old one keeps `@previous-champion`. A run as of a day older than the
-   champion's data never promotes, so a backfill cannot demote a newer model.
-7. **deploy_champion**: the model server loads the new champion, passes a smoke test and
+6. **promote_challenger**: only a blessed (or forced, with a reason) challenger moves on:
+   with a champion to compare with it becomes `@candidate` for the canary, otherwise (the
+   first model, or Param `canary_steps` empty) `@champion` at once, the old one keeping
+   `@previous-champion`. A run as of a day older than the champion's data never promotes,
+   so a backfill cannot demote a newer model.
+7. **canary**: the model server routes a share of customers to `@candidate` (a stable hash
+   of `customer_id`), step by step (Param `canary_steps`, default 10% → 50% → 100%), each
+   step baking `canary_bake_seconds` with enough traffic before guardrails compare the
+   candidate with the champion: 5xx rate, p99 latency, NaN/infinite scores, the score
+   distribution, and label agreement on shadow-scored requests both ways (intervals, see
+   docs/canary.md). A passed last step makes the candidate `@champion`; a tripped
+   guardrail removes it and fails the task naming the guardrail. A sensor in reschedule
+   mode: no worker slot is held while a step bakes. Each step is in the champion history.
+8. **deploy_champion**: the model server serves the new champion, passes a smoke test and
    a training/serving skew check, or the alias rolls back and the task fails.
 
 **On-call**: a red `validate_training_set` means the training data broke its suite (see
-the Report link); a red `deploy_champion` means the new champion was rolled back (the log
-says why); `churnloop rollback --reason "…"` moves `@champion` back by hand. A run not
-finished `training_run_budget` after it was queued raises a Deadline Alert (e-mail, Slack;
+the Report link); a red `canary` means the candidate was rolled back (the log names the
+guardrail and its numbers; `@champion` never moved); a red `deploy_champion` means the new
+champion was rolled back (the log says why). `churnloop canary status` shows a running
+canary's guardrails, `churnloop canary abort|finish --reason "…"` ends it by hand, and
+`churnloop rollback --reason "…"` moves `@champion` back. A run not finished
+`training_run_budget` after it was queued raises a Deadline Alert (e-mail, Slack;
 Browse → Deadlines), whether it is stuck, slow or waiting behind another run.
 """
 
@@ -42,6 +55,7 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     CronTriggerTimetable,
     Param,
+    PokeReturnValue,
     dag,
     get_current_context,
     task,
@@ -62,7 +76,13 @@ from churnloop.settings import get_settings
 
 SETTINGS = get_settings()
 
-DATA, GATE, TUNING, PROMOTION = "Training data", "Evaluation gate", "Tuning", "Promotion"
+DATA, GATE, TUNING, PROMOTION, CANARY = (
+    "Training data",
+    "Evaluation gate",
+    "Tuning",
+    "Promotion",
+    "Canary",
+)
 """Sections of the trigger form; each Param's title is what the form shows above its field."""
 
 PARAMS = {
@@ -152,7 +172,29 @@ PARAMS = {
         section=PROMOTION,
         description="Train and evaluate, but promote and deploy nothing.",
     ),
+    "canary_steps": Param(
+        SETTINGS.canary_steps,
+        type="array",
+        items={"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        title="Canary steps (shares of customers)",
+        section=CANARY,
+        description="Shares of customers the candidate serves, step by step, rising to 1.0. "
+        "Empty: no canary, a blessed challenger becomes @champion at once.",
+    ),
+    "canary_bake_seconds": Param(
+        SETTINGS.canary_bake_seconds,
+        type="number",
+        exclusiveMinimum=0,
+        title="Bake period per step (seconds)",
+        section=CANARY,
+        description="Least time each step serves live traffic before its guardrails are "
+        "judged (it also waits for canary_min_requests per variant).",
+    ),
 }
+
+CANARY_TIMEOUT_SECONDS = 86_400 * 7
+"""The canary sensor's backstop: its own wait (canary_evidence_wait_factor bake periods per
+step without enough traffic) rolls the candidate back long before."""
 
 
 @task(multiple_outputs=True)
@@ -220,6 +262,32 @@ def promote_challenger(planned: dict, trained: dict, decision: dict) -> dict:
     return steps.promote_challenger(get_settings(), planned, trained, decision)
 
 
+@task.sensor(
+    mode="reschedule",
+    poke_interval=SETTINGS.canary_poke_seconds,
+    timeout=CANARY_TIMEOUT_SECONDS,
+)
+def canary(planned: dict, promotion: dict) -> PokeReturnValue:
+    """Step the candidate's share of customers up while its guardrails hold, then make it
+    `@champion`; a tripped guardrail rolls it back and fails here, naming it."""
+    import logging
+
+    from churnloop.canary.controller import advance
+    from churnloop.orchestration.task_support import data_errors_fail_fast
+
+    if not promotion.get("candidate"):
+        return PokeReturnValue(is_done=True, xcom_value=promotion)
+    with data_errors_fail_fast():
+        progress = advance(
+            get_settings(),
+            promotion["version"],
+            planned["canary_steps"],
+            planned["canary_bake_seconds"],
+        )
+    logging.getLogger(__name__).info("%s", progress.message)
+    return PokeReturnValue(is_done=progress.done, xcom_value=progress.promotion())
+
+
 @task(multiple_outputs=True)
 def deploy_champion(promotion: dict) -> dict:
     """Serve the new champion: reload, smoke test, skew check; else roll back."""
@@ -262,7 +330,8 @@ def continuous_training():
     trained = train_challenger(planned)
     build_training_set(planned) >> validate_training_set(planned) >> trained
     decision = evaluate_challenger(planned, trained)
-    deploy_champion(promote_challenger(planned, trained, decision))
+    promotion = promote_challenger(planned, trained, decision)
+    deploy_champion(canary(planned, promotion))
 
 
 continuous_training()

@@ -23,6 +23,9 @@ LOOP_GATE_ENV = {
 """The gate of the loop tests: their small models on a few hundred customers (holdouts of
 80-150 churners) are not required to beat the logistic baseline nor to reach the default
 holdout size; tests/churnloop/training tests those rules, the demo runs them at default."""
+NO_CANARY_ENV = {"CHURNLOOP_CANARY_STEPS": "[]"}
+"""A blessed challenger becomes @champion at once in the loop tests: a canary bakes on live
+traffic, which they do not send (tests/churnloop/canary and the canary's DAG test do)."""
 DRIFT_ALONE_TRIGGERS = {"CHURNLOOP_DRIFT_MAX_ESTIMATED_AUC_DROP": "null"}
 """The loop tests' drift trigger: their simulated age drift barely hurts the model, so by
 default it is "drift without estimated harm"; these tests are about the trigger's path

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from churnloop.cli_arguments import (
+    CANARY_ARGUMENTS,
     DATASET,
     DEMO_ARGUMENTS,
     DRIFT_REPORT_ARGUMENTS,
@@ -164,11 +165,25 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _champion_history(args: argparse.Namespace, settings: Settings) -> int:
-    """Print which version was champion from when to when, and why."""
-    from churnloop.champion import champion_history
+def _canary(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the running canary, or end it by hand with a reason."""
+    from churnloop.canary import controller
 
-    entries = champion_history(settings)
+    if args.action == "status":
+        print(controller.describe(settings))
+        return 0
+    end = controller.abort if args.action == "abort" else controller.finish
+    version = end(settings, args.reason or "")
+    verb = "rolled back" if args.action == "abort" else "promoted to @champion"
+    print(f"canary of v{version} {verb}: {args.reason}")
+    return 0
+
+
+def _champion_history(args: argparse.Namespace, settings: Settings) -> int:
+    """Print which version was champion from when to when, and why; each canary's steps."""
+    from churnloop.champion import history_events
+
+    entries = history_events(settings)
     if not entries:
         print(f"model {settings.model_name!r} has had no champion yet")
     for entry in entries:
@@ -283,8 +298,17 @@ COMMANDS = (
         "champion becomes @previous-champion and the move is recorded in the champion history.",
     ),
     Command(
+        "canary",
+        "show, abort or finish the running canary of @candidate",
+        _canary,
+        CANARY_ARGUMENTS,
+        description="status prints the step, share and every guardrail's reading now; abort "
+        "rolls @candidate back, finish makes it @champion at once (the continuous_training "
+        "run's canary task then fails or succeeds accordingly). Both need --reason.",
+    ),
+    Command(
         "champion-history",
-        "which model version was champion, from when to when, and why",
+        "which model version was champion, from when to when, and why; each canary's steps",
         _champion_history,
     ),
     Command(

@@ -99,6 +99,17 @@ ROLLBACK_ARGUMENTS = (
     argument("--reason", required=True, help="why; recorded in the champion history"),
 )
 
+CANARY_ACTIONS = ("status", "abort", "finish")
+CANARY_ARGUMENTS = (
+    argument(
+        "action",
+        choices=CANARY_ACTIONS,
+        help="status: the running canary's step and guardrails; abort: roll the candidate "
+        "back now; finish: make it @champion now",
+    ),
+    argument("--reason", help="why (abort, finish); recorded in the champion history"),
+)
+
 SERVE_ARGUMENTS = (
     argument("--host", help="interface to listen on " + default_from_settings("serving_host")),
     argument("--port", type=int, help="port to listen on " + default_from_settings("serving_port")),

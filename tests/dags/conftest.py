@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dags.dag_support import parsed_dag
-from tests.loop_support import FAST_MODEL, LOOP_GATE_ENV
+from tests.loop_support import FAST_MODEL, LOOP_GATE_ENV, NO_CANARY_ENV
 
 TOKEN = "deploy-test-token"
 
@@ -14,12 +14,13 @@ TOKEN = "deploy-test-token"
 @pytest.fixture(autouse=True)
 def fast_models(settings, monkeypatch):
     """Small LightGBM models: the DAG tests are about the loop, not about model quality;
-    no wait for a missing drop (waiting is tested on a real scheduler: tests/integration).
+    no wait for a missing drop (waiting is tested on a real scheduler: tests/integration);
+    no canary unless a test asks for one (it needs live traffic).
 
     After ``settings``, which clears every ``CHURNLOOP_*`` variable."""
     monkeypatch.setenv("CHURNLOOP_MODEL_PARAMS", FAST_MODEL)
     monkeypatch.setenv("CHURNLOOP_LANDING_WAIT_SECONDS", "0")  # a missing drop fails at once
-    for name, value in LOOP_GATE_ENV.items():
+    for name, value in {**LOOP_GATE_ENV, **NO_CANARY_ENV}.items():
         monkeypatch.setenv(name, value)
 
 

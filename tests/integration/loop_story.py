@@ -37,7 +37,13 @@ from tests.integration.celery_support import (
     kill_a_worker_mid_task,
     wait_for_workers,
 )
-from tests.loop_support import DRIFT_ALONE_TRIGGERS, FAST_MODEL, LOOP_GATE_ENV, publish_days
+from tests.loop_support import (
+    DRIFT_ALONE_TRIGGERS,
+    FAST_MODEL,
+    LOOP_GATE_ENV,
+    NO_CANARY_ENV,
+    publish_days,
+)
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 CUSTOMERS = 400
@@ -81,6 +87,7 @@ def story_environment(timeline: Timeline, serving_port: int) -> dict[str, str]:
         "CHURNLOOP_GATE_MIN_ROC_AUC": "0.6",
         "CHURNLOOP_MODEL_PARAMS": FAST_MODEL,
         **LOOP_GATE_ENV,
+        **NO_CANARY_ENV,
         **DRIFT_ALONE_TRIGGERS,
         "CHURNLOOP_SERVING_PORT": str(serving_port),
         "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,

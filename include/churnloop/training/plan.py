@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from churnloop._settings.canary import CanarySettings
 from churnloop.errors import DataError
 from churnloop.schema import LABEL_DELAY_DAYS
 from churnloop.settings import Settings
@@ -43,6 +46,8 @@ class TrainingPlan:
     drift_events: list[dict[str, Any]] = field(default_factory=list)
     tuning_trials: int = 0
     tuning_timeout_seconds: float = 0.0
+    canary_steps: list[float] = field(default_factory=list)
+    canary_bake_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), **{k: getattr(self, k).isoformat() for k in _DATES}}
@@ -60,10 +65,16 @@ class TrainingPlan:
             if self.tuning_trials
             else "tuning off"
         )
+        canary = (
+            f"canary {' -> '.join(f'{share:.0%}' for share in self.canary_steps)}, "
+            f"{self.canary_bake_seconds:g} s per step"
+            if self.canary_steps
+            else "no canary"
+        )
         return (
             f"as of {self.as_of} ({self.trigger}{events}): snapshots {self.window_start}.."
             f"{self.window_end}, last {self.holdout_days} days held out; {tuning}; "
-            f"promotion {mode}"
+            f"promotion {mode}; {canary}"
         )
 
     def run_name(self) -> str:
@@ -183,6 +194,7 @@ def plan_training_run(
             "why a person overrides the evaluation gate (it is recorded on the model version)"
         )
     window_end = as_of - dt.timedelta(days=LABEL_DELAY_DAYS + 1)
+    canary = _canary(settings, params)
     return TrainingPlan(
         as_of=as_of,
         window_start=window_end - dt.timedelta(days=window_days - 1),
@@ -197,7 +209,23 @@ def plan_training_run(
         tuning_timeout_seconds=float(
             _param_or(params, "tuning_timeout_seconds", settings.tuning_timeout_seconds)
         ),
+        canary_steps=canary.canary_steps,
+        canary_bake_seconds=canary.canary_bake_seconds,
     )
+
+
+def _canary(settings: Settings, params: Mapping[str, Any]) -> CanarySettings:
+    """The canary's steps and bake period: the run's Params, else the settings'."""
+    try:
+        return CanarySettings(
+            canary_steps=_param_or(params, "canary_steps", settings.canary_steps),
+            canary_bake_seconds=_param_or(
+                params, "canary_bake_seconds", settings.canary_bake_seconds
+            ),
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+        raise DataError(f"the canary Params do not hold: {problems}") from None
 
 
 def _param_or(params: Mapping[str, Any], name: str, default: Any) -> Any:

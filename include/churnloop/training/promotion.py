@@ -37,10 +37,12 @@ def promote_on_decision(
     logical_date: dt.date,
     force_reason: str | None = None,
     dry_run: bool = False,
+    canary: bool = False,
 ) -> champion.PromotionResult:
-    """Record ``decision`` on the version, then let `champion.promote` act on it.
+    """Record ``decision`` on the version, then let `champion.promote` act on it (with
+    ``canary``, a blessed version becomes ``@candidate`` for the canary to judge).
 
-    The decision is tagged whatever the outcome, so a refused version still shows why.
+        The decision is tagged whatever the outcome, so a refused version still shows why.
     """
     champion.check_force_reason(force_reason)
     record_decision(settings, version, decision)
@@ -52,4 +54,5 @@ def promote_on_decision(
         logical_date=logical_date,
         force_reason=force_reason,
         dry_run=dry_run,
+        canary=canary,
     )

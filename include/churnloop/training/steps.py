@@ -179,6 +179,7 @@ def promote_challenger(
         logical_date=plan.as_of,
         force_reason=plan.force_reason,
         dry_run=plan.dry_run,
+        canary=bool(plan.canary_steps),
     )
     log.info("%s", result.describe())
     log.info("model card: %s", log_model_card(settings, result.version))
