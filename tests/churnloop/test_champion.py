@@ -257,3 +257,66 @@ def test_the_registered_models_description_tells_the_champion_history_newest_fir
         and "rollback, replaced v2: v2 &lt;over-predicts&gt;" in lines[0]
     )
     assert description.startswith("**Champion history**, newest first")
+
+
+def test_with_a_canary_a_blessed_challenger_becomes_candidate_and_its_events_keep_the_periods(
+    mlflow_settings, older, newer
+):
+    bootstrap_champion(mlflow_settings, older)
+    challenger, holdout = register_challenger(mlflow_settings, newer)
+    served = registry.load_model(mlflow_settings, registry.CHAMPION)
+    decision = evaluate(served, challenger.model, holdout, GATE)
+    day = logical_date_for(challenger)
+
+    started = promote_on_decision(mlflow_settings, 2, decision, logical_date=day, canary=True)
+    again = promote_on_decision(mlflow_settings, 2, decision, logical_date=day, canary=True)
+
+    assert started.candidate and not started.promoted and again.candidate
+    assert started.describe().startswith("v2 made @candidate for a canary beside champion v1")
+    assert registry.aliases_and_split(mlflow_settings)[1] == registry.TrafficSplit(2, 0.0)
+    with pytest.raises(DataError, match="not @candidate"):
+        champion.promote_candidate(mlflow_settings, 1, "v1 was never on canary")
+    champion.record_canary_step(mlflow_settings, 2, "step 1/1 passed")
+    champion.promote_candidate(mlflow_settings, 2, "canary passed 100%")
+
+    assert registry.aliases(mlflow_settings) == {
+        "champion": 2,
+        "previous-champion": 1,
+        "challenger": 2,
+    }
+    assert registry.aliases_and_split(mlflow_settings)[1] == registry.TrafficSplit()
+    events = champion.history_events(mlflow_settings)
+    assert [(e.version, e.kind) for e in events] == [
+        (1, "promotion"),
+        (2, "candidate"),
+        (2, "canary-step"),
+        (2, "canary"),
+    ], "a retried start is recorded once"
+    periods = champion.champion_history(mlflow_settings)
+    assert [(p.version, p.kind) for p in periods] == [(1, "promotion"), (2, "canary")]
+    assert periods[0].until == periods[1].since, "v1 was champion until v2 passed its canary"
+    description = registry.connect(mlflow_settings).get_registered_model("churn-model").description
+    assert "canary-step: step 1/1 passed" in description
+
+
+def test_an_ended_canary_leaves_the_champion_and_routes_nobody(mlflow_settings, older, newer):
+    bootstrap_champion(mlflow_settings, older)
+    register_challenger(mlflow_settings, newer)
+    champion.promote(
+        mlflow_settings, 2, blessed=True, gate_failures=[], logical_date=NEWER_START, canary=True
+    )
+    registry.set_canary_share(mlflow_settings, 2, 0.5)
+
+    champion.end_candidate(mlflow_settings, 2, "canary rolled back: latency_p99 tripped")
+
+    assert registry.aliases(mlflow_settings)["champion"] == 1
+    assert registry.aliases_and_split(mlflow_settings) == (
+        {"champion": 1, "challenger": 2},
+        registry.TrafficSplit(),
+    )
+    assert (
+        registry.model_version(mlflow_settings, 2)
+        .tags[registry.PROMOTION_TAG]
+        .startswith("canary rolled back: latency_p99")
+    )
+    assert champion.history_events(mlflow_settings)[-1].kind == "canary-rollback"
