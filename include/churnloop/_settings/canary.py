@@ -68,8 +68,8 @@ class CanarySettings(BaseModel):
     canary_max_score_psi: float | None = Field(
         default=0.2,
         gt=0,
-        description="Trips when the candidate's served scores differ from the champion's "
-        "beyond chance (G-test at 1 - canary_confidence) and by a PSI above this; None: off.",
+        description="Trips when the candidate's scores differ from the champion's on the same "
+        "requests (one in shadow) beyond chance and by a PSI above this; None: off.",
     )
     canary_max_disagreement: float | None = Field(
         default=0.15,
@@ -80,10 +80,11 @@ class CanarySettings(BaseModel):
     )
     canary_shadow_fraction: float = Field(
         default=1.0,
-        ge=0,
+        gt=0,
         le=1,
         description="Share of requests during a canary that the other model (champion or "
-        "candidate) also scores in shadow, for the agreement guardrail.",
+        "candidate) also scores in shadow: the score and agreement guardrails compare the "
+        "two models on the same requests.",
     )
 
     @field_validator("canary_steps")

@@ -4,7 +4,9 @@
 The server's counters start from zero when it restarts; `churnloop_server_start_time_seconds`
 tells a restarted server from a running one, so a look after a restart adds what the new
 server counted instead of subtracting across the restart. Only requests one variant answered
-alone count for errors and latency (a batch both answered is labelled ``mixed``).
+alone count for errors and latency (a batch both answered is labelled ``mixed``). During a
+canary each model shadows only the other's traffic, so a version's ``shadow`` scores are
+its scores of the other variant's customers.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from churnloop.serving.metrics import LATENCY_BUCKETS, SCORE_BUCKETS
-from churnloop.serving.routing import CANDIDATE, CHAMPION
+from churnloop.serving.routing import CANDIDATE, CHAMPION, SHADOW
 
 SCORING_ENDPOINTS = ("/predict", "/explain")
 LATENCY_EDGES = (*LATENCY_BUCKETS, math.inf)
@@ -31,13 +33,14 @@ START_TIME = "churnloop_server_start_time_seconds"
 class VariantEvidence:
     """One variant's counts: requests and 5xx answers, cumulative latency and score
     histograms (counts at or below each edge of `LATENCY_EDGES`, `SCORE_EDGES`), NaN or
-    infinite scores, and its shadow-scored instances on which the other model's label
-    agreed or not."""
+    infinite scores, the other model's scores of this variant's traffic in shadow (same
+    histogram), and the shadow-scored instances on which the two labels agreed or not."""
 
     requests: int = 0
     errors: int = 0
     latency: tuple[int, ...] = (0,) * len(LATENCY_EDGES)
     scores: tuple[int, ...] = (0,) * len(SCORE_EDGES)
+    shadow_scores: tuple[int, ...] = (0,) * len(SCORE_EDGES)
     nonfinite: int = 0
     agree: int = 0
     disagree: int = 0
@@ -125,6 +128,7 @@ def read_evidence(metrics_text: str, champion: int, candidate: int) -> Evidence:
 
 def _variant(samples: list[Sample], version: str, variant: str, other: str) -> VariantEvidence:
     mine = [s for s in samples if _labelled(s, version, variant)]
+    shadowed = [s for s in samples if _labelled(s, other, SHADOW)]
     scoring = [s for s in mine if s.labels.get("endpoint") in SCORING_ENDPOINTS]
     requests = [s for s in scoring if s.name == "churnloop_requests_total"]
     agreement = [
@@ -137,6 +141,7 @@ def _variant(samples: list[Sample], version: str, variant: str, other: str) -> V
         errors=_total(s for s in requests if s.labels["status"].startswith("5")),
         latency=_cumulative(scoring, "churnloop_request_duration_seconds_bucket", LATENCY_EDGES),
         scores=_cumulative(mine, "churnloop_prediction_score_bucket", SCORE_EDGES),
+        shadow_scores=_cumulative(shadowed, "churnloop_prediction_score_bucket", SCORE_EDGES),
         nonfinite=_total(s for s in mine if s.name == "churnloop_nonfinite_predictions_total"),
         agree=_total(s for s in agreement if s.labels["agreement"] == "agree"),
         disagree=_total(s for s in agreement if s.labels["agreement"] == "disagree"),

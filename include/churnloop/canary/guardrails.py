@@ -165,24 +165,36 @@ def score_drift(
     least: int,
     max_psi: float | None,
 ) -> GuardrailResult:
-    """Trips when the candidate's served scores differ from the champion's beyond chance
-    (G-test at ``alpha``) and by a PSI above ``max_psi``: significance alone would flag a
-    harmless difference once samples are large. Both on the bins the G-test keeps (sparse
-    ones pooled): PSI over nearly empty bins grows with noise on small samples."""
+    """Trips when, on either variant's traffic, the candidate's scores differ from the
+    champion's of the same requests (one of them in shadow) beyond chance (G-test at
+    ``alpha`` / 2) and by a PSI above ``max_psi``: significance alone would flag a harmless
+    difference once samples are large. Both on the bins the G-test keeps (sparse ones
+    pooled): PSI over nearly empty bins grows with noise on small samples. Comparing the
+    same requests leaves out the difference between the two variants' customers."""
     name = "score_drift"
     if max_psi is None:
         return GuardrailResult(name, OFF, "off (canary_max_score_psi is None)")
-    waiting = _too_few(name, candidate.scores[-1], champion.scores[-1], least, "finite scores")
+    ways = {  # (the candidate's scores, the champion's scores) of one variant's requests
+        "candidate's traffic": (candidate.scores, candidate.shadow_scores),
+        "champion's traffic": (champion.shadow_scores, champion.scores),
+    }
+    sizes = {way: min(a[-1], b[-1]) for way, (a, b) in ways.items()}
+    waiting = _too_few(name, *sizes.values(), least, "finite scores by both models")
     if waiting:
         return waiting
-    mine, theirs = np.diff(candidate.scores, prepend=0), np.diff(champion.scores, prepend=0)
-    p_value = homogeneity_p_value(theirs, mine)
-    psi = population_stability_index(*pooled_counts(theirs, mine))
-    numbers = f"PSI {psi:.3f}, G-test p = {p_value:.2g}"
-    if p_value < alpha and psi > max_psi:
+    readings, tripped = [], []
+    for way, (mine, theirs) in ways.items():
+        mine, theirs = np.diff(mine, prepend=0), np.diff(theirs, prepend=0)
+        p_value = homogeneity_p_value(theirs, mine)
+        psi = population_stability_index(*pooled_counts(theirs, mine))
+        readings.append(f"{way} PSI {psi:.3f}, G-test p = {p_value:.2g}")
+        if p_value < alpha / 2 and psi > max_psi:
+            tripped.append(way)
+    numbers = "; ".join(readings)
+    if tripped:
         return GuardrailResult(name, TRIP, f"scores shifted: {numbers} (limit PSI {max_psi:g})")
     return GuardrailResult(
-        name, PASS, f"{numbers} (trips at p < {alpha:.2g} and PSI > {max_psi:g})"
+        name, PASS, f"{numbers} (trips at p < {alpha / 2:.2g} and PSI > {max_psi:g})"
     )
 
 

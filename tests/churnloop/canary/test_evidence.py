@@ -1,6 +1,7 @@
 """Reading the model server's counts for a canary: the exposition `ServingMetrics` writes is
-read back per variant (single-variant scoring requests only), looks are added up, and a
-restarted server's counts from zero are added rather than subtracted."""
+read back per variant (single-variant scoring requests only; the other model's shadow scores
+of its traffic), looks are added up, and a restarted server's counts from zero are added
+rather than subtracted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from churnloop.canary.evidence import Evidence, VariantEvidence, read_evidence
 from churnloop.canary.state import CanaryState
 from churnloop.serving.metrics import ServingMetrics
-from churnloop.serving.routing import CANDIDATE, CHAMPION
+from churnloop.serving.routing import CANDIDATE, CHAMPION, SHADOW
 
 CHAMPION_VERSION, CANDIDATE_VERSION = 3, 4
 STARTED = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
@@ -42,6 +43,7 @@ def test_each_variant_reads_its_own_requests_errors_latency_scores_and_agreement
     ).inc()
     metrics.requests.labels("/health", "200", str(CHAMPION_VERSION), CHAMPION).inc()
     metrics.record_scores(CANDIDATE_VERSION, CANDIDATE, np.array([np.nan]))
+    metrics.record_scores(CHAMPION_VERSION, SHADOW, np.array([0.2, 0.9]))
     metrics.record_agreement(
         (CANDIDATE_VERSION, CANDIDATE),
         CHAMPION_VERSION,
@@ -56,6 +58,8 @@ def test_each_variant_reads_its_own_requests_errors_latency_scores_and_agreement
     assert (found.candidate.requests, found.candidate.errors) == (2, 1)
     assert found.candidate.latency[-1] == 2 and found.candidate.latency[7] == 1, "one <= 50 ms"
     assert found.candidate.scores[-1] == 1 and found.candidate.nonfinite == 1
+    assert found.candidate.shadow_scores[-1] == 2, "the champion's scores of its customers"
+    assert found.candidate.shadow_scores[3] == 1 and found.champion.shadow_scores[-1] == 0
     assert (found.candidate.agree, found.candidate.disagree) == (1, 1)
     assert (found.champion.agree, found.champion.disagree) == (0, 0)
     assert found.server_started is not None

@@ -31,7 +31,11 @@ CALIBRATION_DRAWS = 1_000
 
 
 def counted(
-    latencies: np.ndarray, scores: np.ndarray, failed: np.ndarray, disagreed: np.ndarray
+    latencies: np.ndarray,
+    scores: np.ndarray,
+    shadow_scores: np.ndarray,
+    failed: np.ndarray,
+    disagreed: np.ndarray,
 ) -> VariantEvidence:
     """One variant's counts as the model server's Prometheus histograms hold them: the
     values at or below each edge (``le``); NaN scores counted apart."""
@@ -41,6 +45,7 @@ def counted(
         errors=int(failed.sum()),
         latency=at_or_below(latencies, LATENCY_EDGES),
         scores=at_or_below(scores[finite], SCORE_EDGES),
+        shadow_scores=at_or_below(shadow_scores, SCORE_EDGES),
         nonfinite=int((~finite).sum()),
         agree=int((~disagreed).sum()),
         disagree=int(disagreed.sum()),
@@ -59,14 +64,19 @@ def traffic(
     added_latency: float = 0.0,
     nonfinite_rate: float = 0.0,
     log_odds_shift: float = 0.0,
+    shadow_shift: float = 0.0,
     disagreement: float = 0.05,
 ) -> VariantEvidence:
-    """Simulated requests of one variant; the defaults are the champion's behaviour."""
+    """Simulated requests of one variant; the defaults are the champion's behaviour. The
+    other model's shadow scores of them are drawn apart from the same distribution (moved
+    by ``shadow_shift``): equal models' scores of one request differ, their distributions
+    do not."""
     latencies = rng.lognormal(math.log(0.003), 0.3, requests) + added_latency
     scores = expit(logit(rng.beta(2, 5, requests)) + log_odds_shift)
     scores[rng.random(requests) < nonfinite_rate] = np.nan
+    shadow_scores = expit(logit(rng.beta(2, 5, requests)) + shadow_shift)
     failed, disagreed = rng.random(requests) < error_rate, rng.random(requests) < disagreement
-    return counted(latencies, scores, failed, disagreed)
+    return counted(latencies, scores, shadow_scores, failed, disagreed)
 
 
 def step_alpha(settings: Settings) -> float:
@@ -103,7 +113,7 @@ NUMBERS = {
     r"\(\d+ and \d+ requests\): above 1\.5x",
     "nonfinite_scores": r"NaN/infinite scores \[\+0\.\d{4}, \+0\.\d{4}\] lies above \+0\.001 "
     r"\(candidate \d+/\d+, champion 0/\d+\)",
-    "score_drift": r"PSI \d\.\d{3}, G-test p = [\d.e-]+ \(limit PSI 0\.2\)",
+    "score_drift": r"traffic PSI \d\.\d{3}, G-test p = [\d.e-]+ \(limit PSI 0\.2\)",
     "agreement": r"traffic \[0\.\d{3}, 0\.\d{3}\] of \d+.*: above 0\.15",
 }
 FAULTS = {
@@ -113,6 +123,7 @@ FAULTS = {
     "NaN scores 0% -> 4%": ("nonfinite_scores", 300, {"nonfinite_rate": 0.04}, {}),
     "NaN scores 0% -> 2%": ("nonfinite_scores", 600, {"nonfinite_rate": 0.02}, {}),
     "score log-odds +0.75": ("score_drift", 300, {"log_odds_shift": 0.75}, {}),
+    "score log-odds +0.75 in shadow": ("score_drift", 300, {}, {"shadow_shift": 0.75}),
     "40% disagree on the candidate's": ("agreement", 300, {"disagreement": 0.4}, {}),
     "40% disagree on the champion's": ("agreement", 300, {}, {"disagreement": 0.4}),
 }
