@@ -1,15 +1,21 @@
 """The continuous_training DAG run for real (``dag.test()``): real Feast, GX, MLflow and a
-real model server over HTTP, on simulated days.
+real model server over HTTP, on simulated days; its canary on live requests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from churnloop import champion, registry
+from churnloop import champion, registry, storage
 from churnloop.demo.simulation import Scenario
+from churnloop.features import definition
+from churnloop.schema import ENTITY
 from tests.dags.dag_support import parsed_dag
 from tests.loop_support import START, publish_days
 
@@ -134,3 +140,72 @@ def test_the_weekly_schedule_is_a_setting_and_null_leaves_drift_runs_only(settin
     drift_only = timetable()
     assert not isinstance(drift_only, AssetOrTimeSchedule)
     assert drift_only.asset_condition.name == "churn_drift"
+
+
+@pytest.fixture
+def quick_canary(settings, monkeypatch):
+    """A canary the DAG's sensor walks in seconds (set before the DAG is parsed: the poke
+    interval is the sensor's)."""
+    for name, value in {
+        "CHURNLOOP_CANARY_POKE_SECONDS": "1",
+        "CHURNLOOP_CANARY_MIN_REQUESTS": "30",
+        "CHURNLOOP_CANARY_EVIDENCE_WAIT_FACTOR": "60",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_forced_challenger_passes_its_canary_on_live_traffic_then_is_deployed(
+    quick_canary, dag, settings, served
+):
+    """The DAG is parsed before the server starts (as in the other tests): Airflow's first
+    import of its models and MLflow's first registry read in the server's thread would
+    wait on each other (SQLAlchemy's mapper lock and the import lock)."""
+    from churnloop.features.materialize import materialize_day
+    from churnloop.settings import get_settings
+
+    publish_days(settings, Scenario(), days=26)
+    as_of = START + dt.timedelta(days=41)
+    assert run(dag, as_of)["deploy_champion"] == "success"  # v1: the first champion, no canary
+    current = get_settings()
+    last_day = START + dt.timedelta(days=25)
+    materialize_day(current, last_day, overlap_days=0)
+    customers = storage.lake(current).read_table(definition.DATASET, last_day, [ENTITY])
+
+    with live_traffic(served, customers.column(ENTITY).to_pylist()):
+        states = run(
+            dag,
+            as_of + dt.timedelta(days=1),
+            force_promote_reason="test: walk v2 through a canary",
+            canary_steps=[0.5, 1.0],
+            canary_bake_seconds=1,
+        )
+
+    assert states["canary"] == "success" and states["deploy_champion"] == "success", states
+    assert int(registry.champion_version(current).version) == 2
+    kinds = [(entry.version, entry.kind) for entry in champion.history_events(current)]
+    started_and_two_steps = [(2, "canary-step")] * 3
+    assert kinds[-5:] == [(2, "candidate"), *started_and_two_steps, (2, "canary")]
+    assert "canary passed 50% -> 100%" in champion.champion_history(current)[-1].reason
+
+
+@contextmanager
+def live_traffic(url: str, customers: list[int]) -> Iterator[None]:
+    """Requests by customer_id to the model server from a thread, until the block ends."""
+    import httpx
+
+    stop = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for customer in itertools.cycle(customers):
+                if stop.is_set():
+                    return
+                client.post("/predict", json={"customer_id": customer})
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(timeout=30)
