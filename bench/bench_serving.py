@@ -1,17 +1,27 @@
-"""Latency and throughput of the model server, and of the same model under `mlflow models serve`.
+"""Latency and throughput of the model server, plain and during a canary, beside MLflow's server.
 
 Set-up (in a temporary home): simulated snapshots of ``--customers`` customers over 8 days,
-their features, a model trained by ``churnloop.training.challenger`` with the default parameters
-(200 trees, 31 leaves), registered as ``@champion``; a Feast project of its own
-(``bench_<random>``) whose online store is the local Redis (127.0.0.1:6379), holding
-the last day. The Feast project's keys are removed at the end.
+their features, two models trained by ``churnloop.training.challenger`` with the default
+parameters (200 trees, 31 leaves): ``@champion`` on all but the last 2 days and the
+canary's candidate on all but the last day; a Feast project of its own (``bench_<random>``)
+whose online store is the local Redis (127.0.0.1:6379), holding the last day. The Feast
+project's keys are removed at the end.
 
 Servers, each a separate process on a free loopback port, one uvicorn worker:
 
-- ``churnloop serve``, scored by ``customer_id`` (features from Redis through Feast);
-- ``churnloop serve``, scored by explicit ``features`` (no online store);
-- peer: ``mlflow models serve --env-manager local`` of the same registered version,
+- ``churnloop serve`` shadowing every canary request (``canary_shadow_fraction`` 1.0; the
+  default is 0.05), and one
+  whose canary routes customers without shadow scoring (`NO_SHADOW_FRACTION`);
+  each scored by ``customer_id`` (features from Redis through Feast) and by explicit
+  ``features`` (no online store);
+- peer: ``mlflow models serve --env-manager local`` of the champion's version,
   ``/invocations`` with one ``dataframe_split`` row.
+
+Each run measures both ``churnloop serve`` processes in two phases, in alternating order:
+no canary (the plain champion path; the peer too), and a canary at ``CANARY_SHARE`` (the
+candidate as ``@candidate`` with its share in the registry, then each server's
+``/admin/reload``). A canary's added latency is the median over runs of its p99 minus the
+same server's plain p99 in the same run.
 
 Load comes from a separate process (this file with ``load``): ``--concurrency`` requests
 in flight over keep-alive connections (aiohttp if installed, else httpx), ``--requests``
@@ -30,6 +40,7 @@ import datetime as dt
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -37,19 +48,42 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import percentile, write_results
 
 from churnloop.demo.airflow_stack import free_port
 from churnloop.processes import process_stats, stop_process_group
+from churnloop.serving.process import PROMETHEUS_MULTIPROCESS_VARIABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from churnloop.settings import Settings
 
 REDIS = "127.0.0.1:6379"
 FIRST_DAY = dt.date(2026, 3, 1)
 DAYS = 8
 WARM_UP_REQUESTS = 300
 """Sent one at a time before each measured run, not measured."""
+CANARY_SHARE = 0.5
+CANARY_TARGET_MS = 0.5
+"""What a canary may add to the p99 of a request, over the plain champion path."""
+ADMIN_TOKEN = secrets.token_hex(16)
+"""The servers' admin token, for ``/admin/reload`` when the canary starts or ends."""
+NO_SHADOW_FRACTION = "1e-9"
+"""``canary_shadow_fraction`` for a canary that routes only: the setting refuses 0 (the
+guardrails need shadow scores), and at 1e-9 no request of a run is drawn (``served`` in
+the results, from the server's ``/metrics``, shows it)."""
+SERVERS = {
+    "default": {"CHURNLOOP_CANARY_SHADOW_FRACTION": "1.0"},
+    "routing only": {"CHURNLOOP_CANARY_SHADOW_FRACTION": NO_SHADOW_FRACTION},
+}
+"""Each ``churnloop serve`` process and its settings beyond the defaults."""
+FORMATS = ("customer_id (Feast + Redis)", "explicit features")
+PEER = "peer: mlflow models serve, explicit features"
 
 
 # -- load generation (runs in its own process) ----------------------------------------------
@@ -124,6 +158,25 @@ def load_main(args: argparse.Namespace) -> None:
 # -- set-up ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class World:
+    """What the servers serve: their environment, the champion's and the candidate's
+    versions, and the customers and feature rows the requests name."""
+
+    environment: dict[str, str]
+    champion: int
+    candidate: int
+    customers: list[int]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
 def wait_until_ready(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
     import httpx
 
@@ -140,12 +193,12 @@ def wait_until_ready(url: str, process: subprocess.Popen, log: Path, seconds: fl
     raise RuntimeError(f"{url} not ready after {seconds} s:\n{log.read_text()[-3000:]}")
 
 
-def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], list[dict]]:
-    """Train and register a champion, fill Redis; returns the env, ids and feature rows."""
+def build_world(home: Path, customers: int) -> World:
+    """Train and register the champion and the candidate, fill Redis."""
     import pandas as pd
     import pyarrow as pa
 
-    from churnloop import registry, storage
+    from churnloop import storage
     from churnloop.demo.simulation import generate_labels, generate_snapshots
     from churnloop.features import definition
     from churnloop.features.feast_config import apply_definitions
@@ -153,8 +206,6 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
     from churnloop.schema import ENTITY, TIMESTAMP
     from churnloop.serving.deploy import json_rows
     from churnloop.settings import Settings
-    from churnloop.training.challenger import train_and_register
-    from churnloop.training.split import split_by_time
 
     environment = {
         "CHURNLOOP_HOME": str(home),
@@ -174,24 +225,41 @@ def build_world(home: Path, customers: int) -> tuple[dict[str, str], list[int], 
         lake.write_table(definition.DATASET, day, table)
         labels = generate_labels(day, customers).to_pandas()
         frames.append(rows.merge(labels, on=[ENTITY, TIMESTAMP]))
-    train, holdout = split_by_time(pd.concat(frames, ignore_index=True), holdout_days=2)
     names = list(definition.FEATURE_SCHEMA.names)
-    trained = train_and_register(
-        settings,
-        train,
-        holdout,
-        feature_names=names,
-        feature_service=definition.FEATURE_SERVICE,
-        lineage={"dag_id": "bench"},
-    )
-    registry.connect(settings).set_registered_model_alias(
-        settings.model_name, registry.CHAMPION, str(trained.version)
-    )
+    champion, candidate = register_models(settings, pd.concat(frames, ignore_index=True), names)
     apply_definitions(settings)
     materialize_day(settings, days[-1], overlap_days=0)
     last = frames[-1]
-    rows = json_rows(last, names)
-    return environment, last[ENTITY].tolist(), rows
+    return World(environment, champion, candidate, last[ENTITY].tolist(), json_rows(last, names))
+
+
+def register_models(
+    settings: Settings, labelled: pd.DataFrame, names: list[str]
+) -> tuple[int, int]:
+    """The champion's and the candidate's versions, ``@champion`` set: the same parameters
+    fitted on all but the last 2 days and on all but the last one, so two models of the
+    same size whose labels differ for some customers."""
+    from churnloop import registry
+    from churnloop.features import definition
+    from churnloop.training.challenger import train_and_register
+    from churnloop.training.split import split_by_time
+
+    versions = []
+    for holdout_days in (2, 1):
+        train, holdout = split_by_time(labelled, holdout_days=holdout_days)
+        trained = train_and_register(
+            settings,
+            train,
+            holdout,
+            feature_names=names,
+            feature_service=definition.FEATURE_SERVICE,
+            lineage={"dag_id": "bench"},
+        )
+        versions.append(trained.version)
+    registry.connect(settings).set_registered_model_alias(
+        settings.model_name, registry.CHAMPION, str(versions[0])
+    )
+    return versions[0], versions[1]
 
 
 def remove_feast_project(environment: dict[str, str]) -> None:
@@ -202,7 +270,183 @@ def remove_feast_project(environment: dict[str, str]) -> None:
     feature_store(Settings()).teardown()
 
 
+def start(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
+    """``command`` in a session of its own, without the Prometheus multiprocess folder that
+    importing Feast set here: inherited, it would make the servers share their metric
+    values in its files, each update a write to a file, instead of their own memory."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in PROMETHEUS_MULTIPROCESS_VARIABLES
+    }
+    with log.open("w") as sink:
+        return subprocess.Popen(
+            command,
+            env={**inherited, **environment},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def start_servers(world: World, folder: Path) -> dict[str, Server]:
+    """Each ``churnloop serve`` of `SERVERS` under its label, and the peer under ``peer``."""
+    servers = {}
+    for label, settings in SERVERS.items():
+        port, log = free_port(), folder / f"churnloop-serve-{label.replace(' ', '-')}.log"
+        environment = {
+            **world.environment,
+            **settings,
+            "CHURNLOOP_SERVING_PORT": str(port),
+            "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+        process = start([sys.executable, "-m", "churnloop.cli", "serve"], environment, log)
+        servers[label] = Server(f"http://127.0.0.1:{port}", process, log)
+    port, log = free_port(), folder / "mlflow-serve.log"
+    home = Path(world.environment["CHURNLOOP_HOME"])
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/churn-model@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    environment = {
+        **world.environment,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    servers["peer"] = Server(f"http://127.0.0.1:{port}", start(command, environment, log), log)
+    return servers
+
+
+def wait_for_servers(servers: dict[str, Server]) -> None:
+    for label, server in servers.items():
+        path = "ping" if label == "peer" else "ready"
+        wait_until_ready(f"{server.url}/{path}", server.process, server.log)
+
+
+# -- the canary -------------------------------------------------------------------------------
+
+
+def set_canary(world: World, on: bool) -> None:
+    """Start the canary in the registry (the candidate as ``@candidate`` with
+    ``CANARY_SHARE``), or end it (no ``@candidate``, no share)."""
+    from churnloop import registry
+    from churnloop.settings import Settings
+
+    settings = Settings()
+    client = registry.connect(settings)
+    if on:
+        client.set_registered_model_alias(
+            settings.model_name, registry.CANDIDATE, str(world.candidate)
+        )
+        registry.set_canary_share(settings, world.candidate, CANARY_SHARE)
+    elif registry.CANDIDATE in registry.aliases(settings):
+        client.delete_registered_model_alias(settings.model_name, registry.CANDIDATE)
+        registry.clear_canary_share(settings)
+
+
+def follow_registry(url: str, candidate: int | None, share: float) -> None:
+    """Have the server at ``url`` read the registry now; fail unless it then serves the
+    canary the phase measures (``candidate`` at ``share``, or none at 0)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    response = httpx.post(f"{url}/admin/reload", headers=headers, timeout=120)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}/admin/reload answered {response.status_code}: {response.text}")
+    state = httpx.get(f"{url}/model", timeout=30).json()
+    serving = ((state["candidate"] or {}).get("version"), state["canary_share"])
+    if serving != (candidate, share):
+        raise RuntimeError(
+            f"{url} serves candidate and share {serving}, not {(candidate, share)}: "
+            f"{state['candidate_load_error'] or state['canary_share_error']}"
+        )
+
+
+def served_counts(world: World, servers: dict[str, Server]) -> dict[str, dict[str, int]]:
+    """Per ``churnloop serve``, from its ``/metrics``: the requests each variant answered and
+    its instances shadow-scored, whose labels agreed or not: the check that the canary
+    routed and shadowed as its settings say."""
+    import httpx
+
+    from churnloop.canary.evidence import read_evidence
+
+    counts = {}
+    for label in SERVERS:
+        text = httpx.get(f"{servers[label].url}/metrics", timeout=30).text
+        evidence = read_evidence(text, world.champion, world.candidate)
+        counts[label] = {
+            f"{variant}_{key}": getattr(getattr(evidence, variant), key)
+            for variant in ("champion", "candidate")
+            for key in ("requests", "agree", "disagree")
+        }
+    return counts
+
+
 # -- the runs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """A row of the table: its load's URL and bodies, and the server (a session) it loads."""
+
+    name: str
+    url: str
+    payloads: list[Any]
+    session: int
+
+
+def case_name(server: str, canary: bool, request_format: str) -> str:
+    """A row's name; the default server's plain rows keep the names the summary reads."""
+    if not canary:
+        setting = "" if server == "default" else f" (canary_shadow_fraction {NO_SHADOW_FRACTION})"
+        return f"churnloop serve{setting}, {request_format}"
+    scoring = "routing + shadow" if server == "default" else "routing only"
+    return f"canary {CANARY_SHARE:g}, {scoring}, {request_format}"
+
+
+def phase_cases(
+    servers: dict[str, Server], payloads: dict[str, list[Any]], canary: bool
+) -> list[Case]:
+    """Both ``churnloop serve`` processes with either request format; without a canary,
+    the peer too."""
+    cases = [
+        Case(
+            case_name(label, canary, request_format),
+            f"{servers[label].url}/predict",
+            payloads[request_format],
+            servers[label].process.pid,
+        )
+        for label in SERVERS
+        for request_format in FORMATS
+    ]
+    if not canary:
+        peer = servers["peer"]
+        cases.append(Case(PEER, f"{peer.url}/invocations", payloads[PEER], peer.process.pid))
+    return cases
+
+
+def request_payloads(world: World, requests: int) -> dict[str, list[Any]]:
+    """Per request format (and the peer's), ``requests`` bodies of customers drawn at random."""
+    rng = random.Random(7)
+    columns = list(world.rows[0])
+    return {
+        FORMATS[0]: [{"customer_id": int(rng.choice(world.customers))} for _ in range(requests)],
+        FORMATS[1]: [{"features": rng.choice(world.rows)} for _ in range(requests)],
+        PEER: [
+            {"dataframe_split": {"columns": columns, "data": [list(row.values())]}}
+            for row in (rng.choice(world.rows) for _ in range(requests))
+        ],
+    }
 
 
 def cpu_seconds(session: int) -> float:
@@ -215,18 +459,16 @@ def cpu_seconds(session: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_load(
-    url: str, payloads: list[Any], args: argparse.Namespace, folder: Path, server: int
-) -> dict:
+def run_load(case: Case, args: argparse.Namespace, folder: Path) -> dict:
     path = folder / f"payloads-{uuid.uuid4().hex[:6]}.json"
-    path.write_text(json.dumps(payloads))
-    cpu_before = cpu_seconds(server)
+    path.write_text(json.dumps(case.payloads))
+    cpu_before = cpu_seconds(case.session)
     command = [
         sys.executable,
         __file__,
         "load",
         "--url",
-        url,
+        case.url,
         "--payloads",
         str(path),
         "--concurrency",
@@ -238,126 +480,152 @@ def run_load(
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
-    served = result["requests"] + min(WARM_UP_REQUESTS, len(payloads))
-    result["cpu_ms"] = (cpu_seconds(server) - cpu_before) * 1000 / served
+    served = result["requests"] + min(WARM_UP_REQUESTS, len(case.payloads))
+    result["cpu_ms"] = (cpu_seconds(case.session) - cpu_before) * 1000 / served
     return result
 
 
-def start(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("w") as sink:
-        return subprocess.Popen(
-            command,
-            env={**os.environ, **environment},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def measure(
+    world: World, servers: dict[str, Server], args: argparse.Namespace, folder: Path
+) -> dict[str, list[dict]]:
+    """Every case's runs: in each, the plain phase and the canary's, their order alternating
+    from run to run so that a change of load within a run hits both alike."""
+    payloads = request_payloads(world, args.requests)
+    results: dict[str, list[dict]] = {}
+    for run in range(args.runs):
+        for canary in (False, True) if run % 2 == 0 else (True, False):
+            set_canary(world, canary)
+            for label in SERVERS:
+                follow_registry(
+                    servers[label].url,
+                    world.candidate if canary else None,
+                    CANARY_SHARE if canary else 0.0,
+                )
+            for case in phase_cases(servers, payloads, canary):
+                print(f"run {run + 1}/{args.runs}: {case.name}", file=sys.stderr, flush=True)
+                results.setdefault(case.name, []).append(run_load(case, args, folder))
+    return results
+
+
+# -- the figures ------------------------------------------------------------------------------
+
+
+def medians(results: dict[str, list[dict]]) -> list[dict]:
+    """Per case, the median over runs of each figure, and the errors of all runs."""
+    return [
+        {
+            "case": name,
+            **{
+                key: statistics.median(run[key] for run in runs)
+                for key in ("requests", "p50_ms", "p99_ms", "rps", "cpu_ms")
+            },
+            "errors": sum(run["errors"] for run in runs),
+        }
+        for name, runs in results.items()
+    ]
+
+
+def canary_figures(results: dict[str, list[dict]]) -> list[dict]:
+    """Per request format and canary, what it adds over the plain path of the same server:
+    the median over runs of each run's difference (both phases measured within a run)."""
+    rows = []
+    for request_format in FORMATS:
+        for label in SERVERS:
+            plain = results[case_name(label, False, request_format)]
+            canary = results[case_name(label, True, request_format)]
+            added = {
+                key: [after[key] - before[key] for before, after in zip(plain, canary, strict=True)]
+                for key in ("p50_ms", "p99_ms", "rps", "cpu_ms")
+            }
+            rows.append(
+                {
+                    "case": case_name(label, True, request_format),
+                    "plain": case_name(label, False, request_format),
+                    "shadow": label == "default",
+                    **{f"added_{key}": statistics.median(added[key]) for key in added},
+                    "added_p99_ms_runs": added["p99_ms"],
+                    "met": statistics.median(added["p99_ms"]) < CANARY_TARGET_MS,
+                }
+            )
+    return rows
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    print("\n| " + " | ".join(header) + " |")
+    print("| --- |" + " ---: |" * (len(header) - 1))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def report(args: argparse.Namespace, figures: list[dict], canary: list[dict]) -> None:
+    """Both tables, in Markdown: every case, then what each canary adds to its plain path."""
+    print_table(
+        [
+            "what",
+            "concurrency",
+            "requests/run",
+            "p50 (ms)",
+            "p99 (ms)",
+            "req/s",
+            "server CPU (ms/req)",
+            "errors",
+        ],
+        [
+            [
+                row["case"],
+                str(args.concurrency),
+                f"{row['requests']:,.0f}",
+                f"{row['p50_ms']:.2f}",
+                f"{row['p99_ms']:.2f}",
+                f"{row['rps']:,.0f}",
+                f"{row['cpu_ms']:.2f}",
+                str(row["errors"]),
+            ]
+            for row in figures
+        ],
+    )
+    print_table(
+        [
+            "canary",
+            "added p99 (ms), median (each run)",
+            "added p50 (ms)",
+            "added server CPU (ms/req)",
+            "added req/s",
+            f"adds < {CANARY_TARGET_MS:g} ms to p99?",
+        ],
+        [
+            [
+                row["case"],
+                f"{row['added_p99_ms']:+.2f} "
+                f"({', '.join(f'{value:+.2f}' for value in row['added_p99_ms_runs'])})",
+                f"{row['added_p50_ms']:+.2f}",
+                f"{row['added_cpu_ms']:+.3f}",
+                f"{row['added_rps']:+,.0f}",
+                "yes" if row["met"] else "no",
+            ]
+            for row in canary
+        ],
+    )
 
 
 def bench_main(args: argparse.Namespace) -> None:
+    load_at_start = [round(value, 2) for value in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="churnloop-bench-serving-") as folder:
         home = Path(folder) / "home"
         print(f"setting up: {args.customers:,} customers, {DAYS} days ...", file=sys.stderr)
-        environment, customers, rows = build_world(home, args.customers)
-        rng = random.Random(7)
-        by_id = [{"customer_id": int(rng.choice(customers))} for _ in range(args.requests)]
-        by_features = [{"features": rng.choice(rows)} for _ in range(args.requests)]
-        columns = list(rows[0])
-        split = [
-            {"dataframe_split": {"columns": columns, "data": [list(row.values())]}}
-            for row in (rng.choice(rows) for _ in range(args.requests))
-        ]
-        ours_port, peer_port = free_port(), free_port()
-        ours = start(
-            [sys.executable, "-m", "churnloop.cli", "serve"],
-            {**environment, "CHURNLOOP_SERVING_PORT": str(ours_port)},
-            Path(folder) / "churnloop-serve.log",
-        )
-        peer = start(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                "models:/churn-model@champion",
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(peer_port),
-            ],
-            {
-                **environment,
-                "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
-                "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
-                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            },
-            Path(folder) / "mlflow-serve.log",
-        )
+        world = build_world(home, args.customers)
+        servers = start_servers(world, Path(folder))
         try:
-            ours_url, peer_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{peer_port}"
-            wait_until_ready(f"{ours_url}/ready", ours, Path(folder) / "churnloop-serve.log")
-            wait_until_ready(f"{peer_url}/ping", peer, Path(folder) / "mlflow-serve.log")
-            cases = [
-                (
-                    "churnloop serve, customer_id (Feast + Redis)",
-                    f"{ours_url}/predict",
-                    by_id,
-                    ours.pid,
-                ),
-                (
-                    "churnloop serve, explicit features",
-                    f"{ours_url}/predict",
-                    by_features,
-                    ours.pid,
-                ),
-                (
-                    "peer: mlflow models serve, explicit features",
-                    f"{peer_url}/invocations",
-                    split,
-                    peer.pid,
-                ),
-            ]
-            results: dict[str, list[dict]] = {name: [] for name, *_ in cases}
-            for _ in range(args.runs):  # interleaved, so load changes hit every case alike
-                for name, url, payloads, pid in cases:
-                    results[name].append(run_load(url, payloads, args, Path(folder), pid))
+            wait_for_servers(servers)
+            results = measure(world, servers, args, Path(folder))
+            served = served_counts(world, servers)
         finally:
-            stop_process_group(ours, grace=20)
-            stop_process_group(peer, grace=20)
-            remove_feast_project(environment)
-    header = [
-        "what",
-        "concurrency",
-        "requests/run",
-        "p50 (ms)",
-        "p99 (ms)",
-        "req/s",
-        "server CPU (ms/req)",
-        "errors",
-    ]
-    print("\n| " + " | ".join(header) + " |")
-    print("| --- |" + " ---: |" * (len(header) - 1))
-    figures = []
-    for name, runs in results.items():
-        median = {
-            key: statistics.median(run[key] for run in runs)
-            for key in ("requests", "p50_ms", "p99_ms", "rps", "cpu_ms")
-        }
-        errors = sum(run["errors"] for run in runs)
-        cells = [
-            name,
-            str(args.concurrency),
-            f"{median['requests']:,.0f}",
-            f"{median['p50_ms']:.2f}",
-            f"{median['p99_ms']:.2f}",
-            f"{median['rps']:,.0f}",
-            f"{median['cpu_ms']:.2f}",
-            str(errors),
-        ]
-        print("| " + " | ".join(cells) + " |")
-        figures.append({"case": name, **median, "errors": errors})
+            for server in servers.values():
+                stop_process_group(server.process, grace=20)
+            remove_feast_project(world.environment)
+    figures, canary = medians(results), canary_figures(results)
+    report(args, figures, canary)
+    print(f"\nserved per server (from /metrics): {json.dumps(served)}")
     write_results(
         "serving",
         {
@@ -366,7 +634,12 @@ def bench_main(args: argparse.Namespace) -> None:
             "requests": args.requests,
             "max_seconds": args.max_seconds,
             "runs": args.runs,
+            "load_average_at_start": load_at_start,
             "rows": figures,
+            "canary_share": CANARY_SHARE,
+            "canary_target_ms": CANARY_TARGET_MS,
+            "canary": canary,
+            "served": served,
         },
     )
 

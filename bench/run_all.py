@@ -253,6 +253,31 @@ def serving_rows(result: dict) -> list[Row]:
     return rows
 
 
+def canary_rows(result: dict) -> list[Row]:
+    """What a canary adds to the p99 of a request over the same server's plain champion
+    path in the same runs: the median of the runs' differences, and their range, which on
+    a shared machine can be wider than the target (none in a result from before the
+    canary's figures)."""
+    cases = {row["case"]: row for row in result["rows"]}
+    rows = []
+    for row in result.get("canary", []):
+        plain, each = cases[row["plain"]], row["added_p99_ms_runs"]
+        rows.append(
+            [
+                "serving",
+                f"{row['case']}: added p99",
+                f"{result['concurrency']} in flight, {plain['requests']:,.0f} requests",
+                f"{row['added_p99_ms']:+.2f} ms (runs {min(each):+.1f} to {max(each):+.1f}), "
+                f"server CPU {row['added_cpu_ms']:+.2f} ms/req ({result['runs']})",
+                "n/a",
+                f"plain champion path: p99 {plain['p99_ms']:.1f} ms, {plain['rps']:,.0f} req/s",
+                f"adds < {result['canary_target_ms']:g} ms to p99",
+                _met(row["met"]),
+            ]
+        )
+    return rows
+
+
 def feast_rows(result: dict) -> list[Row]:
     rows = {(row["store"], row["case"], row.get("customers")): row for row in result["rows"]}
     runs = result["runs"]
@@ -460,7 +485,7 @@ SUMMARY: dict[str, Callable[[dict], list[Row]]] = {
     "loop_tuned": lambda result: loop_rows(result) + tuning_rows(result),
     "retrain": retrain_rows,
     "drift": drift_rows,
-    "serving": serving_rows,
+    "serving": lambda result: serving_rows(result) + canary_rows(result),
     "feast": feast_rows,
     "simulation": simulation_rows,
 }

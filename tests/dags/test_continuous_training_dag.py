@@ -150,6 +150,7 @@ def quick_canary(settings, monkeypatch):
         "CHURNLOOP_CANARY_POKE_SECONDS": "1",
         "CHURNLOOP_CANARY_MIN_REQUESTS": "30",
         "CHURNLOOP_CANARY_EVIDENCE_WAIT_FACTOR": "60",
+        "CHURNLOOP_CANARY_SHADOW_FRACTION": "1",
     }.items():
         monkeypatch.setenv(name, value)
 

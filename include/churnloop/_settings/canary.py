@@ -79,12 +79,14 @@ class CanarySettings(BaseModel):
         "labels the two models disagree on exceeds this, either way; None: off.",
     )
     canary_shadow_fraction: float = Field(
-        default=1.0,
+        default=0.05,
         gt=0,
         le=1,
         description="Share of requests during a canary that the other model (champion or "
         "candidate) also scores in shadow: the score and agreement guardrails compare the "
-        "two models on the same requests.",
+        "two models on the same requests. Each shadowed request costs a second model's "
+        "scoring (about 0.8 ms of CPU, docs/benchmarks.md): raise it for more evidence per "
+        "bake at that price.",
     )
 
     @field_validator("canary_steps")

@@ -36,9 +36,11 @@ CANARY = {
     "serving_poll_seconds": 3600,
     "canary_min_requests": 100,
     "canary_evidence_wait_factor": 60,
+    "canary_shadow_fraction": 1.0,
 }
 """Each step judged once it has 100 requests per variant (a 10% step: about 1,000 in all,
-enough for a finite upper bound of the champion's p99 at the guardrails' confidence)."""
+enough for a finite upper bound of the champion's p99 at the guardrails' confidence), every
+request shadowed (the score and agreement guardrails count shadowed requests)."""
 
 
 @pytest.fixture
