@@ -47,7 +47,8 @@ def open_trigger_form(page: Page, base_url: str, dag_id: str) -> Locator:
 
 
 def trigger_form_params(dialog: Locator, sections: list[str]) -> dict[str, dict[str, str]]:
-    """The Params a trigger dialog shows: section -> {title: the description under it}."""
+    """The Params a trigger dialog shows: section -> {title: the description under it}, the
+    fields' values left out."""
     return {name: _section_params(dialog, name) for name in sections}
 
 
@@ -62,7 +63,12 @@ def _section_params(dialog: Locator, name: str) -> dict[str, str]:
     params = {}
     for field in region.get_by_role("group").all():
         lines = [line.strip() for line in field.inner_text().splitlines()]
-        lines = [line for line in lines if line not in ("", "*")]  # "*" marks a required field
+        editor = {  # an array's value is edited in a Monaco editor: its lines are the value's
+            line.strip()
+            for shown in field.locator(".monaco-editor").all()
+            for line in shown.inner_text().splitlines()
+        }
+        lines = [line for line in lines if line not in ("", "*") and line not in editor]
         if lines:
             params[lines[0]] = " ".join(lines[1:])
     return params

@@ -14,11 +14,13 @@ same in every worker: the canary controller tells a restart (counters from zero)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -269,10 +271,22 @@ class WorkersMetrics(Collector):
     not export either."""
 
     def __init__(self, folder: str) -> None:
-        self._files = multiprocess.MultiProcessCollector(None, folder)
+        self.folder = Path(folder)
 
     def collect(self) -> Iterable[Metric]:
-        return [found for found in self._files.collect() if found.name.startswith(PREFIX)]
+        merged = multiprocess.MultiProcessCollector.merge(written_files(self.folder))
+        return [found for found in merged if found.name.startswith(PREFIX)]
+
+
+def written_files(folder: Path) -> list[str]:
+    """The workers' value files in ``folder``, but not one a worker is creating this moment
+    (still empty: prometheus_client's reader fails on it) nor one removed meanwhile."""
+    files = []
+    for path in folder.glob("*.db"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_size > 0:
+                files.append(str(path))
+    return files
 
 
 def shared_folder() -> str | None:

@@ -8,6 +8,9 @@ the candidate's scoring inside the real server (`ServedModel.probabilities`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from churnloop.serving.model import ServedModel
 from churnloop.serving.routing import CANDIDATE, variant_for
 from churnloop.settings import Settings
 from tests.churnloop.serving_support import GOOD, LAST_DAY, OTHER, TOKEN, last_day_features
+from tests.polling import wait_for
 
 STEPS = (0.1, 0.5, 1.0)
 SENDERS = 6
@@ -54,28 +58,40 @@ def candidate(world: Settings) -> Settings:
 
 
 @contextmanager
-def traffic(url: str, customers: list[int]) -> Iterator[None]:
-    """Single-customer /predict requests round the customers, from `SENDERS` threads."""
-    stop = threading.Event()
-
-    def send(offset: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            index = offset
-            while not stop.is_set():
-                client.post("/predict", json={"customer_id": customers[index % len(customers)]})
-                index += SENDERS
-
-    threads = [
-        threading.Thread(target=send, args=(offset,), daemon=True) for offset in range(SENDERS)
-    ]
-    for thread in threads:
-        thread.start()
+def traffic(url: str, customers: list[int], senders: int = SENDERS) -> Iterator[None]:
+    """Single-customer /predict requests round the customers, from ``senders`` threads of a
+    process of their own: clients sharing the in-process server's interpreter would slow
+    the champion's answers as much as a slow candidate's."""
+    context = multiprocessing.get_context("spawn")
+    answered = context.Event()
+    process = context.Process(
+        target=send_requests, args=(url, customers, senders, answered), daemon=True
+    )
+    process.start()
+    assert answered.wait(timeout=120), "the traffic process sent nothing"
     try:
         yield
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        process.terminate()
+        process.join(timeout=30)
+
+
+def send_requests(url: str, customers: list[int], senders: int, answered) -> None:
+    """Send until terminated (the body of `traffic`'s process); ``answered`` is set once a
+    request was answered."""
+
+    def send(offset: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for index in itertools.count(offset, senders):
+                with contextlib.suppress(httpx.HTTPError):
+                    client.post("/predict", json={"customer_id": customers[index % len(customers)]})
+                    answered.set()
+
+    threads = [threading.Thread(target=send, args=(offset,)) for offset in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def walk(settings: Settings, timeout: float = 120) -> list[str]:
@@ -92,7 +108,7 @@ def walk(settings: Settings, timeout: float = 120) -> list[str]:
 
 
 def started(serve, world: Settings, **overrides) -> tuple[str, Settings]:
-    url, _ = serve(**CANARY, **overrides)
+    url, _ = serve(**{**CANARY, **overrides})
     port = int(url.rsplit(":", 1)[1])
     update = {**CANARY, **overrides, "serving_port": port, "serving_admin_token": SecretStr(TOKEN)}
     return url, world.model_copy(update={**update, "deploy_start_server": False})
@@ -151,21 +167,27 @@ def test_a_healthy_candidate_widens_step_by_step_and_becomes_champion(candidate,
 
 
 @pytest.mark.parametrize(
-    ("inject", "guardrail"),
+    ("inject", "guardrail", "senders", "least"),
     [
-        (lambda patch: slower_candidate(patch, 0.6), "latency_p99"),
-        (lambda patch: shifted_candidate(patch, 4.0), "score_drift"),
+        (lambda patch: slower_candidate(patch, 3.0), "latency_p99", 20, 30),
+        (lambda patch: shifted_candidate(patch, 4.0), "score_drift", SENDERS, 100),
     ],
     ids=["latency", "shifted-scores"],
 )
 def test_a_faulty_candidate_is_rolled_back_in_its_first_step_naming_the_guardrail(
-    candidate, serve, monkeypatch, inject, guardrail
+    candidate, serve, monkeypatch, inject, guardrail, senders, least
 ):
-    url, settings = started(serve, candidate)
+    """3 s more puts the candidate's p99 lower bound at the 1 s bucket edge, above 1.5x any
+    champion upper bound up to 250 ms, which a loaded machine's in-process server can reach
+    (more clients, and 30 requests judged, so that slow answers do not stall the test)."""
+    url, settings = started(serve, candidate, canary_min_requests=least)
     controller.advance(settings, OTHER, STEPS, BAKE_SECONDS)  # loaded, 10% of customers
     inject(monkeypatch)
 
-    with traffic(url, customers(candidate)), pytest.raises(controller.CanaryRolledBack) as failed:
+    with (
+        traffic(url, customers(candidate), senders),
+        pytest.raises(controller.CanaryRolledBack) as failed,
+    ):
         walk(settings)
 
     assert f"step 1/3 (10% of customers): {guardrail}" in str(failed.value)
@@ -189,6 +211,7 @@ def test_a_server_restarted_mid_canary_routes_alike_and_counts_both_runs(candida
     routed = _variants(url, everyone)
 
     url, settings = started(serve, candidate)  # another server on the same registry
+    wait_for(lambda: httpx.get(f"{url}/model").json()["canary_share"] == STEPS[0], what="canary")
     assert _variants(url, everyone) == routed
     expected = {c: variant_for(c, OTHER, STEPS[0]) for c in everyone}
     assert routed == expected and CANDIDATE in routed.values()

@@ -140,3 +140,11 @@ def test_several_workers_values_add_up_and_gauges_show_one_value_each(tmp_path):
     assert metric(text, START) == 1775000000.25
     assert text.count(f"\n{START}") == 1 and "pid=" not in text
     assert "feast" not in text
+
+
+def test_a_worker_file_still_being_created_is_left_out_of_the_sum(tmp_path):
+    """A worker creating its value file leaves it empty for a moment; prometheus_client's
+    reader fails on an empty file, so ``GET /metrics`` would answer 500 then."""
+    (tmp_path / "counter_4242.db").touch()
+
+    assert list(WorkersMetrics(str(tmp_path)).collect()) == []

@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from churnloop import registry
 from churnloop.serving.app import METRICS_FOLDER_PREFIX
+from churnloop.serving.metrics import written_files
 from churnloop.serving.process import (
     PROMETHEUS_MULTIPROCESS_VARIABLES,
     running_model_server,
@@ -104,8 +105,8 @@ def samples(text: str) -> list[Sample]:
 def per_worker(folder: Path) -> dict[str, list[Sample]]:
     """Each worker's own samples, read from its files (``<kind>_<pid>.db``) in ``folder``."""
     files: dict[str, list[str]] = defaultdict(list)
-    for path in folder.glob("*.db"):
-        files[path.stem.rsplit("_", 1)[1]].append(str(path))
+    for path in written_files(folder):
+        files[Path(path).stem.rsplit("_", 1)[1]].append(path)
     return {
         pid: [sample for found in MultiProcessCollector.merge(paths) for sample in found.samples]
         for pid, paths in files.items()
