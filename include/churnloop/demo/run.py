@@ -31,10 +31,12 @@ DEMO_SETTINGS = {
     "CHURNLOOP_CUSTOMER_DATA_MAX_ACTIVE_RUNS": "4",
     "CHURNLOOP_TUNING_TRIALS": "3",
     "CHURNLOOP_TUNING_TIMEOUT_SECONDS": "60",
+    "CHURNLOOP_CANARY_STEPS": "[]",
 }
 """The weekly schedule is off because the simulated days are not the wall clock's (the demo
 triggers the weekly run itself when no drift asks for one). Tuning runs three trials within
-a minute, to show them in MLflow at demo cost."""
+a minute, to show them in MLflow at demo cost. The canary is off: it bakes on live traffic,
+which the demo does not send yet, so a blessed challenger becomes @champion at once."""
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 
