@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import httpx
@@ -46,9 +46,6 @@ class CanaryProgress:
     def promotion(self) -> dict[str, Any]:
         """What the deploy step reads, as `champion.PromotionResult.to_dict` gives it."""
         return {"promoted": self.done, "version": self.version, "reason": self.message}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def advance(
@@ -96,9 +93,8 @@ def _begin(
     registry.set_canary_share(settings, version, state.share)
     save_state(settings, state)
     _reload(server)
-    plan = " -> ".join(f"{share:.0%}" for share in steps)
     message = (
-        f"canary of v{version} beside champion v{state.champion} started: {plan}, "
+        f"canary of v{version} beside champion v{state.champion} started: {state.plan}, "
         f"{bake_seconds:g} s per step; now {state.share:.0%} of customers"
     )
     champion.record_canary_step(settings, version, message)
@@ -118,17 +114,14 @@ def _judge(
     settings: Settings, server: ModelServerClient, state: CanaryState, now: dt.datetime
 ) -> CanaryProgress:
     """Keep baking, roll back, or pass the step (widen, or promote after the last)."""
-    baked = (now - state.step_started).total_seconds()
-    where = f"step {state.step + 1}/{len(state.steps)} ({state.share:.0%} of customers)"
+    baked, where = (now - state.step_started).total_seconds(), state.where
     if baked < state.bake_seconds:
         save_state(settings, state)
         counts = _counts(state.step_evidence)
         return CanaryProgress(
             False, state.version, f"{where}: baked {baked:.0f}/{state.bake_seconds:g} s; {counts}"
         )
-    results = judge(
-        state.step_evidence.candidate, state.canary_evidence.champion, settings, len(state.steps)
-    )
+    results = _readings(settings, state)
     tripped = [result for result in results if result.status == TRIP]
     if tripped:
         names = ", ".join(result.name for result in tripped)
@@ -154,8 +147,7 @@ def _pass_step(
     results: list[GuardrailResult],
     now: dt.datetime,
 ) -> CanaryProgress:
-    where = f"step {state.step + 1}/{len(state.steps)} ({state.share:.0%} of customers)"
-    message = f"{where} passed after {(now - state.step_started).total_seconds():.0f} s: " + (
+    message = f"{state.where} passed after {(now - state.step_started).total_seconds():.0f} s: " + (
         f"{_counts(state.step_evidence)}; {_said(results)}"
     )
     save_step(
@@ -170,8 +162,9 @@ def _pass_step(
     )
     champion.record_canary_step(settings, state.version, message)
     if state.last_step:
-        plan = " -> ".join(f"{share:.0%}" for share in state.steps)
-        reason = f"canary passed {plan} ({state.bake_seconds:g} s per step), every guardrail held"
+        reason = (
+            f"canary passed {state.plan} ({state.bake_seconds:g} s per step), every guardrail held"
+        )
         champion.promote_candidate(settings, state.version, reason)
         _reload(server)
         return CanaryProgress(True, state.version, reason)
@@ -183,11 +176,10 @@ def _pass_step(
 
 
 def _roll_back(
-    settings: Settings, server: ModelServerClient | None, version: int, reason: str
+    settings: Settings, server: ModelServerClient, version: int, reason: str
 ) -> NoReturn:
     champion.end_candidate(settings, version, f"canary rolled back: {reason}")
-    if server is not None:
-        _reload(server)
+    _reload(server)
     raise CanaryRolledBack(f"v{version} rolled back, @champion unchanged: {reason}")
 
 
@@ -205,6 +197,14 @@ def _ended(settings: Settings, version: int, current: dict[str, int]) -> CanaryP
     if current.get(registry.CHAMPION) == version:
         return CanaryProgress(True, version, outcome)
     raise CanaryRolledBack(f"the canary of v{version} ended without promoting it: {outcome}")
+
+
+def _readings(settings: Settings, state: CanaryState) -> list[GuardrailResult]:
+    """Every guardrail on the step so far: the candidate's counts of the step against the
+    champion's over the whole canary."""
+    return judge(
+        state.step_evidence.candidate, state.canary_evidence.champion, settings, len(state.steps)
+    )
 
 
 def _counts(evidence: Evidence) -> str:
@@ -250,13 +250,11 @@ def describe(settings: Settings) -> str:
     state = load_state(settings, version) if version is not None else None
     if state is None:
         return f"model {settings.model_name!r} has no canary running"
-    results = judge(
-        state.step_evidence.candidate, state.canary_evidence.champion, settings, len(state.steps)
-    )
+    results = _readings(settings, state)
     lines = [
-        f"v{version} on canary beside champion v{state.champion}: step {state.step + 1}/"
-        f"{len(state.steps)} at {state.share:.0%} since {state.step_started:%Y-%m-%d %H:%M:%S} "
-        f"UTC (bake {state.bake_seconds:g} s), {_counts(state.step_evidence)} this step",
+        f"v{version} on canary beside champion v{state.champion}: {state.where} since "
+        f"{state.step_started:%Y-%m-%d %H:%M:%S} UTC (bake {state.bake_seconds:g} s), "
+        f"{_counts(state.step_evidence)} this step",
         *(f"  {result.name}: {result.status}: {result.message}" for result in results),
     ]
     return "\n".join(lines)

@@ -50,7 +50,7 @@ class VariantEvidence:
         values = {}
         for name, mine in dataclasses.asdict(self).items():
             theirs = getattr(other, name)
-            if isinstance(mine, tuple | list):
+            if isinstance(mine, tuple):
                 values[name] = tuple(a + sign * b for a, b in zip(mine, theirs, strict=True))
             else:
                 values[name] = mine + sign * theirs

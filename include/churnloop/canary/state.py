@@ -44,6 +44,16 @@ class CanaryState:
     def last_step(self) -> bool:
         return self.step == len(self.steps) - 1
 
+    @property
+    def where(self) -> str:
+        """The step in words, e.g. ``step 1/3 (10% of customers)``."""
+        return f"step {self.step + 1}/{len(self.steps)} ({self.share:.0%} of customers)"
+
+    @property
+    def plan(self) -> str:
+        """The steps in words, e.g. ``10% -> 50% -> 100%``."""
+        return " -> ".join(f"{share:.0%}" for share in self.steps)
+
     def counted(self, now: Evidence | None) -> CanaryState:
         """The state after a look at the server's counts (None: the server did not answer)."""
         if now is None:

@@ -70,7 +70,7 @@ class ModelServerClient:
     def serve(self, version: int) -> None:
         """Have the server load ``version`` as champion; wait until ``/model`` reports it."""
         self.reload()
-        self.wait_until(
+        self._wait_until(
             lambda state: state["version"] == version,
             lambda state: state.get("last_load_error"),
             version,
@@ -80,14 +80,14 @@ class ModelServerClient:
     def serve_candidate(self, version: int) -> None:
         """Have the server load ``version`` as ``@candidate``; wait until ``/model`` says so."""
         self.reload()
-        self.wait_until(
+        self._wait_until(
             lambda state: (state.get("candidate") or {}).get("version") == version,
             lambda state: state.get("candidate_load_error"),
             version,
             "candidate",
         )
 
-    def wait_until(
+    def _wait_until(
         self,
         served: Callable[[dict[str, Any]], bool],
         load_error: Callable[[dict[str, Any]], dict[str, Any] | None],

@@ -24,6 +24,7 @@ from scipy.special import expit, logit
 
 from churnloop import champion, registry
 from churnloop.canary import controller
+from churnloop.canary.guardrails import GUARDRAILS
 from churnloop.canary.state import STEP_TAG_PREFIX, load_state
 from churnloop.serving.model import ServedModel
 from churnloop.serving.routing import CANDIDATE, variant_for
@@ -231,12 +232,16 @@ def _variants(url: str, everyone: list[int]) -> dict[int, str]:
 def test_a_person_finishes_a_canary_and_the_sensor_succeeds(candidate, serve):
     _, settings = started(serve, candidate)
     controller.advance(settings, OTHER, STEPS, 3600)
+    status = controller.describe(candidate)
+    assert status.startswith(f"v{OTHER} on canary beside champion v{GOOD}: step 1/3 (10% of")
+    assert all(f"  {name}: wait: " in status for name in GUARDRAILS), status
 
     assert controller.finish(candidate, "on-call: the candidate fixes an incident") == OTHER
 
     progress = controller.advance(settings, OTHER, STEPS, 3600)
     assert progress.done and "finished by hand: on-call" in progress.message
     assert registry.aliases(candidate)[registry.CHAMPION] == OTHER
+    assert controller.describe(candidate) == "model 'churn-model' has no canary running"
 
 
 def test_a_person_aborts_a_canary_and_the_sensor_fails_saying_why(candidate, serve):
