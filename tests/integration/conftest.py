@@ -76,7 +76,7 @@ class Loop:
 def airflow_loop(tmp_path_factory, s3_server, mlflow_server, redis_address):
     """The story of ``loop_story`` run once; the components stay up for the checks."""
     workdir = tmp_path_factory.mktemp("airflow-loop")
-    timeline = Timeline.ending_yesterday()
+    timeline = Timeline.ending_with_due_runs()
     tracking_uri, artifact_root = mlflow_server
     ensure_bucket(s3_server)
     prefix = f"s3://{S3_BUCKET}/loop-{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,8 @@
 """The integration story: the whole loop on real Airflow components, production profile,
 tasks run by the CeleryExecutor on two workers (``celery_support``).
 
-Simulated days end yesterday (UTC), so the scheduler's clock and the data agree: a
+Simulated days end yesterday (UTC; the day before from midnight to 02:00, until the
+last day's drift report is due), so the scheduler's clock and the data agree: a
 catch-up or a "latest run" never reaches past the data. The days before the backfill
 are seeded straight into the lake (``loop_support.publish_days``), the last two weeks
 go through Airflow:
@@ -51,6 +52,8 @@ ADMIN_TOKEN = "integration-admin-token"
 TRAINING_BUDGET_SECONDS = 10
 """Shorter than any training run of the story (~20 s on preloaded workers): each one misses
 its Deadline Alert."""
+DRIFT_REPORT_HOUR = 2
+"""The UTC hour of ``drift_report``'s cron (``0 2 * * *``); a test holds the two together."""
 KILLABLE_TASKS = frozenset({"ingest_snapshots", "ingest_labels", "build_features"})
 """``customer_data`` tasks that retry and do work (the sensors only look; validate_* never
 retry; a killed materialize_features would hold the Feast pool's one slot until detected)."""
@@ -71,8 +74,13 @@ class Timeline:
         return self.last - dt.timedelta(days=self.days - 1 - index)
 
     @classmethod
-    def ending_yesterday(cls) -> Timeline:
-        return cls(last=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+    def ending_with_due_runs(cls, now: dt.datetime | None = None) -> Timeline:
+        """Ending on the last day whose ``drift_report`` run is due by ``now``: that run's
+        data interval ends at 02:00 UTC the next day, so before 02:00 it is the day before
+        yesterday (a backfill creates no run that is not due yet)."""
+        now = now or dt.datetime.now(dt.UTC)
+        due_day = (now - dt.timedelta(hours=DRIFT_REPORT_HOUR)).date()
+        return cls(last=due_day - dt.timedelta(days=1))
 
 
 def story_environment(timeline: Timeline, serving_port: int) -> dict[str, str]:
