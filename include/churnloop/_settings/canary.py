@@ -68,8 +68,8 @@ class CanarySettings(BaseModel):
     canary_max_score_psi: float | None = Field(
         default=0.2,
         gt=0,
-        description="Trips when the candidate's scores differ from the champion's on the same "
-        "requests (one in shadow) beyond chance and by a PSI above this; None: off.",
+        description="Trips when the lower confidence bound of the PSI between the candidate's "
+        "and the champion's scores of the same requests (one in shadow) exceeds this; None: off.",
     )
     canary_max_disagreement: float | None = Field(
         default=0.15,

@@ -6,7 +6,10 @@ pass however large the sample, and a guardrail with too few counts waits.
 Simulated traffic: lognormal latency (median 3 ms, p99 ~6 ms), Beta(2, 5) scores, 2% 5xx
 answers, 5% label disagreement. A 10% step of 3,000 requests gives the candidate 300 and the
 champion 2,700: there the defaults catch 5xx 2% -> 12% and NaN 0% -> 4%, while 5xx 2% -> 8%
-needs ~900 candidate requests and NaN 0% -> 2% ~600 for 99% power (at 300: ~84% and ~94%).
+needs ~900 candidate requests and NaN 0% -> 2% ~600 for 99% power (at 300: ~84% and ~94%);
+scores shifted by 1 in log-odds (PSI ~1.2) are caught at 300, by 0.75 (PSI ~0.7) at ~600
+(at 300: ~87%). The score guardrail compares the two models on the same requests, so its
+sample is the candidate's requests on both sides.
 """
 
 import math
@@ -16,12 +19,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from scipy.optimize import brentq
 from scipy.special import expit, logit
-from scipy.stats import norm
+from scipy.stats import beta, norm
 
 from churnloop.canary import guardrails
 from churnloop.canary.evidence import LATENCY_EDGES, SCORE_EDGES, VariantEvidence
 from churnloop.canary.guardrails import GUARDRAILS, OFF, PASS, QUANTILE, TRIP, WAIT, judge
+from churnloop.monitoring.binning import population_stability_index
+from churnloop.monitoring.significance import decile_bins
 from churnloop.settings import Settings
 
 STEP_REQUESTS = 3_000
@@ -79,6 +85,25 @@ def traffic(
     return counted(latencies, scores, shadow_scores, failed, disagreed)
 
 
+def score_bucket_shares(log_odds_shift: float) -> np.ndarray:
+    """The true shares of the score buckets of `traffic`'s Beta(2, 5) scores, shifted."""
+    upper_edges = np.asarray(SCORE_EDGES[:-1])
+    below = beta.cdf(expit(logit(upper_edges) - log_odds_shift), 2, 5)
+    return np.diff(np.append(below, 1.0), prepend=0.0)
+
+
+def true_score_psi(log_odds_shift: float) -> float:
+    """The population PSI the score guardrail bounds (over the merged deciles)."""
+    champion, candidate = score_bucket_shares(0.0), score_bucket_shares(log_odds_shift)
+    starts = decile_bins(champion + candidate)
+    reduced = np.add.reduceat(champion, starts), np.add.reduceat(candidate, starts)
+    return population_stability_index(*reduced)
+
+
+def shift_of_psi(psi: float) -> float:
+    return brentq(lambda shift: true_score_psi(shift) - psi, 0.0, 3.0)
+
+
 def step_alpha(settings: Settings) -> float:
     """One guardrail's alpha at one step, as `judge` splits it."""
     return (1 - settings.canary_confidence) / (len(GUARDRAILS) * len(settings.canary_steps))
@@ -113,7 +138,7 @@ NUMBERS = {
     r"\(\d+ and \d+ requests\): above 1\.5x",
     "nonfinite_scores": r"NaN/infinite scores \[\+0\.\d{4}, \+0\.\d{4}\] lies above \+0\.001 "
     r"\(candidate \d+/\d+, champion 0/\d+\)",
-    "score_drift": r"traffic PSI \d\.\d{3}, G-test p = [\d.e-]+ \(limit PSI 0\.2\)",
+    "score_drift": r"traffic PSI \d\.\d{3} \(at least \d\.\d{3}\).*, above 0\.2$",
     "agreement": r"traffic \[0\.\d{3}, 0\.\d{3}\] of \d+.*: above 0\.15",
 }
 FAULTS = {
@@ -122,8 +147,9 @@ FAULTS = {
     "latency +30 ms": ("latency_p99", 300, {"added_latency": 0.030}, {}),
     "NaN scores 0% -> 4%": ("nonfinite_scores", 300, {"nonfinite_rate": 0.04}, {}),
     "NaN scores 0% -> 2%": ("nonfinite_scores", 600, {"nonfinite_rate": 0.02}, {}),
-    "score log-odds +0.75": ("score_drift", 300, {"log_odds_shift": 0.75}, {}),
-    "score log-odds +0.75 in shadow": ("score_drift", 300, {}, {"shadow_shift": 0.75}),
+    "score log-odds +1, PSI ~1.2": ("score_drift", 300, {"log_odds_shift": 1.0}, {}),
+    "score log-odds +0.75, PSI ~0.7": ("score_drift", 600, {"log_odds_shift": 0.75}, {}),
+    "score log-odds +1 in shadow": ("score_drift", 300, {}, {"shadow_shift": 1.0}),
     "40% disagree on the candidate's": ("agreement", 300, {"disagreement": 0.4}, {}),
     "40% disagree on the champion's": ("agreement", 300, {}, {"disagreement": 0.4}),
 }
@@ -159,6 +185,7 @@ def test_fault_trips_its_guardrail_with_the_numbers(
 AT_LIMIT = {
     "5xx +1 point": (guardrails.error_rate, {"error_rate": 0.03}, {}),
     "NaN +0.1 point": (guardrails.nonfinite_scores, {"nonfinite_rate": 0.001}, {}),
+    "score PSI 0.2": (guardrails.score_drift, {"log_odds_shift": shift_of_psi(0.2)}, {}),
     "15% disagree both ways": (
         guardrails.agreement,
         {"disagreement": 0.15},
@@ -198,6 +225,26 @@ def test_difference_at_the_default_limit_trips_at_most_alpha(
         for _ in range(CALIBRATION_DRAWS)
     )
     assert trips <= (alpha + 0.02) * CALIBRATION_DRAWS
+
+
+@pytest.mark.parametrize("requests", [100, 400])
+def test_score_drift_half_the_limit_passes_on_a_small_step(settings: Settings, requests: int):
+    """A true PSI of 0.1 (about the two demo models' one) on a few hundred requests a
+    variant trips in at most 1% of steps (a G-test with the point PSI over the 20 buckets
+    tripped in 30% at 400 requests: noise read as PSI once the real difference is
+    significant)."""
+    rng, shift = np.random.default_rng(17), shift_of_psi(0.1)
+    judged = [
+        guardrails.score_drift(
+            traffic(rng, requests, log_odds_shift=shift),
+            traffic(rng, 9 * requests),
+            step_alpha(settings),
+            100,
+            settings.canary_max_score_psi,
+        )
+        for _ in range(CALIBRATION_DRAWS)
+    ]
+    assert sum(j.status == TRIP for j in judged) <= 0.01 * CALIBRATION_DRAWS
 
 
 GLARING = {
