@@ -43,6 +43,7 @@ PRELOADED_MODULES = (
     "churnloop.training.promotion",
     "churnloop.monitoring.daily_check",
     "churnloop.serving.deploy",
+    "churnloop.canary.controller",  # every look of the canary sensor (statsmodels, scipy)
 )
 """What the churnloop tasks import (churnloop's modules run nothing at import); a task
 imports them again for free."""
