@@ -1,9 +1,10 @@
 """From a drift day's data landing to the new champion serving, and a rollback, at demo scale.
 
-The state before the day: ``--customers`` (default 2,000, the demo's) simulated
-customers whose ages drift (``covariate_drift``, as in ``make demo``) from a few days
-after the champion's training run, and the demo's settings (30-day training window,
-``churnloop.demo.run.DEMO_SETTINGS``); validated snapshots, labels and features of the 60
+The state before the day: ``--customers`` (default 2,000: the demo's size until its
+canary doubled it) simulated customers whose ages drift (``covariate_drift``, as in
+``make demo``) from a few days after the champion's training run, and the demo's settings
+(30-day training window, ``churnloop.demo.run.DEMO_SETTINGS``, without its canary);
+validated snapshots, labels and features of the 60
 days before, a ``@champion`` trained as of ``--champion-days`` days before the drift
 day (past the drift cooldown), and the model server, a process of its own as in
 production, serving it.
@@ -64,6 +65,7 @@ def _environment(home: Path) -> dict[str, str]:
     return {
         **DEMO_SETTINGS,
         "CHURNLOOP_DRIFT_MAX_ESTIMATED_AUC_DROP": "null",  # times the drift trigger's path
+        "CHURNLOOP_CANARY_STEPS": "[]",  # promoted at once: a canary's bakes wait on traffic
         "CHURNLOOP_HOME": str(home),
         "CHURNLOOP_TRAINING_WINDOW_DAYS": str(DemoPlan.training_window_days),
         "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,

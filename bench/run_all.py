@@ -441,7 +441,7 @@ def growth_rows(sizes: list[dict]) -> list[Row]:
 
 
 def retrain_rows(result: dict) -> list[Row]:
-    size = f"{result['customers']:,} customers (demo)"
+    size = f"{result['customers']:,} customers"
     runs = result["runs"]
     return [
         [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -31,12 +32,21 @@ DEMO_SETTINGS = {
     "CHURNLOOP_CUSTOMER_DATA_MAX_ACTIVE_RUNS": "4",
     "CHURNLOOP_TUNING_TRIALS": "3",
     "CHURNLOOP_TUNING_TIMEOUT_SECONDS": "60",
-    "CHURNLOOP_CANARY_STEPS": "[]",
+    "CHURNLOOP_CANARY_BAKE_SECONDS": "20",
+    "CHURNLOOP_CANARY_POKE_SECONDS": "10",
+    "CHURNLOOP_CANARY_MIN_REQUESTS": "100",
+    "CHURNLOOP_CANARY_SHADOW_FRACTION": "1",
 }
 """The weekly schedule is off because the simulated days are not the wall clock's (the demo
 triggers the weekly run itself when no drift asks for one). Tuning runs three trials within
-a minute, to show them in MLflow at demo cost. The canary is off: it bakes on live traffic,
-which the demo does not send yet, so a blessed challenger becomes @champion at once."""
+a minute, to show them in MLflow at demo cost. The canary walks its default steps in
+seconds: 20 s bakes on the demo's live traffic (`TRAFFIC_RATE`), each request scored by
+both models, a look every 10 s (at 5 s the busy scheduler met Airflow's reschedule race,
+docs/canary.md, which costs a retry)."""
+
+TRAFFIC_RATE = 60.0
+"""Requests a second by customer_id from the first champion on: a 10% step's 100 candidate
+requests in about 17 s, and the ~800 champion requests that bound its p99."""
 
 DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 
@@ -45,16 +55,19 @@ DAG_IDS = ("customer_data", "continuous_training", "drift_report")
 class DemoPlan:
     """The simulated story, ending yesterday (UTC); indexes are days from its start.
 
-    The first training runs as of ``days - 15``; ages drift from three days later and
+    The first training runs as of ``days - 8``; ages drift from three days later and
     ``drift_report`` covers every day after the training. A drifted day retrains only when
     the champion's ROC AUC estimated from its scores has dropped beyond
     ``drift_max_estimated_auc_drop`` (and past the cooldown); when none did, the demo runs
-    the weekly training as of the last day itself. Either way a second version is judged.
+    the weekly training as of the last day itself. Either way a second version is judged,
+    and a blessed one walks a canary on the demo's live traffic. 4,000 customers give the
+    gate intervals narrow enough to bless both trainings; the broken day falls outside the
+    first model's holdout (its days are the drift report's reference).
     """
 
     days: int = 60
-    customers: int = 2_000
-    broken_day: int = 20
+    customers: int = 4_000
+    broken_day: int = 25
     breakage: str = "out_of_range"
     training_window_days: int = 30
     seed: int = 42
@@ -74,7 +87,7 @@ class DemoPlan:
 
     @property
     def training_day(self) -> int:
-        return self.days - 15
+        return self.days - 8
 
     @property
     def drift_day(self) -> int:
@@ -103,6 +116,7 @@ class DemoSummary:
     trainings: list[str] = field(default_factory=list)
     drift_days: list[str] = field(default_factory=list)
     champion_history: list[str] = field(default_factory=list)
+    traffic: str = ""
     served_version: int | None = None
     log_dir: Path | None = None
 
@@ -138,15 +152,18 @@ def run_demo(plan: DemoPlan, say: Callable[[str], None] = print) -> DemoSummary:
         _model_server() as server_url,
         airflow_stack(get_settings(), summary.log_dir, say=say) as airflow,
     ):
-        _run_story(plan, airflow, summary, say)
+        _run_story(plan, airflow, server_url, summary, say)
         summary.served_version = _served_version(server_url)
     _collect(get_settings(), summary)
     return summary
 
 
-def _run_story(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
+def _run_story(plan: DemoPlan, airflow, server_url: str, summary: DemoSummary, say) -> None:
     """Backfill the history; train as of the training day; backfill the drift reports and
-    let the scheduler start the training that ``churn_drift`` asks for."""
+    let the scheduler start the training that ``churn_drift`` asks for, while customers are
+    scored live (the second model's canary judges those requests)."""
+    from churnloop.demo.traffic import live_traffic
+
     airflow.wait_for_dags(DAG_IDS)
     say(f"customer_data: backfill {plan.start}..{plan.last} (Airflow backfill, 4 days at once)")
     airflow.backfill("customer_data", plan.start, plan.last, max_active_runs=4)
@@ -162,6 +179,15 @@ def _run_story(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
     airflow.trigger("continuous_training", dt.datetime.combine(as_of, dt.time(3), tzinfo=dt.UTC))
     airflow.wait_for_runs("continuous_training", 1, 1800, _progress(say))
 
+    say(f"live traffic: {TRAFFIC_RATE:g} requests a second by customer_id to {server_url}")
+    customers = range(1, plan.customers + 1)
+    with live_traffic(server_url, customers, TRAFFIC_RATE) as traffic:
+        _judge_the_second_model(plan, airflow, summary, say)
+    summary.traffic = traffic.describe()
+    hand_over(airflow, say)
+
+
+def _judge_the_second_model(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
     first, reports = plan.day(plan.training_day + 1), plan.days - plan.training_day - 1
     say(f"drift_report: backfill {first}..{plan.last}; churn_drift starts training by itself")
     airflow.backfill("drift_report", first, plan.last, max_active_runs=1)
@@ -183,7 +209,6 @@ def _run_story(plan: DemoPlan, airflow, summary: DemoSummary, say) -> None:
         )
     trainings = airflow.wait_for_runs("continuous_training", 2, 1800, _progress(say))
     summary.trainings = [_training_line(airflow, run) for run in trainings]
-    hand_over(airflow, say)
 
 
 def hand_over(airflow, say: Callable[[str], None]) -> None:
@@ -249,7 +274,8 @@ def _training_line(airflow, run: dict) -> str:
     decision = airflow.xcom("continuous_training", run_id, "evaluate_challenger")
     outcome = f"v{promoted['version']}: {promoted['reason']}"
     evidence = "; ".join(gate_evidence(decision))
-    return f"{head}: {outcome}; deploy {states.get('deploy_champion')}\n      {evidence}"
+    steps = f"canary {states.get('canary')}; deploy {states.get('deploy_champion')}"
+    return f"{head}: {outcome}; {steps}\n      {evidence}"
 
 
 def gate_evidence(decision: dict) -> list[str]:
@@ -262,12 +288,23 @@ def gate_evidence(decision: dict) -> list[str]:
 
 
 def _collect(settings: Settings, summary: DemoSummary) -> None:
-    from churnloop.champion import champion_history
+    from churnloop.champion import history_events
 
     lake = storage.lake(settings)
     summary.validated = lake.partitions(schema.validated_dataset(schema.SNAPSHOTS))
     summary.quarantined = lake.partitions(schema.quarantine_dataset(schema.SNAPSHOTS))
-    summary.champion_history = [entry.describe() for entry in champion_history(settings)]
+    summary.champion_history = [
+        without_readings(entry.describe()) for entry in history_events(settings)
+    ]
+
+
+def without_readings(line: str) -> str:
+    """A history line with each guardrail's verdict but not its numbers (``churnloop
+    champion-history`` shows them)."""
+    from churnloop.canary.guardrails import GUARDRAILS
+
+    head, *verdicts = re.split(rf"; (?=(?:{'|'.join(GUARDRAILS)}) )", line)
+    return "; ".join([head, *(verdict.split(":", 1)[0] for verdict in verdicts)])
 
 
 def render_summary(summary: DemoSummary) -> str:
@@ -284,10 +321,11 @@ def render_summary(summary: DemoSummary) -> str:
         *(f"  failed run {day}: {tasks}" for day, tasks in sorted(summary.failed_runs.items())),
         "  models trained:",
         *(f"    {line}" for line in summary.trainings),
-        "  champion history:",
+        "  champion history (canary steps included):",
         *(f"    {line}" for line in summary.champion_history),
         "  drift days:",
         *(f"    {line}" for line in summary.drift_days),
+        f"  live traffic: {summary.traffic}",
         f"  served by the model server: v{summary.served_version}",
         "",
         "Where to look",

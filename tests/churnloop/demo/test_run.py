@@ -6,7 +6,7 @@ import functools
 import pandas as pd
 
 from churnloop import schema
-from churnloop.demo.run import DemoPlan
+from churnloop.demo.run import DemoPlan, without_readings
 from churnloop.demo.simulation import generate_snapshots
 from churnloop.features import definition
 from churnloop.monitoring.effect_sizes import compute_drift
@@ -61,3 +61,20 @@ def test_no_column_drifts_before_the_simulated_drift_and_age_does_after(settings
         PLAN.day(index): [] for index in before
     }
     assert "age" in drifted(PLAN.drift_day + 3)
+
+
+def test_the_summary_keeps_each_verdict_of_a_step_without_its_numbers():
+    step = (
+        "v2  2026-12-04 02:35  canary-step: step 1/3 (10% of customers) passed after 73 s: "
+        "448 candidate and 3917 champion requests; error_rate pass: change in 5xx rate "
+        "[-0.0026, +0.0225], lower bound within +0.01; score_drift pass: candidate's traffic "
+        "PSI 0.048 (at least 0.000); champion's traffic PSI 0.083 (at least 0.043): lower "
+        "bounds within 0.2; agreement wait: waiting for 100 shadow-scored instances"
+    )
+    assert without_readings(step) == (
+        "v2  2026-12-04 02:35  canary-step: step 1/3 (10% of customers) passed after 73 s: "
+        "448 candidate and 3917 champion requests; error_rate pass; score_drift pass; "
+        "agreement wait"
+    )
+    rollback = "v2  02:35  canary-rollback: step 1/3: score_drift tripped: scores shifted: PSI 1.2"
+    assert without_readings(rollback) == rollback, "a rollback keeps the numbers that tripped"
