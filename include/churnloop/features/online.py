@@ -21,6 +21,7 @@ from churnloop.features.feast_config import (
     registered_service,
     service_feature_names,
 )
+from churnloop.features.feast_extensions.redis_online_reader import direct_reader
 from churnloop.schema import ENTITY
 from churnloop.settings import Settings
 
@@ -65,6 +66,7 @@ class OnlineFeatureReader:
             ]
         )
         self._async_reads = True
+        self.direct = direct_reader(self.store, self.service)
 
     def read(self, customer_ids: Sequence[int]) -> pd.DataFrame:
         """Columns: ``customer_id``, ``found``, then ``feature_names`` in order; an unknown
@@ -87,9 +89,13 @@ class OnlineFeatureReader:
     async def rows(self, customer_ids: list[int]) -> list[dict[str, Any] | None]:
         """Each customer's features by name, or None for an unknown customer.
 
-        Reads without holding the event loop: Feast's async read where the online store
-        has one (Redis), else its blocking read in a worker thread (SQLite has none).
+        Reads without holding the event loop: Redis directly in one round trip
+        (`direct_reader`), else Feast's async read where the online store has one, else
+        its blocking read in a worker thread (SQLite has none).
         """
+        if self.direct is not None:
+            decoded = await self.direct.read(customer_ids)
+            return [values if found else None for values, found in decoded]
         entity_rows = {ENTITY: customer_ids}
         response = None
         if self._async_reads:

@@ -1,3 +1,4 @@
+import asyncio
 import uuid
 
 import pytest
@@ -7,7 +8,7 @@ from churnloop.features.build import build_feature_partition
 from churnloop.features.feast_config import apply_definitions, feature_store
 from churnloop.features.feast_extensions import redis_online_writer
 from churnloop.features.materialize import materialize_day
-from churnloop.features.online import FOUND, online_features
+from churnloop.features.online import FOUND, OnlineFeatureReader, online_features
 from churnloop.features.training_set import training_set
 from churnloop.schema import ENTITY, LABEL, TIMESTAMP
 from churnloop.settings import get_settings
@@ -45,6 +46,14 @@ def test_production_profile_on_redis_postgres_and_s3(production_settings, monkey
         assert written == [2, 1]  # D1's customer 1 superseded by D2's
         assert_online_holds(settings, {1: D2, 2: D1, 3: D2})
         assert not online_features(settings, [999])[FOUND].any()
+        reader = OnlineFeatureReader(settings)
+        assert reader.direct is not None, "the server reads Redis directly on this profile"
+        asked = [3, 999, 1, 2, 1]
+        frame = reader.read(asked)  # Feast's read
+        served = asyncio.run(reader.rows(asked))
+        for row, (_, feasts) in zip(served, frame.iterrows(), strict=True):
+            expected = feasts[reader.names].to_dict() if feasts[FOUND] else None
+            assert row == expected, feasts[ENTITY]
         write_labels(settings, D1, {1: 1, 2: 0})
         write_labels(settings, D2, {1: 0, 3: 1})
         rows = training_set(settings, D1, D2).to_pandas()  # DuckDB reads S3

@@ -57,7 +57,10 @@ def _prefixed(values: np.ndarray, prefix: bytes) -> list[bytes]:
     return [buffer[start : start + width] for start in range(0, len(buffer), width)]
 
 
-def _int64_key_prefix(join_key: str, version: int) -> bytes | None:
+def int64_key_prefix(join_key: str, version: int) -> bytes | None:
+    """What Feast's serialized key of a single INT64 join key puts before the id's 8 bytes
+    (little-endian), or None if Feast's keys are not laid out so."""
+
     def feasts(value: int) -> bytes:
         key = EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=value)])
         return serialize_entity_key(key, entity_key_serialization_version=version)
@@ -75,7 +78,7 @@ def serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[byt
     columns = view.entity_columns
     if len(columns) == 1 and columns[0].dtype == Int64:
         name = columns[0].name
-        prefix = _int64_key_prefix(name, version)
+        prefix = int64_key_prefix(name, version)
         if prefix is not None:
             missing = data.column(name).null_count
             if missing:

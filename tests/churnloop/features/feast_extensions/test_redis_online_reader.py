@@ -1,0 +1,125 @@
+"""The direct Redis read must answer as Feast's ``get_online_features`` does, on a real Redis:
+every feature type, missing values, a customer never written, one past the view's TTL, one
+whose key expired, duplicates; a changed layout leaves Feast's read in use, with a warning."""
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+import pytest
+import redis
+from feast import FeatureService, FeatureStore
+from feast.infra.online_stores.redis import RedisOnlineStore
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+from churnloop.features.feast_extensions.redis_online_reader import direct_reader
+from tests.churnloop.features.feast_extensions.test_online_store import ASKED, FIELDS
+from tests.churnloop.features.feast_extensions.test_online_store import (
+    make_store as sqlite_store,
+)
+from tests.churnloop.features.feast_extensions.test_redis_online_writer import (
+    make_store,
+    rows,
+)
+
+pytestmark = pytest.mark.services
+
+NAMES = [field.name for field in FIELDS]
+
+
+@pytest.fixture
+def client(redis_address):
+    host, port = redis_address.split(":")
+    return redis.Redis(host, int(port))
+
+
+@pytest.fixture
+def written(tmp_path, redis_address):
+    """A Redis store holding ``rows()`` (customer 1 full, 2 all missing, 3 past the view's
+    1-day TTL) by Feast's own write, with a FeatureService of every field."""
+    store = make_store(tmp_path, redis_address)
+    service = FeatureService(
+        name="every_field", features=[store.get_feature_view("customer_features")]
+    )
+    store.apply([service])
+    store.write_to_online_store("customer_features", rows())
+    yield store, store.get_feature_service("every_field")
+    store.teardown()
+
+
+def feasts(store: FeatureStore, service: FeatureService, customers: list[int]) -> list[tuple]:
+    """Feast's answer as (values by name, found) per customer; found as the model server
+    reads it: present and stamped."""
+    proto = store.get_online_features(
+        features=service, entity_rows=[{"customer_id": c} for c in customers]
+    ).proto
+    vectors = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
+    answers = []
+    for index in range(len(customers)):
+        values, found = {}, False
+        for name in NAMES:
+            vector = vectors[name]
+            value = vector.values[index]
+            kind = value.WhichOneof("val")
+            values[name] = None if kind in (None, "null_val") else getattr(value, kind)
+            found = found or (
+                vector.statuses[index] == FieldStatus.PRESENT
+                and vector.event_timestamps[index].seconds > 0
+            )
+        answers.append((values, found))
+    return answers
+
+
+def same(ours: list[tuple], theirs: list[tuple]) -> bool:
+    def normal(value: Any) -> Any:
+        return "NaN" if isinstance(value, float) and math.isnan(value) else value
+
+    def normalized(answers: list[tuple]) -> list[tuple]:
+        return [({k: normal(v) for k, v in values.items()}, found) for values, found in answers]
+
+    return normalized(ours) == normalized(theirs)
+
+
+def test_answers_equal_feasts_for_every_type_missing_unknown_and_stale_customers(written):
+    store, service = written
+    reader = direct_reader(store, service)
+    assert reader is not None
+    ours = asyncio.run(reader.read(ASKED))
+    assert same(ours, feasts(store, service, ASKED))
+    found = [answer[1] for answer in ours]
+    assert found == [True, True, True, False, True], "4 was never written"
+    assert ours[2][0]["plan"] == "basic", "past the view's TTL and still served, as by Feast"
+    assert ours[0][0]["blob"] == b"\x00\x01" and ours[0][0]["count"] == 2**40
+
+
+def test_a_customer_whose_key_expired_is_unknown_as_in_feast(written, client):
+    store, service = written
+    reader = direct_reader(store, service)
+    (key,) = reader.keys([1])
+    client.pexpire(key, 1)
+    time.sleep(0.05)
+    ours = asyncio.run(reader.read([1, 3]))
+    assert [found for _, found in ours] == [False, True]
+    assert same(ours, feasts(store, service, [1, 3]))
+
+
+def test_a_changed_layout_falls_back_to_feasts_read_with_a_warning(written, monkeypatch, caplog):
+    store, service = written
+    original = RedisOnlineStore._generate_redis_keys_for_entities
+    monkeypatch.setattr(
+        RedisOnlineStore,
+        "_generate_redis_keys_for_entities",
+        lambda self, config, keys: [b"v2:" + key for key in original(self, config, keys)],
+    )
+    with caplog.at_level(logging.WARNING):
+        assert direct_reader(store, service) is None
+    assert "a changed Feast layout" in caplog.text
+
+
+def test_another_online_store_keeps_feasts_read_quietly(tmp_path, caplog):
+    store, view = sqlite_store(tmp_path, {"type": "sqlite"})
+    with caplog.at_level(logging.WARNING):
+        assert direct_reader(store, FeatureService(name="s", features=[view])) is None
+    assert not caplog.records
