@@ -9,10 +9,11 @@ project's keys are removed at the end.
 
 Servers, each a separate process on a free loopback port, one uvicorn worker:
 
-- ``churnloop serve`` shadowing every canary request (``canary_shadow_fraction`` 1.0; the
-  default is 0.05), and one
-  whose canary routes customers without shadow scoring (`NO_SHADOW_FRACTION`);
-  each scored by ``customer_id`` (features from Redis through Feast) and by explicit
+- ``churnloop serve`` with the default settings (``canary_shadow_fraction`` 0.05: during a
+  canary the other model scores one request in twenty in shadow), and one whose canary
+  routes customers without shadow scoring (`NO_SHADOW_FRACTION`);
+  each scored by ``customer_id`` (features read from Redis directly,
+  ``feast_extensions.redis_online_reader``) and by explicit
   ``features`` (no online store);
 - peer: ``mlflow models serve --env-manager local`` of the champion's version,
   ``/invocations`` with one ``dataframe_split`` row.
@@ -78,11 +79,11 @@ NO_SHADOW_FRACTION = "1e-9"
 guardrails need shadow scores), and at 1e-9 no request of a run is drawn (``served`` in
 the results, from the server's ``/metrics``, shows it)."""
 SERVERS = {
-    "default": {"CHURNLOOP_CANARY_SHADOW_FRACTION": "1.0"},
+    "default": {},
     "routing only": {"CHURNLOOP_CANARY_SHADOW_FRACTION": NO_SHADOW_FRACTION},
 }
 """Each ``churnloop serve`` process and its settings beyond the defaults."""
-FORMATS = ("customer_id (Feast + Redis)", "explicit features")
+FORMATS = ("customer_id (Redis)", "explicit features")
 PEER = "peer: mlflow models serve, explicit features"
 
 
@@ -410,7 +411,7 @@ def case_name(server: str, canary: bool, request_format: str) -> str:
     if not canary:
         setting = "" if server == "default" else f" (canary_shadow_fraction {NO_SHADOW_FRACTION})"
         return f"churnloop serve{setting}, {request_format}"
-    scoring = "routing + shadow" if server == "default" else "routing only"
+    scoring = "routing + default shadow" if server == "default" else "routing only"
     return f"canary {CANARY_SHARE:g}, {scoring}, {request_format}"
 
 

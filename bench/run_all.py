@@ -233,7 +233,7 @@ def serving_rows(result: dict) -> list[Row]:
     peer = cases["peer: mlflow models serve, explicit features"]
     rows = []
     for case in (
-        "churnloop serve, customer_id (Feast + Redis)",
+        "churnloop serve, customer_id (Redis)",
         "churnloop serve, explicit features",
     ):
         row = cases[case]

@@ -10,6 +10,12 @@ returns None (with a warning), so that the caller keeps Feast's read.
 TTL, as in Feast's Redis read: none is applied at read time. A value past the feature
 view's TTL is served with its event time, and a customer whose Redis key expired
 (``key_ttl_seconds``) or was never written is unknown (no values, ``found`` False).
+
+Feast's private parts it touches, all checked by the tests against a real Redis:
+``FeatureStore._get_provider`` (the store's ``RedisOnlineStore``, so connections are
+Feast's), ``RedisOnlineStore._get_client_async``, ``_generate_hset_keys_for_features`` and
+``_generate_redis_keys_for_entities`` (the layout check). The speed it buys is in
+docs/benchmarks.md (serving).
 """
 
 from __future__ import annotations
