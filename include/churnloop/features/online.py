@@ -21,6 +21,7 @@ from churnloop.features.feast_config import (
     registered_service,
     service_feature_names,
 )
+from churnloop.features.feast_extensions.feast_encoding import python_value
 from churnloop.features.feast_extensions.redis_online_reader import direct_reader
 from churnloop.schema import ENTITY
 from churnloop.settings import Settings
@@ -29,7 +30,6 @@ __all__ = ["FOUND", "OnlineFeatureReader", "online_features"]
 
 FOUND = "found"
 """Column of ``online_features`` telling whether the online store knows the customer."""
-_MISSING_KINDS = (None, "null_val")
 
 
 def _holds_current_value(vector: Any, index: int) -> bool:
@@ -122,9 +122,7 @@ class OnlineFeatureReader:
             values: dict[str, Any] = {}
             found = False
             for name, vector in columns:
-                value = vector.values[index]
-                kind = value.WhichOneof("val")
-                values[name] = None if kind in _MISSING_KINDS else getattr(value, kind)
+                values[name] = python_value(vector.values[index])
                 found = found or _holds_current_value(vector, index)
             decoded.append((values, found))
         return decoded

@@ -101,6 +101,12 @@ def serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[byt
     ]
 
 
+def python_value(value: ValueProto) -> Any:
+    """A Feast ``Value`` as the Python value it holds; None for no value or a null."""
+    kind = value.WhichOneof("val")
+    return None if kind in (None, "null_val") else getattr(value, kind)
+
+
 def _feasts_values(values: np.ndarray, value_type: ValueType) -> list[bytes]:
     return [v.SerializeToString() for v in python_values_to_proto_values(values, value_type)]
 

@@ -25,19 +25,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from feast import FeatureService, FeatureStore, FeatureView
-from feast.infra.online_stores.helpers import compute_versioned_name
+from feast import FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.infra.online_stores.redis import RedisClient, RedisOnlineStore, RedisOnlineStoreConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.types import Int64
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from churnloop.features.feast_extensions.feast_encoding import int64_key_prefix
+from churnloop.features.feast_extensions.feast_encoding import int64_key_prefix, python_value
+from churnloop.features.feast_extensions.redis_online_writer import hash_fields
 
 log = logging.getLogger(__name__)
 
-_MISSING_KINDS = (None, "null_val")
+LAYOUT = "Feast's Redis keys differ from the layout read here (a changed Feast layout)"
 _PROBE_IDS = (0, 1, -(2**62) - 3)
 """Entity ids whose keys must equal Feast's for the direct read to be used."""
 
@@ -93,11 +93,7 @@ class RedisDirectReader:
 
 
 def _value(raw: bytes | None) -> Any:
-    if not raw:
-        return None
-    value = ValueProto.FromString(raw)
-    kind = value.WhichOneof("val")
-    return None if kind in _MISSING_KINDS else getattr(value, kind)
+    return python_value(ValueProto.FromString(raw)) if raw else None
 
 
 def direct_reader(store: FeatureStore, service: FeatureService) -> RedisDirectReader | None:
@@ -108,50 +104,40 @@ def direct_reader(store: FeatureStore, service: FeatureService) -> RedisDirectRe
     if not isinstance(config.online_store, RedisOnlineStoreConfig):
         return None
     online = store._get_provider().online_store
-    views = [store.get_feature_view(p.name) for p in service.feature_view_projections]
-    why_not = _unreadable(store, online, views)
-    if why_not:
-        log.warning("online features read through Feast, not directly: %s", why_not)
+    projections = service.feature_view_projections
+    views = [store.get_feature_view(projection.name) for projection in projections]
+    why_not = _unusable(config, online, views)
+    prefix = None
+    if why_not is None:
+        join_key = views[0].entity_columns[0].name
+        prefix = int64_key_prefix(join_key, config.entity_key_serialization_version)
+    if prefix is None:
+        log.warning("online features read through Feast, not directly: %s", why_not or LAYOUT)
         return None
-    versioned = config.registry.enable_online_feature_view_versioning
     reads = []
-    for projection, view in zip(service.feature_view_projections, views, strict=True):
+    for projection, view in zip(projections, views, strict=True):
         names = [feature.name for feature in projection.features]
-        _, fields = online._generate_hset_keys_for_features(
-            view, list(names), fv_name_override=compute_versioned_name(view, versioned)
-        )
-        reads.append((names, fields))
-    (join_key,) = {view.entity_columns[0].name for view in views}
-    prefix = int64_key_prefix(join_key, config.entity_key_serialization_version)
-    return RedisDirectReader(
+        reads.append((names, hash_fields(online, config, view, list(names))[1]))
+    reader = RedisDirectReader(
         online, config.online_store, prefix, config.project.encode("utf-8"), reads
     )
+    probes = [
+        EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=probe)])
+        for probe in _PROBE_IDS
+    ]
+    if reader.keys(_PROBE_IDS) != online._generate_redis_keys_for_entities(config, probes):
+        log.warning("online features read through Feast, not directly: %s", LAYOUT)
+        return None
+    return reader
 
 
-def _unreadable(store: FeatureStore, online: Any, views: list[FeatureView]) -> str | None:
-    """Why the direct read cannot stand in for Feast's here, or None."""
+def _unusable(config: RepoConfig, online: Any, views: list[FeatureView]) -> str | None:
+    """Why the direct read cannot stand in for Feast's here, before its layout is probed."""
     if not isinstance(online, RedisOnlineStore):
         return f"the online store is {type(online).__name__}, not Feast's RedisOnlineStore"
-    if store.config.online_store.client != RedisClient.redis:
-        return f"Redis client {store.config.online_store.client!r} (the direct read uses redis-py)"
+    if config.online_store.client != RedisClient.redis:
+        return f"Redis client {config.online_store.client!r} (the direct read uses redis-py)"
     keys = {tuple((c.name, c.dtype) for c in view.entity_columns) for view in views}
     if len(keys) != 1 or len(next(iter(keys))) != 1 or next(iter(keys))[0][1] != Int64:
         return f"entity keys {sorted(keys)} are not one INT64 join key shared by every view"
-    join_key = views[0].entity_columns[0].name
-    version = store.config.entity_key_serialization_version
-    prefix = int64_key_prefix(join_key, version)
-    project = store.config.project.encode("utf-8")
-    feasts = online._generate_redis_keys_for_entities(
-        store.config,
-        [
-            EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=probe)])
-            for probe in _PROBE_IDS
-        ],
-    )
-    ours = [
-        prefix + np.array([probe], "<i8").tobytes() + project if prefix is not None else None
-        for probe in _PROBE_IDS
-    ]
-    if ours != feasts:
-        return "Feast's Redis keys differ from the layout read here (a changed Feast layout)"
     return None

@@ -15,6 +15,20 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from churnloop.features.feast_extensions import feast_encoding
 
 
+def hash_fields(
+    online: RedisOnlineStore,
+    config: RepoConfig,
+    view: FeatureView,
+    features: list[str] | None = None,
+) -> tuple[list[str], list]:
+    """The view's features (all, or ``features``) then its timestamp's field name, and the
+    hash fields Feast stores them under (its helper, with the view's versioned name)."""
+    versioned = config.registry.enable_online_feature_view_versioning
+    return online._generate_hset_keys_for_features(
+        view, features, fv_name_override=compute_versioned_name(view, versioned)
+    )
+
+
 def writes_arrow(online_store: object) -> bool:
     """Whether ``write_arrow`` can write for this ``online_store`` configuration."""
     return isinstance(online_store, RedisOnlineStoreConfig) and online_store.skip_dedup
@@ -32,9 +46,7 @@ class RedisArrowWriter(RedisOnlineStore):
             raise ValueError("RedisArrowWriter writes a Redis online store with skip_dedup only")
         project = config.project.encode("utf-8")
         keys = feast_encoding.serialized_keys(view, data, config.entity_key_serialization_version)
-        versioned = config.registry.enable_online_feature_view_versioning
-        view_name = compute_versioned_name(view, versioned)
-        names, fields = self._generate_hset_keys_for_features(view, fv_name_override=view_name)
+        names, fields = hash_fields(self, config, view)
         columns = {feature.name: feature.dtype for feature in view.features}
         values = [
             feast_encoding.serialized_values(data.column(name), columns[name])
