@@ -1,4 +1,4 @@
-"""Latency and throughput of the model server, plain and during a canary, beside MLflow's server.
+"""Latency and throughput of the model server, plain and during a canary, beside its peers.
 
 Set-up (in a temporary home): simulated snapshots of ``--customers`` customers over 8 days,
 their features, two models trained by ``churnloop.training.challenger`` with the default
@@ -7,7 +7,7 @@ canary's candidate on all but the last day; a Feast project of its own (``bench_
 whose online store is the local Redis (127.0.0.1:6379), holding the last day. The Feast
 project's keys are removed at the end.
 
-Servers, each a separate process on a free loopback port, one uvicorn worker:
+Servers, each a separate process (session) on a free loopback port, one uvicorn worker:
 
 - ``churnloop serve`` with the default settings (``canary_shadow_fraction`` 0.05: during a
   canary the other model scores one request in twenty in shadow), and one whose canary
@@ -16,10 +16,40 @@ Servers, each a separate process on a free loopback port, one uvicorn worker:
   ``feast_extensions.redis_online_reader``) and by explicit
   ``features`` (no online store);
 - peer: ``mlflow models serve --env-manager local`` of the champion's version,
-  ``/invocations`` with one ``dataframe_split`` row.
+  ``/invocations`` with one ``dataframe_split`` row;
+- peer: MLServer 1.7 with its MLflow runtime (``mlserver_mlflow.MLflowRuntime``) on the
+  same version, downloaded from the registry, scored by either of its REST protocols:
+  MLflow's ``/invocations`` and the V2 inference protocol. It runs from a virtualenv of
+  its own, ``.bench-venvs/mlserver``, which the benchmark builds with uv from
+  bench/mlserver-requirements.txt (MLServer and uv.lock's versions of what loading the
+  model needs); when it cannot be built (no network), the MLServer rows are left out.
+  ``parallel_workers`` 0: MLServer then infers in the process that serves HTTP, as
+  ``churnloop serve`` does; 1 would load the model in a separate worker process and pass
+  every request to it over a queue. Access log off, as ours;
+- peer by ``customer_id``: Feast's feature server (``feast serve``, one worker) in front of
+  MLServer. A request is two hops, timed from the first send to the second answer:
+  ``/get-online-features`` of the feature service, then Feast's features (named as the
+  model's inputs, ``full_feature_names`` being off; the entity's column dropped) as a V2
+  request to MLServer: of its two protocols, V2 took slightly less server CPU in each of
+  our trials (about 0.5 ms of 20 a request), while their req/s swapped places from run to
+  run on a shared host (both are rows of the table). Its server CPU is both servers'.
+
+What a request format costs (the sizes of the bench's bodies): ``customer_id`` is 20 bytes
+of JSON, the server reading the 34 features from Redis in one pipeline; explicit
+``features`` are one JSON object of about 1 KB that the server validates; MLflow's
+``dataframe_split`` is about 1 KB too, columns and a row, which MLflow parses into a
+DataFrame and checks against the model's signature; the V2 protocol takes about 2.8 KB,
+a tensor (name, shape, datatype, data) per column that MLServer decodes column by column
+into a DataFrame before MLflow's same check; the two hops send 73 bytes to Feast, whose
+answer of about 3.7 KB (a value, status and timestamp per feature) the client reshapes
+into the 2.8 KB V2 request: two exchanges, JSON written and parsed on both sides of
+each. Every peer answers the pipeline's ``predict_proba`` (the model is logged with
+``pyfunc_predict_fn`` ``predict_proba``): ``[[p(stays), p(churns)]]`` from
+``/invocations``, a ``[1, 2]`` ``FP64`` tensor from V2; ``churnloop serve`` answers the
+churn probability and label.
 
 Each run measures both ``churnloop serve`` processes in two phases, in alternating order:
-no canary (the plain champion path; the peer too), and a canary at ``CANARY_SHARE`` (the
+no canary (the plain champion path; the peers too), and a canary at ``CANARY_SHARE`` (the
 candidate as ``@candidate`` with its share in the registry, then each server's
 ``/admin/reload``). A canary's added latency is the median over runs of its p99 minus the
 same server's plain p99 in the same run.
@@ -27,7 +57,8 @@ same server's plain p99 in the same run.
 Load comes from a separate process (this file with ``load``): ``--concurrency`` requests
 in flight over keep-alive connections (aiohttp if installed, else httpx), ``--requests``
 single-instance requests after a warm-up, capped at ``--max-seconds``. A row of the
-table is the median of ``--runs`` runs of p50, p99 and requests per second.
+table is the median of ``--runs`` runs of p50, p99, requests per second and the server's
+CPU per request (its process session's, all its processes).
 
 Run: ``.venv/bin/python bench/bench_serving.py`` (needs Redis on 127.0.0.1:6379; figures
 also to bench/results/serving.json).
@@ -85,13 +116,25 @@ SERVERS = {
 """Each ``churnloop serve`` process and its settings beyond the defaults."""
 FORMATS = ("customer_id (Redis)", "explicit features")
 PEER = "peer: mlflow models serve, explicit features"
+MLSERVER_INVOCATIONS = "peer: MLServer (mlserver-mlflow), /invocations, explicit features"
+MLSERVER_V2 = "peer: MLServer, V2 inference protocol, explicit features"
+ASSEMBLED_PEER = "peer: feast serve + MLServer, customer_id (two hops)"
+MLSERVER_MODEL = "churn-model"
+"""The name MLServer serves the champion under (its V2 paths carry it)."""
+REPO = Path(__file__).resolve().parent.parent
+MLSERVER_REQUIREMENTS = REPO / "bench" / "mlserver-requirements.txt"
+MLSERVER_VENV = REPO / ".bench-venvs" / "mlserver"
+"""MLServer's own virtualenv (git-ignored), built from `MLSERVER_REQUIREMENTS`: its
+dependencies are not in uv.lock."""
+UV = REPO / ".tools" / "bin" / "uv"
 
 
 # -- load generation (runs in its own process) ----------------------------------------------
 
 
-def _client(concurrency: int) -> tuple[Callable[[str, Any], Awaitable[int]], Any]:
-    """``post(url, body) -> status`` and the session to close: aiohttp if installed, else httpx."""
+def _client(concurrency: int) -> tuple[Callable[[str, Any], Awaitable[tuple[int, bytes]]], Any]:
+    """``post(url, body) -> (status, answer)`` and the session to close: aiohttp if installed,
+    else httpx."""
     try:
         import aiohttp
     except ImportError:
@@ -99,26 +142,51 @@ def _client(concurrency: int) -> tuple[Callable[[str, Any], Awaitable[int]], Any
 
         client = httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency))
 
-        async def post_httpx(url: str, body: Any) -> int:
-            return (await client.post(url, json=body)).status_code
+        async def post_httpx(url: str, body: Any) -> tuple[int, bytes]:
+            response = await client.post(url, json=body)
+            return response.status_code, response.content
 
         return post_httpx, client.aclose
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
 
-    async def post_aiohttp(url: str, body: Any) -> int:
+    async def post_aiohttp(url: str, body: Any) -> tuple[int, bytes]:
         async with session.post(url, json=body) as response:
-            await response.read()
-            return response.status
+            return response.status, await response.read()
 
     return post_aiohttp, session.close
 
 
+def _sender(
+    post: Callable[[str, Any], Awaitable[tuple[int, bytes]]], url: str, then_url: str | None
+) -> Callable[[Any], Awaitable[int]]:
+    """``send(body) -> status``, one request: a POST to ``url``; with ``then_url``, two hops,
+    the first one's answer (Feast's features) posted to ``then_url`` as the model's input."""
+
+    async def send(body: Any) -> int:
+        return (await post(url, body))[0]
+
+    async def send_two_hops(body: Any) -> int:
+        status, answer = await post(url, body)
+        if status != 200:
+            return status
+        return (await post(then_url, model_input(body, json.loads(answer))))[0]
+
+    return send if then_url is None else send_two_hops
+
+
 async def _load(
-    url: str, payloads: list[Any], concurrency: int, requests: int, max_seconds: float
+    url: str,
+    payloads: list[Any],
+    concurrency: int,
+    requests: int,
+    max_seconds: float,
+    then_url: str | None = None,
 ) -> dict[str, float]:
-    """Send ``requests`` POSTs with ``concurrency`` in flight; latencies in ms and req/s."""
+    """Send ``requests`` requests (POSTs, or pairs of them with ``then_url``) with
+    ``concurrency`` in flight; latencies in ms and req/s."""
     post, close = _client(concurrency)
+    send = _sender(post, url, then_url)
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))
@@ -129,12 +197,12 @@ async def _load(
             if time.perf_counter() > deadline:
                 return
             started = time.perf_counter()
-            status = await post(url, payloads[index % len(payloads)])
+            status = await send(payloads[index % len(payloads)])
             latencies.append((time.perf_counter() - started) * 1000)
             errors += status != 200
 
     for body in payloads[:WARM_UP_REQUESTS]:
-        await post(url, body)
+        await send(body)
     started = time.perf_counter()
     await asyncio.gather(*(worker(started + max_seconds) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
@@ -148,10 +216,42 @@ async def _load(
     }
 
 
+def v2_request(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as a V2 inference request that MLServer decodes into a one-row DataFrame
+    (content type ``pd``), a column per input: strings as ``BYTES``, numbers as ``FP64``
+    (the model's signature declares every number a double)."""
+    return {
+        "parameters": {"content_type": "pd"},
+        "inputs": [
+            {
+                "name": name,
+                "shape": [1],
+                "datatype": "BYTES" if isinstance(value, str) else "FP64",
+                "data": [value],
+            }
+            for name, value in row.items()
+        ],
+    }
+
+
+def model_input(request: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """Feast's answer to ``request`` (one entity) as MLServer's input: its columns but the
+    entity's, by the names Feast gives them, which are the model's (``full_feature_names``
+    is off)."""
+    names = answer["metadata"]["feature_names"]
+    return v2_request(
+        {
+            name: column["values"][0]
+            for name, column in zip(names, answer["results"], strict=True)
+            if name not in request["entities"]
+        }
+    )
+
+
 def load_main(args: argparse.Namespace) -> None:
     payloads = json.loads(Path(args.payloads).read_text())
     result = asyncio.run(
-        _load(args.url, payloads, args.concurrency, args.requests, args.max_seconds)
+        _load(args.url, payloads, args.concurrency, args.requests, args.max_seconds, args.then_url)
     )
     print(json.dumps(result))
 
@@ -176,6 +276,8 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    ready_path: str
+    """Answers 200 once the server serves."""
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
@@ -290,8 +392,9 @@ def start(command: list[str], environment: dict[str, str], log: Path) -> subproc
         )
 
 
-def start_servers(world: World, folder: Path) -> dict[str, Server]:
-    """Each ``churnloop serve`` of `SERVERS` under its label, and the peer under ``peer``."""
+def start_servers(world: World, folder: Path, mlserver_venv: Path | None) -> dict[str, Server]:
+    """Each ``churnloop serve`` of `SERVERS` under its label, MLflow's server under ``peer``,
+    and with MLServer's virtualenv, ``mlserver`` and ``feast serve``."""
     servers = {}
     for label, settings in SERVERS.items():
         port, log = free_port(), folder / f"churnloop-serve-{label.replace(' ', '-')}.log"
@@ -302,7 +405,7 @@ def start_servers(world: World, folder: Path) -> dict[str, Server]:
             "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
         }
         process = start([sys.executable, "-m", "churnloop.cli", "serve"], environment, log)
-        servers[label] = Server(f"http://127.0.0.1:{port}", process, log)
+        servers[label] = Server(f"http://127.0.0.1:{port}", process, log, "/ready")
     port, log = free_port(), folder / "mlflow-serve.log"
     home = Path(world.environment["CHURNLOOP_HOME"])
     command = [
@@ -324,14 +427,119 @@ def start_servers(world: World, folder: Path) -> dict[str, Server]:
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
-    servers["peer"] = Server(f"http://127.0.0.1:{port}", start(command, environment, log), log)
+    process = start(command, environment, log)
+    servers["peer"] = Server(f"http://127.0.0.1:{port}", process, log, "/ping")
+    if mlserver_venv is not None:
+        servers["mlserver"] = start_mlserver(world, mlserver_venv, folder)
+        servers["feast serve"] = start_feast_serve(world, folder)
     return servers
 
 
+def build_mlserver_venv() -> Path | None:
+    """`MLSERVER_VENV`, built with uv from `MLSERVER_REQUIREMENTS` unless it holds them
+    already (a copy of the file in it says so); None, with why on stderr, when it cannot
+    be built (no uv, no network): the benchmark then runs without the MLServer peers."""
+    wanted = MLSERVER_REQUIREMENTS.read_text()
+    stamp = MLSERVER_VENV / "requirements.txt"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return MLSERVER_VENV
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    commands = [
+        [str(UV), "venv", "--clear", "--python", python, str(MLSERVER_VENV)],
+        [str(UV), "pip", "install", "--python", str(MLSERVER_VENV / "bin" / "python")]
+        + ["-r", str(MLSERVER_REQUIREMENTS)],
+    ]
+    print(f"building {MLSERVER_VENV.relative_to(REPO)} ...", file=sys.stderr, flush=True)
+    environment = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    try:
+        for command in commands:
+            subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        reason = getattr(error, "stderr", None) or str(error)
+        print(
+            f"skipping the MLServer peers: {MLSERVER_VENV.relative_to(REPO)} could not be "
+            f"built:\n{reason.strip()[-2000:]}",
+            file=sys.stderr,
+        )
+        return None
+    stamp.write_text(wanted)
+    return MLSERVER_VENV
+
+
+def start_mlserver(world: World, venv: Path, folder: Path) -> Server:
+    """MLServer's MLflow runtime on the champion's version, downloaded from the registry.
+    One process, ``parallel_workers`` 0: inference in the process that serves HTTP, as in
+    ``churnloop serve`` (1 would hand every request to a worker process over a queue);
+    no access log (``debug`` off), as ours; gRPC and metrics on free ports of their own."""
+    import mlflow
+
+    from churnloop import registry
+    from churnloop.settings import Settings
+
+    settings = Settings()
+    registry.connect(settings)
+    model = mlflow.artifacts.download_artifacts(
+        artifact_uri=registry.model_uri(settings, world.champion),
+        dst_path=str(folder / "mlserver-model"),
+    )
+    repository, port = folder / "mlserver", free_port()
+    (repository / MLSERVER_MODEL).mkdir(parents=True)
+    server_settings = {
+        "debug": False,
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "parallel_workers": 0,
+    }
+    model_settings = {
+        "name": MLSERVER_MODEL,
+        "implementation": "mlserver_mlflow.MLflowRuntime",
+        "parameters": {"uri": model},
+    }
+    (repository / "settings.json").write_text(json.dumps(server_settings))
+    (repository / MLSERVER_MODEL / "model-settings.json").write_text(json.dumps(model_settings))
+    log = folder / "mlserver.log"
+    command = [str(venv / "bin" / "mlserver"), "start", str(repository)]
+    process = start(command, {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}, log)
+    return Server(f"http://127.0.0.1:{port}", process, log, f"/v2/models/{MLSERVER_MODEL}/ready")
+
+
+def start_feast_serve(world: World, folder: Path) -> Server:
+    """Feast's feature server (this virtualenv's ``feast serve``) on the bench's Feast
+    project: one worker, no access log, and no restart every 1,000 requests (gunicorn's
+    ``max_requests``, which ``feast serve`` sets by default). Its feature_store.yaml goes
+    to a folder of the run (``write_feature_store_yaml`` writes the checkout's)."""
+    import yaml
+
+    from churnloop.features.feast_config import feast_config
+    from churnloop.settings import Settings
+
+    repository, port, log = folder / "feast-serve", free_port(), folder / "feast-serve.log"
+    repository.mkdir()
+    (repository / "feature_store.yaml").write_text(yaml.safe_dump(feast_config(Settings())))
+    command = [
+        str(Path(sys.executable).parent / "feast"),
+        "-c",
+        str(repository),
+        "serve",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--max-requests",
+        "0",
+    ]
+    process = start(command, world.environment, log)
+    return Server(f"http://127.0.0.1:{port}", process, log, "/health")
+
+
 def wait_for_servers(servers: dict[str, Server]) -> None:
-    for label, server in servers.items():
-        path = "ping" if label == "peer" else "ready"
-        wait_until_ready(f"{server.url}/{path}", server.process, server.log)
+    for server in servers.values():
+        wait_until_ready(f"{server.url}{server.ready_path}", server.process, server.log)
 
 
 # -- the canary -------------------------------------------------------------------------------
@@ -398,12 +606,14 @@ def served_counts(world: World, servers: dict[str, Server]) -> dict[str, dict[st
 
 @dataclass(frozen=True)
 class Case:
-    """A row of the table: its load's URL and bodies, and the server (a session) it loads."""
+    """A row of the table: its load's URL and bodies, the servers (sessions) it loads, and
+    for two hops, where the first answer goes."""
 
     name: str
     url: str
     payloads: list[Any]
-    session: int
+    sessions: tuple[int, ...]
+    then_url: str | None = None
 
 
 def case_name(server: str, canary: bool, request_format: str) -> str:
@@ -425,37 +635,67 @@ def phase_cases(
             case_name(label, canary, request_format),
             f"{servers[label].url}/predict",
             payloads[request_format],
-            servers[label].process.pid,
+            (servers[label].process.pid,),
         )
         for label in SERVERS
         for request_format in FORMATS
     ]
-    if not canary:
-        peer = servers["peer"]
-        cases.append(Case(PEER, f"{peer.url}/invocations", payloads[PEER], peer.process.pid))
-    return cases
+    return cases if canary else cases + peer_cases(servers, payloads)
+
+
+def peer_cases(servers: dict[str, Server], payloads: dict[str, list[Any]]) -> list[Case]:
+    """MLflow's server, and when MLServer runs, MLServer by either protocol and by
+    customer_id behind ``feast serve`` (whose CPU counts with MLServer's)."""
+    peer = servers["peer"]
+    cases = [Case(PEER, f"{peer.url}/invocations", payloads[PEER], (peer.process.pid,))]
+    if "mlserver" not in servers:
+        return cases
+    mlserver, feast = servers["mlserver"], servers["feast serve"]
+    v2_url, model = f"{mlserver.url}/v2/models/{MLSERVER_MODEL}/infer", (mlserver.process.pid,)
+    return cases + [
+        Case(MLSERVER_INVOCATIONS, f"{mlserver.url}/invocations", payloads[PEER], model),
+        Case(MLSERVER_V2, v2_url, payloads[MLSERVER_V2], model),
+        Case(
+            ASSEMBLED_PEER,
+            f"{feast.url}/get-online-features",
+            payloads[ASSEMBLED_PEER],
+            (feast.process.pid, *model),
+            then_url=v2_url,
+        ),
+    ]
 
 
 def request_payloads(world: World, requests: int) -> dict[str, list[Any]]:
-    """Per request format (and the peer's), ``requests`` bodies of customers drawn at random."""
+    """Per request format (and the peers'), ``requests`` bodies of customers drawn at
+    random; MLServer's V2 bodies hold our explicit rows, Feast's our customers."""
+    from churnloop.features.definition import FEATURE_SERVICE
+    from churnloop.schema import ENTITY
+
     rng = random.Random(7)
     columns = list(world.rows[0])
+    customers = [int(rng.choice(world.customers)) for _ in range(requests)]
+    rows = [rng.choice(world.rows) for _ in range(requests)]
     return {
-        FORMATS[0]: [{"customer_id": int(rng.choice(world.customers))} for _ in range(requests)],
-        FORMATS[1]: [{"features": rng.choice(world.rows)} for _ in range(requests)],
+        FORMATS[0]: [{"customer_id": customer} for customer in customers],
+        FORMATS[1]: [{"features": row} for row in rows],
         PEER: [
             {"dataframe_split": {"columns": columns, "data": [list(row.values())]}}
             for row in (rng.choice(world.rows) for _ in range(requests))
         ],
+        MLSERVER_V2: [v2_request(row) for row in rows],
+        ASSEMBLED_PEER: [
+            {"feature_service": FEATURE_SERVICE, "entities": {ENTITY: [customer]}}
+            for customer in customers
+        ],
     }
 
 
-def cpu_seconds(session: int) -> float:
-    """CPU time (user + system) of every process in ``session`` (a server and its workers)."""
+def cpu_seconds(sessions: tuple[int, ...]) -> float:
+    """CPU time (user + system) of every process in ``sessions`` (servers and their workers)."""
     ticks = sum(
         int(fields[11]) + int(fields[12])
         for _, fields in process_stats()
-        if int(fields[3]) == session
+        if int(fields[3]) in sessions
     )
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -463,7 +703,7 @@ def cpu_seconds(session: int) -> float:
 def run_load(case: Case, args: argparse.Namespace, folder: Path) -> dict:
     path = folder / f"payloads-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(case.payloads))
-    cpu_before = cpu_seconds(case.session)
+    cpu_before = cpu_seconds(case.sessions)
     command = [
         sys.executable,
         __file__,
@@ -478,11 +718,12 @@ def run_load(case: Case, args: argparse.Namespace, folder: Path) -> dict:
         str(args.requests),
         "--max-seconds",
         str(args.max_seconds),
+        *(["--then-url", case.then_url] if case.then_url else []),
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     served = result["requests"] + min(WARM_UP_REQUESTS, len(case.payloads))
-    result["cpu_ms"] = (cpu_seconds(case.session) - cpu_before) * 1000 / served
+    result["cpu_ms"] = (cpu_seconds(case.sessions) - cpu_before) * 1000 / served
     return result
 
 
@@ -611,11 +852,12 @@ def report(args: argparse.Namespace, figures: list[dict], canary: list[dict]) ->
 
 def bench_main(args: argparse.Namespace) -> None:
     load_at_start = [round(value, 2) for value in os.getloadavg()]
+    mlserver_venv = build_mlserver_venv()
     with tempfile.TemporaryDirectory(prefix="churnloop-bench-serving-") as folder:
         home = Path(folder) / "home"
         print(f"setting up: {args.customers:,} customers, {DAYS} days ...", file=sys.stderr)
         world = build_world(home, args.customers)
-        servers = start_servers(world, Path(folder))
+        servers = start_servers(world, Path(folder), mlserver_venv)
         try:
             wait_for_servers(servers)
             results = measure(world, servers, args, Path(folder))
@@ -651,6 +893,7 @@ def main() -> None:
     load = commands.add_parser("load", help="(internal) the load generator process")
     load.add_argument("--url", required=True)
     load.add_argument("--payloads", required=True)
+    load.add_argument("--then-url", help="two hops: post the first answer's features here")
     for target in (parser, load):
         target.add_argument("--concurrency", type=int, default=8)
         target.add_argument("--requests", type=int, default=5_000)

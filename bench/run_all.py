@@ -42,6 +42,7 @@ from typing import Any
 
 from bench_feast import SERVER_LOOKUP
 from bench_loop import TUNE_STAGE
+from bench_serving import ASSEMBLED_PEER, MLSERVER_INVOCATIONS, MLSERVER_V2, PEER
 from harness import RESULTS_DIR, commit, machine, write_results
 
 BENCH = Path(__file__).resolve().parent
@@ -228,15 +229,35 @@ def drift_rows(result: dict) -> list[Row]:
     ]
 
 
+EXPLICIT_PEERS = {
+    PEER: "mlflow models serve",
+    MLSERVER_INVOCATIONS: "MLServer, /invocations",
+    MLSERVER_V2: "MLServer, V2 protocol",
+}
+"""The serving benchmark's peers by explicit features, by the names the summary gives them."""
+
+
+def _serving_peers(cases: dict[str, dict]) -> dict[str, tuple[str, dict, int]]:
+    """Each headline serving row's peer and how many times its req/s ours must reach: by
+    explicit features the strongest peer measured, to beat; by customer_id Feast's server
+    in front of MLServer, 10x (a result from before it has the explicit row's peer)."""
+    strongest = max(
+        (case for case in EXPLICIT_PEERS if case in cases), key=lambda case: cases[case]["rps"]
+    )
+    explicit = (EXPLICIT_PEERS[strongest], cases[strongest], 1)
+    assembled = ("feast serve + MLServer, two hops", cases.get(ASSEMBLED_PEER), 10)
+    return {
+        "churnloop serve, customer_id (Redis)": assembled if assembled[1] else explicit,
+        "churnloop serve, explicit features": explicit,
+    }
+
+
 def serving_rows(result: dict) -> list[Row]:
     cases = {row["case"]: row for row in result["rows"]}
-    peer = cases["peer: mlflow models serve, explicit features"]
     rows = []
-    for case in (
-        "churnloop serve, customer_id (Redis)",
-        "churnloop serve, explicit features",
-    ):
+    for case, (name, peer, factor) in _serving_peers(cases).items():
         row = cases[case]
+        target = "beats the peer" if factor == 1 else f">= {factor}x the assembled peer's req/s"
         rows.append(
             [
                 "serving",
@@ -244,10 +265,11 @@ def serving_rows(result: dict) -> list[Row]:
                 f"{result['concurrency']} in flight, {row['requests']:,.0f} requests",
                 f"p99 {row['p99_ms']:.1f} ms, {row['rps']:,.0f} req/s ({result['runs']})",
                 "n/a",
-                f"mlflow models serve: p99 {peer['p99_ms']:.0f} ms, {peer['rps']:,.0f} req/s",
-                "p99 < 10 ms, >= 1,000 req/s, beats the peer",
+                f"{name}: p99 {peer['p99_ms']:.0f} ms, {peer['rps']:,.0f} req/s",
+                f"p99 < 10 ms, >= 1,000 req/s, {target}",
                 f"p99 {_met(row['p99_ms'] < 10)}, req/s {_met(row['rps'] >= 1000)}, "
-                f"peer {_met(row['rps'] > peer['rps'])}",
+                f"{'peer' if factor == 1 else f'{factor}x peer'} "
+                f"{_met(row['rps'] >= factor * peer['rps'])}",
             ]
         )
     return rows
