@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from churnloop.serving.server import ModelServer
 
 
-def model_server(request: Request) -> ModelServer:
+async def model_server(request: Request) -> ModelServer:
+    """Async so that FastAPI calls it on the event loop: a plain function would cost every
+    request a hand-off to its thread pool and back."""
     return request.app.state.server
 
 
