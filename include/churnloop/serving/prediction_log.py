@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -57,22 +57,33 @@ def records_table(records: list[dict[str, Any]]) -> pa.Table:
 
     A feature column is text if any of its values is (rows of model versions that
     disagree on a feature's type), else doubles (booleans and integers included).
+
+    The writer thread holds the GIL while it converts, and every request in flight waits
+    for it: the rows are turned into columns by ``zip`` and Arrow, not value by value in
+    Python (5,000 rows: ~10 ms rather than ~45 ms; docs/benchmarks.md, serving).
     """
-    columns = {
-        name: pa.array(
-            [record.get(name) for record in records], type=RECORD_SCHEMA.field(name).type
-        )
-        for name in RECORD_SCHEMA.names
-    }
-    names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record[FEATURES_KEY]))
-    for name in names:
-        values = [record[FEATURES_KEY].get(name) for record in records]
-        kind = str if any(isinstance(value, str) for value in values) else float
-        typed = [None if value is None else kind(value) for value in values]
-        columns[name] = pa.array(typed, type=pa.string() if kind is str else pa.float64())
-    return pa.table(columns)
+    own = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+    values = _feature_values([record[FEATURES_KEY] for record in records])
+    features = {name: _feature_column(column) for name, column in values.items()}
+    return pa.table([*own.columns, *features.values()], names=[*own.column_names, *features])
+
+
+def _feature_values(rows: list[dict[str, Any]]) -> dict[str, Sequence[Any]]:
+    """Each feature's values, a value per row (None where a row lacks the feature)."""
+    layouts = {tuple(row) for row in rows}
+    if len(layouts) == 1:  # the usual batch: every row names the same features in one order
+        (names,) = layouts
+        return dict(zip(names, zip(*(row.values() for row in rows), strict=True), strict=True))
+    names = dict.fromkeys(name for layout in layouts for name in layout)
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _feature_column(values: Sequence[Any]) -> pa.Array:
+    """Doubles, converted by Arrow in one call, unless a value is not a number: then text."""
+    try:
+        return pa.array(values, type=pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if value is None else str(value) for value in values], pa.string())
 
 
 class PredictionLog:

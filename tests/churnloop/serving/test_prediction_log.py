@@ -25,6 +25,21 @@ def test_log_columns_take_one_type_whatever_the_rows_gave():
     assert table.schema.field(ENTITY).type == pa.int64()
 
 
+def test_rows_naming_features_in_another_order_or_not_at_all_share_the_columns():
+    now = dt.datetime.now(dt.UTC)
+    records = [
+        {TIMESTAMP: now, FEATURES_KEY: {"age": 30, "plan": "basic"}},
+        {TIMESTAMP: now, FEATURES_KEY: {"plan": "pro", "age": 41}},  # a request's own order
+        {TIMESTAMP: now, FEATURES_KEY: {"age": 52, "tenure": 3}},  # another version's features
+    ]
+
+    table = records_table(records)
+
+    assert table.column("age").to_pylist() == [30.0, 41.0, 52.0]
+    assert table.column("plan").to_pylist() == ["basic", "pro", None]
+    assert table.column("tenure").to_pylist() == [None, None, 3.0]
+
+
 def test_prediction_log_keeps_unwritten_rows_and_counts_what_it_drops(settings, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the lake should be")
