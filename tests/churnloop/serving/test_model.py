@@ -57,9 +57,12 @@ _ROWS = [
 ]
 
 
+def _plain_pipeline() -> Pipeline:
+    return fit_pipeline(_tiny_frame(), ["x", "plan"], {"n_estimators": 5}, 1)
+
+
 def test_compiled_encoding_replays_the_fitted_encoder_on_unknown_and_missing_values():
-    frame = _tiny_frame()
-    pipeline = fit_pipeline(frame, ["x", "plan"], {"n_estimators": 5}, 1)
+    pipeline = _plain_pipeline()
     model = ServedModel(pipeline, _info())
 
     served = model.probabilities(model.encode(_ROWS))
@@ -82,6 +85,24 @@ def test_a_calibrated_model_serves_on_the_compiled_path_after_a_skops_round_trip
     np.testing.assert_allclose(served, expected, rtol=0, atol=PROBE_TOLERANCE)
     raw = lightgbm_classifier(pipeline).predict_proba(pipeline[:-1].transform(frame))[:, 1]
     assert not np.allclose(served, raw)
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_a_row_alone_takes_the_single_row_path_to_the_pipelines_answer(calibrated):
+    """One row (the usual request) skips ``Booster.predict``; it must answer as the pipeline
+    does, with as many trees (the best iteration when training stopped early)."""
+    pipeline = _calibrated("sigmoid") if calibrated else _plain_pipeline()
+    lightgbm_classifier(pipeline).booster_.best_iteration = 3
+    model = ServedModel(pipeline, _info())
+    matrix = model.encode(_ROWS)
+
+    alone = [model.probabilities(matrix[index : index + 1])[0] for index in range(len(_ROWS))]
+
+    expected = pipeline.predict_proba(pd.DataFrame(_ROWS).astype({"x": "float64"}))[:, 1]
+    np.testing.assert_allclose(alone, expected, rtol=0, atol=PROBE_TOLERANCE)
+    booster = lightgbm_classifier(pipeline).booster_
+    all_trees = booster.predict(matrix, num_iteration=-1)
+    assert not np.allclose(booster.predict(matrix), all_trees), "the best iteration must matter"
 
 
 def test_a_calibrator_serving_cannot_replay_is_refused():
