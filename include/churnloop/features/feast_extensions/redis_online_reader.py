@@ -1,4 +1,4 @@
-"""Reading Feast's Redis online store directly: one pipeline of HMGETs per request.
+"""Reading Feast's Redis online store directly: one HMGET, or one pipeline of them, per request.
 
 Feast's own read builds protobuf entity keys, a response proto and its statuses in Python
 for every request (about 0.7 ms of CPU for one customer). `RedisDirectReader` reads the same
@@ -70,11 +70,14 @@ class RedisDirectReader:
         missing) and whether any feature view holds a row for it."""
         client = await self._online._get_client_async(self._config)
         keys = self.keys(customer_ids)
-        async with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                for _, fields in self._reads:
+        commands = [(key, fields) for key in keys for _, fields in self._reads]
+        if len(commands) == 1:  # the usual request: a pipeline's own work would cost more
+            replies = [await client.hmget(*commands[0])]
+        else:
+            async with client.pipeline(transaction=False) as pipe:
+                for key, fields in commands:
                     pipe.hmget(key, fields)
-            replies = await pipe.execute()
+                replies = await pipe.execute()
         per_customer = len(self._reads)
         return [
             self._decode(replies[index * per_customer : (index + 1) * per_customer])

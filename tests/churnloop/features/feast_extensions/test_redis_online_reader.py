@@ -94,6 +94,17 @@ def test_answers_equal_feasts_for_every_type_missing_unknown_and_stale_customers
     assert ours[0][0]["blob"] == b"\x00\x01" and ours[0][0]["count"] == 2**40
 
 
+def test_one_customer_alone_is_read_by_one_hmget_with_the_same_answers(written):
+    """A request of one customer (the usual) skips the pipeline: each alone as Feast reads it."""
+    store, service = written
+    reader = direct_reader(store, service)
+
+    async def each_alone() -> list[tuple]:  # one loop: Feast's async client is bound to it
+        return [answer for customer in ASKED for answer in await reader.read([customer])]
+
+    assert same(asyncio.run(each_alone()), feasts(store, service, ASKED))
+
+
 def test_a_customer_whose_key_expired_is_unknown_as_in_feast(written, client):
     store, service = written
     reader = direct_reader(store, service)
