@@ -23,6 +23,7 @@ from churnloop.features.feast_config import (
 )
 from churnloop.features.feast_extensions.feast_encoding import python_value
 from churnloop.features.feast_extensions.redis_online_reader import direct_reader
+from churnloop.features.feast_extensions.sqlite_online_reader import sqlite_direct_reader
 from churnloop.schema import ENTITY
 from churnloop.settings import Settings
 
@@ -66,7 +67,9 @@ class OnlineFeatureReader:
             ]
         )
         self._async_reads = True
-        self.direct = direct_reader(self.store, self.service)
+        self.direct = direct_reader(self.store, self.service) or sqlite_direct_reader(
+            self.store, self.service
+        )
 
     def read(self, customer_ids: Sequence[int]) -> pd.DataFrame:
         """Columns: ``customer_id``, ``found``, then ``feature_names`` in order; an unknown
@@ -89,9 +92,10 @@ class OnlineFeatureReader:
     async def rows(self, customer_ids: list[int]) -> list[dict[str, Any] | None]:
         """Each customer's features by name, or None for an unknown customer.
 
-        Reads without holding the event loop: Redis directly in one round trip
-        (`direct_reader`), else Feast's async read where the online store has one, else
-        its blocking read in a worker thread (SQLite has none).
+        Reads our stores directly, Redis in one round trip (`direct_reader`), the embedded
+        SQLite store by one SELECT on the event loop (`sqlite_direct_reader`); any other
+        store through Feast's async read where it has one, else its blocking read in a
+        worker thread.
         """
         if self.direct is not None:
             decoded = await self.direct.read(customer_ids)

@@ -40,6 +40,7 @@ def test_the_servers_rows_hold_the_values_of_the_dataframe_read(two_days):
     settings = two_days
     materialize_day(settings, D2)
     reader = OnlineFeatureReader(settings)
+    assert reader.direct is not None, "the server reads the embedded SQLite store directly"
     asked = [3, 999, 1]
     rows = asyncio.run(reader.rows(asked))
     assert rows[1] is None

@@ -68,6 +68,23 @@ def int64_key_prefix(join_key: str, version: int) -> bytes | None:
     return fixed_width_prefix(feasts, _little_endian(_INT64), (0, -(2**62) - 3))
 
 
+def shared_int64_join_key(views: Sequence[FeatureView]) -> str | None:
+    """The join key of ``views`` if they share one and it is a single INT64 (the layout the
+    direct online reads know), else None."""
+    keys = {tuple((column.name, column.dtype) for column in view.entity_columns) for view in views}
+    if len(keys) != 1:
+        return None
+    (columns,) = keys
+    return columns[0][0] if len(columns) == 1 and columns[0][1] == Int64 else None
+
+
+def int64_keys(ids: Sequence[int], prefix: bytes, suffix: bytes = b"") -> list[bytes]:
+    """Each id's key as stored: ``prefix`` (`int64_key_prefix`), the id's 8 bytes, ``suffix``
+    (Redis appends the project)."""
+    packed = np.asarray(ids, dtype=_INT64).tobytes()
+    return [prefix + packed[start : start + 8] + suffix for start in range(0, len(packed), 8)]
+
+
 def serialized_keys(view: FeatureView, data: pa.Table, version: int) -> list[bytes]:
     """Feast's serialized entity keys of ``data``'s rows, in order.
 

@@ -31,7 +31,7 @@ from churnloop.features.feast_extensions import feast_encoding
 
 STORE_TYPE = "churnloop.features.feast_extensions.online_store.WideSqliteOnlineStore"
 _SCALAR_TYPES = (Bool, Bytes, Float32, Float64, Int32, Int64, String)
-_KEYS_PER_QUERY = 10_000
+KEYS_PER_QUERY = 10_000
 """Entity keys per SELECT, under SQLite's limit on bound parameters (32,766)."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TABLE_SUFFIX = "__by_entity"
@@ -47,8 +47,16 @@ class WideSqliteOnlineStoreConfig(FeastConfigBaseModel):
     """The SQLite file; relative paths are from the feature repo."""
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def store_path(config: RepoConfig) -> Path:
+    """The SQLite file of ``config``'s online store (a relative path is from the repo)."""
+    path = Path(config.online_store.path)
+    if config.repo_path and not path.is_absolute():
+        return Path(config.repo_path) / path
+    return path
 
 
 def _micros(timestamp: dt.datetime) -> int:
@@ -86,9 +94,7 @@ class WideSqliteOnlineStore(OnlineStore):
         materialization writes."""
         with self._lock:
             if self._connection is None:
-                path = Path(config.online_store.path)
-                if config.repo_path and not path.is_absolute():
-                    path = Path(config.repo_path) / path
+                path = store_path(config)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 connection = sqlite3.connect(path, check_same_thread=False)
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -96,18 +102,18 @@ class WideSqliteOnlineStore(OnlineStore):
             return self._connection
 
     @staticmethod
-    def _table(config: RepoConfig, view: FeatureView) -> str:
+    def table_name(config: RepoConfig, view: FeatureView) -> str:
         """Feast's table name with a suffix, so that a file Feast's own SQLite store wrote
         (same name, a row per value) is never read or written as this layout."""
         versioned = config.registry.enable_online_feature_view_versioning
-        return _quoted(f"{compute_table_id(config.project, view, versioned)}{_TABLE_SUFFIX}")
+        return quoted(f"{compute_table_id(config.project, view, versioned)}{_TABLE_SUFFIX}")
 
     def _create(
         self, connection: sqlite3.Connection, config: RepoConfig, view: FeatureView
     ) -> None:
         """Create the view's table, or add the columns of features it gained."""
         _require_scalar_features(view)
-        table = self._table(config, view)
+        table = self.table_name(config, view)
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {table} "
             "(entity_key BLOB PRIMARY KEY, event_ts INTEGER NOT NULL) WITHOUT ROWID"
@@ -115,7 +121,7 @@ class WideSqliteOnlineStore(OnlineStore):
         held = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         for name in _feature_names(view):
             if name not in held:
-                connection.execute(f"ALTER TABLE {table} ADD COLUMN {_quoted(name)}")
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {quoted(name)}")
 
     def update(
         self,
@@ -131,7 +137,7 @@ class WideSqliteOnlineStore(OnlineStore):
             for view in tables_to_keep:
                 self._create(connection, config, view)
             for view in tables_to_delete:
-                connection.execute(f"DROP TABLE IF EXISTS {self._table(config, view)}")
+                connection.execute(f"DROP TABLE IF EXISTS {self.table_name(config, view)}")
 
     def teardown(
         self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]
@@ -139,7 +145,7 @@ class WideSqliteOnlineStore(OnlineStore):
         connection = self._connect(config)
         with connection:
             for view in tables:
-                connection.execute(f"DROP TABLE IF EXISTS {self._table(config, view)}")
+                connection.execute(f"DROP TABLE IF EXISTS {self.table_name(config, view)}")
         with self._lock:
             connection.close()
             self._connection = None
@@ -150,14 +156,14 @@ class WideSqliteOnlineStore(OnlineStore):
         self, config: RepoConfig, view: FeatureView, rows: Iterable[Sequence[Any]]
     ) -> None:
         names = _feature_names(view)
-        columns = ", ".join(["entity_key", "event_ts", *map(_quoted, names)])
+        columns = ", ".join(["entity_key", "event_ts", *map(quoted, names)])
         values = ", ".join("?" * (len(names) + 2))
         connection = self._connect(config)
         with connection:
             self._create(connection, config, view)
+            table = self.table_name(config, view)
             connection.executemany(
-                f"INSERT OR REPLACE INTO {self._table(config, view)} ({columns}) VALUES ({values})",
-                rows,
+                f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})", rows
             )
 
     def write_arrow(self, config: RepoConfig, view: FeatureView, data: pa.Table) -> None:
@@ -215,13 +221,13 @@ class WideSqliteOnlineStore(OnlineStore):
         keys = [
             serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys
         ]
-        selected = ", ".join(["entity_key", "event_ts", *map(_quoted, names)])
+        selected = ", ".join(["entity_key", "event_ts", *map(quoted, names)])
         connection = self._connect(config)
         rows: list[tuple[Any, ...]] = []  # one per stored key asked for (the key is unique)
-        for first in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = keys[first : first + _KEYS_PER_QUERY]
+        for first in range(0, len(keys), KEYS_PER_QUERY):
+            chunk = keys[first : first + KEYS_PER_QUERY]
             query = (
-                f"SELECT {selected} FROM {self._table(config, table)} "
+                f"SELECT {selected} FROM {self.table_name(config, table)} "
                 f"WHERE entity_key IN ({', '.join('?' * len(chunk))})"
             )
             try:

@@ -24,15 +24,18 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from feast import FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.infra.online_stores.redis import RedisClient, RedisOnlineStore, RedisOnlineStoreConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast.types import Int64
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from churnloop.features.feast_extensions.feast_encoding import int64_key_prefix, python_value
+from churnloop.features.feast_extensions.feast_encoding import (
+    int64_key_prefix,
+    int64_keys,
+    python_value,
+    shared_int64_join_key,
+)
 from churnloop.features.feast_extensions.redis_online_writer import hash_fields
 
 log = logging.getLogger(__name__)
@@ -59,11 +62,7 @@ class RedisDirectReader:
         self._reads = reads  # per feature view: (feature names, hash fields), the time last
 
     def keys(self, customer_ids: Sequence[int]) -> list[bytes]:
-        packed = np.asarray(customer_ids, dtype="<i8").tobytes()
-        return [
-            self._key_prefix + packed[start : start + 8] + self._project
-            for start in range(0, len(packed), 8)
-        ]
+        return int64_keys(customer_ids, self._key_prefix, self._project)
 
     async def read(self, customer_ids: Sequence[int]) -> list[tuple[dict[str, Any], bool]]:
         """Per customer, in the order asked: its values by feature name (None where
@@ -110,9 +109,9 @@ def direct_reader(store: FeatureStore, service: FeatureService) -> RedisDirectRe
     projections = service.feature_view_projections
     views = [store.get_feature_view(projection.name) for projection in projections]
     why_not = _unusable(config, online, views)
-    prefix = None
+    prefix = join_key = None
     if why_not is None:
-        join_key = views[0].entity_columns[0].name
+        join_key = shared_int64_join_key(views)
         prefix = int64_key_prefix(join_key, config.entity_key_serialization_version)
     if prefix is None:
         log.warning("online features read through Feast, not directly: %s", why_not or LAYOUT)
@@ -140,7 +139,7 @@ def _unusable(config: RepoConfig, online: Any, views: list[FeatureView]) -> str 
         return f"the online store is {type(online).__name__}, not Feast's RedisOnlineStore"
     if config.online_store.client != RedisClient.redis:
         return f"Redis client {config.online_store.client!r} (the direct read uses redis-py)"
-    keys = {tuple((c.name, c.dtype) for c in view.entity_columns) for view in views}
-    if len(keys) != 1 or len(next(iter(keys))) != 1 or next(iter(keys))[0][1] != Int64:
-        return f"entity keys {sorted(keys)} are not one INT64 join key shared by every view"
+    if shared_int64_join_key(views) is None:
+        keys = sorted({str(view.entity_columns) for view in views})
+        return f"entity keys {keys} are not one INT64 join key shared by every view"
     return None

@@ -4,18 +4,16 @@ whose key expired, duplicates; a changed layout leaves Feast's read in use, with
 
 import asyncio
 import logging
-import math
 import time
-from typing import Any
 
 import pytest
 import redis
-from feast import FeatureService, FeatureStore
+from feast import FeatureService
 from feast.infra.online_stores.redis import RedisOnlineStore
-from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from churnloop.features.feast_extensions.redis_online_reader import direct_reader
-from tests.churnloop.features.feast_extensions.test_online_store import ASKED, FIELDS
+from tests.churnloop.features.feast_extensions.online_answers import feasts, same
+from tests.churnloop.features.feast_extensions.test_online_store import ASKED
 from tests.churnloop.features.feast_extensions.test_online_store import (
     make_store as sqlite_store,
 )
@@ -25,8 +23,6 @@ from tests.churnloop.features.feast_extensions.test_redis_online_writer import (
 )
 
 pytestmark = pytest.mark.services
-
-NAMES = [field.name for field in FIELDS]
 
 
 @pytest.fixture
@@ -47,39 +43,6 @@ def written(tmp_path, redis_address):
     store.write_to_online_store("customer_features", rows())
     yield store, store.get_feature_service("every_field")
     store.teardown()
-
-
-def feasts(store: FeatureStore, service: FeatureService, customers: list[int]) -> list[tuple]:
-    """Feast's answer as (values by name, found) per customer; found as the model server
-    reads it: present and stamped."""
-    proto = store.get_online_features(
-        features=service, entity_rows=[{"customer_id": c} for c in customers]
-    ).proto
-    vectors = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
-    answers = []
-    for index in range(len(customers)):
-        values, found = {}, False
-        for name in NAMES:
-            vector = vectors[name]
-            value = vector.values[index]
-            kind = value.WhichOneof("val")
-            values[name] = None if kind in (None, "null_val") else getattr(value, kind)
-            found = found or (
-                vector.statuses[index] == FieldStatus.PRESENT
-                and vector.event_timestamps[index].seconds > 0
-            )
-        answers.append((values, found))
-    return answers
-
-
-def same(ours: list[tuple], theirs: list[tuple]) -> bool:
-    def normal(value: Any) -> Any:
-        return "NaN" if isinstance(value, float) and math.isnan(value) else value
-
-    def normalized(answers: list[tuple]) -> list[tuple]:
-        return [({k: normal(v) for k, v in values.items()}, found) for values, found in answers]
-
-    return normalized(ours) == normalized(theirs)
 
 
 def test_answers_equal_feasts_for_every_type_missing_unknown_and_stale_customers(written):
