@@ -35,7 +35,7 @@ Servers, each a separate process (session) on a free loopback port, one uvicorn 
   run on a shared host (both are rows of the table). Its server CPU is both servers'.
 
 What a request format costs (the sizes of the bench's bodies): ``customer_id`` is 20 bytes
-of JSON, the server reading the 34 features from Redis in one pipeline; explicit
+of JSON, the server reading the 34 features from Redis by one HMGET; explicit
 ``features`` are one JSON object of about 1 KB that the server validates; MLflow's
 ``dataframe_split`` is about 1 KB too, columns and a row, which MLflow parses into a
 DataFrame and checks against the model's signature; the V2 protocol takes about 2.8 KB,
