@@ -31,7 +31,7 @@ from churnloop.features.feast_extensions import feast_encoding
 
 STORE_TYPE = "churnloop.features.feast_extensions.online_store.WideSqliteOnlineStore"
 _SCALAR_TYPES = (Bool, Bytes, Float32, Float64, Int32, Int64, String)
-KEYS_PER_QUERY = 10_000
+_KEYS_PER_QUERY = 10_000
 """Entity keys per SELECT, under SQLite's limit on bound parameters (32,766)."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TABLE_SUFFIX = "__by_entity"
@@ -57,6 +57,28 @@ def store_path(config: RepoConfig) -> Path:
     if config.repo_path and not path.is_absolute():
         return Path(config.repo_path) / path
     return path
+
+
+def select_by_keys(
+    connection: sqlite3.Connection, table: str, columns: list[str], keys: list[bytes]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``table`` (``entity_key``, then ``columns``) whose key is one of ``keys``,
+    at most `_KEYS_PER_QUERY` keys per SELECT; none while the table does not exist
+    (`feast apply` from the CLI creates no table here, only the SDK's apply calls
+    ``update``: until the first write, every entity is unknown)."""
+    selected = ", ".join(["entity_key", *map(quoted, columns)])
+    rows: list[tuple[Any, ...]] = []
+    for first in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[first : first + _KEYS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT {selected} FROM {table} WHERE entity_key IN ({marks})"
+        try:
+            rows += connection.execute(query, chunk).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+            return []
+    return rows
 
 
 def _micros(timestamp: dt.datetime) -> int:
@@ -221,22 +243,10 @@ class WideSqliteOnlineStore(OnlineStore):
         keys = [
             serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys
         ]
-        selected = ", ".join(["entity_key", "event_ts", *map(quoted, names)])
         connection = self._connect(config)
-        rows: list[tuple[Any, ...]] = []  # one per stored key asked for (the key is unique)
-        for first in range(0, len(keys), KEYS_PER_QUERY):
-            chunk = keys[first : first + KEYS_PER_QUERY]
-            query = (
-                f"SELECT {selected} FROM {self.table_name(config, table)} "
-                f"WHERE entity_key IN ({', '.join('?' * len(chunk))})"
-            )
-            try:
-                rows += connection.execute(query, chunk).fetchall()
-            except sqlite3.OperationalError as error:
-                # `feast apply` from the CLI creates no table here (only the SDK's apply
-                # calls update); until the first write, every entity is unknown.
-                if "no such table" not in str(error):
-                    raise
+        table_name = self.table_name(config, table)
+        # one row per stored key asked for (the key is unique)
+        rows = select_by_keys(connection, table_name, ["event_ts", *names], keys)
         values = {
             name: python_values_to_proto_values([row[2 + i] for row in rows], types[name])
             for i, name in enumerate(names)

@@ -34,10 +34,9 @@ from churnloop.features.feast_extensions.feast_encoding import (
     shared_int64_join_key,
 )
 from churnloop.features.feast_extensions.online_store import (
-    KEYS_PER_QUERY,
     WideSqliteOnlineStore,
     WideSqliteOnlineStoreConfig,
-    quoted,
+    select_by_keys,
     store_path,
 )
 
@@ -93,24 +92,10 @@ class SqliteDirectReader:
         return list(zip(values, found, strict=True))
 
     def _select(self, read: ViewRead, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
-        """The stored features of ``keys``, by key (at most `KEYS_PER_QUERY` per SELECT)."""
-        columns = ", ".join(["entity_key", *map(quoted, read.names)])
+        """The stored features of ``keys``, by key."""
         distinct = list(dict.fromkeys(keys))
-        rows: dict[bytes, tuple[Any, ...]] = {}
-        for first in range(0, len(distinct), KEYS_PER_QUERY):
-            chunk = distinct[first : first + KEYS_PER_QUERY]
-            query = (
-                f"SELECT {columns} FROM {read.table} "
-                f"WHERE entity_key IN ({', '.join('?' * len(chunk))})"
-            )
-            try:
-                found = self._connect().execute(query, chunk).fetchall()
-            except sqlite3.OperationalError as error:
-                if "no such table" not in str(error):  # not written yet: all unknown
-                    raise
-                return {}
-            rows.update((row[0], row[1:]) for row in found)
-        return rows
+        rows = select_by_keys(self._connect(), read.table, read.names, distinct)
+        return {row[0]: row[1:] for row in rows}
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
