@@ -7,7 +7,7 @@ canary's candidate on all but the last day; a Feast project of its own (``bench_
 whose online store is the local Redis (127.0.0.1:6379), holding the last day. The Feast
 project's keys are removed at the end.
 
-Servers, each a separate process (session) on a free loopback port, one uvicorn worker:
+Servers, each a separate process on a free loopback port, one uvicorn worker:
 
 - ``churnloop serve`` with the default settings (``canary_shadow_fraction`` 0.05: during a
   canary the other model scores one request in twenty in shadow), and one whose canary
@@ -58,7 +58,7 @@ Load comes from a separate process (this file with ``load``): ``--concurrency`` 
 in flight over keep-alive connections (aiohttp if installed, else httpx), ``--requests``
 single-instance requests after a warm-up, capped at ``--max-seconds``. A row of the
 table is the median of ``--runs`` runs of p50, p99, requests per second and the server's
-CPU per request (its process session's, all its processes).
+CPU per request (the server's process and every process it started).
 
 Run: ``.venv/bin/python bench/bench_serving.py`` (needs Redis on 127.0.0.1:6379; figures
 also to bench/results/serving.json).
@@ -606,13 +606,13 @@ def served_counts(world: World, servers: dict[str, Server]) -> dict[str, dict[st
 
 @dataclass(frozen=True)
 class Case:
-    """A row of the table: its load's URL and bodies, the servers (sessions) it loads, and
+    """A row of the table: its load's URL and bodies, the servers it loads (by leader pid), and
     for two hops, where the first answer goes."""
 
     name: str
     url: str
     payloads: list[Any]
-    sessions: tuple[int, ...]
+    leaders: tuple[int, ...]
     then_url: str | None = None
 
 
@@ -690,12 +690,13 @@ def request_payloads(world: World, requests: int) -> dict[str, list[Any]]:
     }
 
 
-def cpu_seconds(sessions: tuple[int, ...]) -> float:
-    """CPU time (user + system) of every process in ``sessions`` (servers and their workers)."""
+def cpu_seconds(leaders: tuple[int, ...]) -> float:
+    """CPU time (user + system) of the servers whose pids are ``leaders`` and their workers
+    (each server is started by `start` as the leader of its processes)."""
     ticks = sum(
         int(fields[11]) + int(fields[12])
         for _, fields in process_stats()
-        if int(fields[3]) in sessions
+        if int(fields[3]) in leaders
     )
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -703,7 +704,7 @@ def cpu_seconds(sessions: tuple[int, ...]) -> float:
 def run_load(case: Case, args: argparse.Namespace, folder: Path) -> dict:
     path = folder / f"payloads-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(case.payloads))
-    cpu_before = cpu_seconds(case.sessions)
+    cpu_before = cpu_seconds(case.leaders)
     command = [
         sys.executable,
         __file__,
@@ -723,7 +724,7 @@ def run_load(case: Case, args: argparse.Namespace, folder: Path) -> dict:
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     served = result["requests"] + min(WARM_UP_REQUESTS, len(case.payloads))
-    result["cpu_ms"] = (cpu_seconds(case.sessions) - cpu_before) * 1000 / served
+    result["cpu_ms"] = (cpu_seconds(case.leaders) - cpu_before) * 1000 / served
     return result
 
 
