@@ -1,4 +1,4 @@
-"""Reading Feast's Redis online store directly: one HMGET, or one pipeline of them, per request.
+"""Reading Feast's Redis online store directly: one write of HMGETs per request.
 
 Feast's own read builds protobuf entity keys, a response proto and its statuses in Python
 for every request (about 0.7 ms of CPU for one customer). `RedisDirectReader` reads the same
@@ -12,10 +12,10 @@ view's TTL is served with its event time, and a customer whose Redis key expired
 (``key_ttl_seconds``) or was never written is unknown (no values, ``found`` False).
 
 Feast's private parts it touches, all checked by the tests against a real Redis:
-``FeatureStore._get_provider`` (the store's ``RedisOnlineStore``, so connections are
-Feast's), ``RedisOnlineStore._get_client_async``, ``_generate_hset_keys_for_features`` and
-``_generate_redis_keys_for_entities`` (the layout check). The speed it buys is in
-docs/benchmarks.md (serving).
+``FeatureStore._get_provider`` (the store's ``RedisOnlineStore``, whose client's pool makes
+the reader's connections, `redis_connections`), ``RedisOnlineStore._get_client_async``,
+``_generate_hset_keys_for_features`` and ``_generate_redis_keys_for_entities`` (the layout
+check). The speed it buys is in docs/benchmarks.md (serving).
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from feast import FeatureService, FeatureStore, FeatureView, RepoConfig
-from feast.infra.online_stores.redis import RedisClient, RedisOnlineStore, RedisOnlineStoreConfig
+from feast.infra.online_stores.redis import (
+    RedisClient,
+    RedisOnlineStore,
+    RedisOnlineStoreConfig,
+    RedisType,
+)
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -37,6 +42,7 @@ from churnloop.features.feast_extensions.feast_encoding import (
     python_value,
     shared_int64_join_key,
 )
+from churnloop.features.feast_extensions.redis_connections import HmgetCommand, OwnConnections
 from churnloop.features.feast_extensions.redis_online_writer import hash_fields
 
 log = logging.getLogger(__name__)
@@ -54,15 +60,14 @@ class RedisDirectReader:
 
     def __init__(
         self,
-        online: RedisOnlineStore,
-        config: RedisOnlineStoreConfig,
+        connections: OwnConnections,
         key_prefix: bytes,
         project: bytes,
-        reads: list[tuple[list[str], list[Any]]],
+        reads: list[tuple[list[str], HmgetCommand]],
     ) -> None:
-        self._online, self._config = online, config
+        self._connections = connections
         self._key_prefix, self._project = key_prefix, project
-        self._reads = reads  # per feature view: (feature names, hash fields), the time last
+        self._reads = reads  # per feature view: its feature names and their HMGET
 
     def keys(self, customer_ids: Sequence[int]) -> list[bytes]:
         return int64_keys(customer_ids, self._key_prefix, self._project)
@@ -70,17 +75,10 @@ class RedisDirectReader:
     async def read(self, customer_ids: Sequence[int]) -> list[tuple[dict[str, Any], bool]]:
         """Per customer, in the order asked: its values by feature name (None where
         missing) and whether any feature view holds a row for it."""
-        client = await self._online._get_client_async(self._config)
         keys = self.keys(customer_ids)
-        commands = [(key, fields) for key in keys for _, fields in self._reads]
-        if len(commands) == 1:  # the usual request: a pipeline's own work would cost more
-            replies = [await client.hmget(*commands[0])]
-        else:
-            async with client.pipeline(transaction=False) as pipe:
-                for key, fields in commands:
-                    pipe.hmget(key, fields)
-                replies = await pipe.execute()
+        commands = b"".join(command.packed(key) for key in keys for _, command in self._reads)
         per_customer = len(self._reads)
+        replies = await self._connections.exchange(commands, len(keys) * per_customer)
         return [
             self._decode(replies[index * per_customer : (index + 1) * per_customer])
             for index in range(len(keys))
@@ -126,10 +124,11 @@ def direct_reader(store: FeatureStore, service: FeatureService) -> RedisDirectRe
     reads = []
     for projection, view in zip(projections, views, strict=True):
         names = [feature.name for feature in projection.features]
-        reads.append((names, hash_fields(online, config, view, list(names))[1]))
-    reader = RedisDirectReader(
-        online, config.online_store, prefix, config.project.encode("utf-8"), reads
-    )
+        fields = hash_fields(online, config, view, list(names))[1]  # Feast appends to its list
+        reads.append((names, HmgetCommand(fields)))
+    connections = OwnConnections(functools.partial(online._get_client_async, config.online_store))
+    project = config.project.encode("utf-8")
+    reader = RedisDirectReader(connections, prefix, project, reads)
     probes = [
         EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=probe)])
         for probe in _PROBE_IDS
@@ -146,6 +145,8 @@ def _unusable(config: RepoConfig, online: Any, views: list[FeatureView]) -> str 
         return f"the online store is {type(online).__name__}, not Feast's RedisOnlineStore"
     if config.online_store.client != RedisClient.redis:
         return f"Redis client {config.online_store.client!r} (the direct read uses redis-py)"
+    if config.online_store.redis_type == RedisType.redis_cluster:
+        return "a Redis cluster (the direct read sends a request's commands to one server)"
     if shared_int64_join_key(views) is None:
         keys = sorted({str(view.entity_columns) for view in views})
         return f"entity keys {keys} are not one INT64 join key shared by every view"

@@ -1,6 +1,7 @@
 """The direct Redis read must answer as Feast's ``get_online_features`` does, on a real Redis:
 every feature type, missing values, a customer never written, one past the view's TTL, one
-whose key expired, duplicates; a changed layout leaves Feast's read in use, with a warning."""
+whose key expired, duplicates; a changed layout or a Redis cluster leaves Feast's read in use,
+with a warning."""
 
 import asyncio
 import logging
@@ -97,3 +98,11 @@ def test_another_online_store_keeps_feasts_read_quietly(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert direct_reader(store, FeatureService(name="s", features=[view])) is None
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_a_redis_cluster_keeps_feasts_read_with_a_warning(tmp_path, redis_address, caplog):
+    store = make_store(tmp_path, redis_address, redis_type="redis_cluster")
+    service = FeatureService(name="s", features=[store.get_feature_view("customer_features")])
+    with caplog.at_level(logging.WARNING):
+        assert direct_reader(store, service) is None
+    assert "a Redis cluster" in caplog.text
