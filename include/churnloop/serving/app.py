@@ -27,6 +27,7 @@ from churnloop.serving.limits import BodySizeLimit, body_limit
 from churnloop.serving.metrics import SERVER_START_VARIABLE, MetricsMiddleware
 from churnloop.serving.process import PROMETHEUS_MULTIPROCESS_VARIABLES
 from churnloop.serving.routes import admin, predict, status
+from churnloop.serving.routes.customer_lane import CustomerIdLane
 from churnloop.serving.schemas import MAX_TEXT_CHARS
 from churnloop.serving.server import ModelServer
 from churnloop.settings import Settings, get_settings
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_run_alongside,
     )
     app.state.server = server
+    app.add_middleware(CustomerIdLane, api=app)
     app.add_middleware(BodySizeLimit, limit=body_limit(settings))
     app.add_middleware(MetricsMiddleware, metrics=server.metrics, version=server.served_version)
     app.add_exception_handler(RequestValidationError, _count_invalid_request)

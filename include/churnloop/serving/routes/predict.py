@@ -64,15 +64,19 @@ async def batch_within_cap(request: Request, server: ServerDep) -> None:
 )
 async def predict(request: PredictRequest, server: ServerDep, http: Request) -> dict[str, Any]:
     """Churn probability and label for one instance or a batch (see the description)."""
-    batch = request.instances is not None
-    instances = request.instances or [
-        Instance(customer_id=request.customer_id, features=request.features)
-    ]
-    assignments = _assign(server, http, instances)
-    results = await score(server, instances, assignments, batch)
-    if not batch:
-        return {**_model_reference(server, assignments[0].model), **results[0]}
+    if request.instances is None:
+        instance = Instance(customer_id=request.customer_id, features=request.features)
+        return await answer_one(server, http, instance)
+    assignments = _assign(server, http, request.instances)
+    results = await score(server, request.instances, assignments, batch=True)
     return {**_model_reference(server, _champion_of(server, assignments)), "predictions": results}
+
+
+async def answer_one(server: ModelServer, http: Request, instance: Instance) -> dict[str, Any]:
+    """The answer to a single instance (also `customer_lane`'s): which model, its score."""
+    (assigned,) = _assign(server, http, [instance])
+    (result,) = await score(server, [instance], [assigned], batch=False)
+    return {**_model_reference(server, assigned.model), **result}
 
 
 def _champion_of(server: ModelServer, assignments: list[Assignment]) -> ServedModel:
