@@ -5,6 +5,7 @@ app (``app.state.server``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import threading
@@ -123,6 +124,7 @@ class ModelServer:
         except Exception:  # requests by customer_id will answer 503 with the reason
             log.exception("cannot connect the online store yet; will retry on request")
         finally:
+            _freeze_startup_objects()
             self.online_tried.set()
 
     async def online_rows(self, customer_ids: list[int]) -> list[dict[str, Any] | None]:
@@ -172,3 +174,12 @@ class ModelServer:
             },
         )
         return state
+
+
+def _freeze_startup_objects() -> None:
+    """Put what start-up left (some 450,000 objects: Feast, MLflow, the app) out of the
+    garbage collector's scans, before the server reports ready: a full collection of them
+    held every request for about 0.3 s; frozen, later ones scan only newer objects. The
+    garbage among them is collected first, so that none is kept."""
+    gc.collect()
+    gc.freeze()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import uuid
 
@@ -252,6 +253,15 @@ def test_without_a_champion_the_server_is_alive_but_not_ready(world, serve):
 
     point(world, registry.CHAMPION, GOOD)
     wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="ready after promotion")
+
+
+def test_a_ready_server_has_put_its_start_up_objects_out_of_the_collectors_scans(serve):
+    """A full collection of what importing Feast and MLflow leaves held every request for
+    about 0.3 s; once ready, the collector scans only what came later."""
+    gc.unfreeze()
+    serve()
+
+    assert gc.get_freeze_count() > 10 * len(gc.get_objects())
 
 
 # -- explanations, shadow scoring, the prediction log, metrics ------------------------------
