@@ -213,6 +213,7 @@ async def _load(
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
         "rps": len(latencies) / elapsed,
+        "latencies_ms": [round(latency, 3) for latency in latencies],
     }
 
 
@@ -769,8 +770,14 @@ def medians(results: dict[str, list[dict]]) -> list[dict]:
 
 
 def canary_figures(results: dict[str, list[dict]]) -> list[dict]:
-    """Per request format and canary, what it adds over the plain path of the same server:
-    the median over runs of each run's difference (both phases measured within a run)."""
+    """Per request format and canary, what it adds over the plain path of the same server.
+
+    The added p99 and p50 compare the latencies of all runs pooled, the canary's against
+    the plain path's (each run measures both, in alternating order, so that a change of
+    load hits both alike): one run's p99 of 2,000 requests moves by milliseconds from run
+    to run on a shared host. The rest are medians over runs of each run's difference;
+    ``added_p99_ms_runs`` keeps each run's own.
+    """
     rows = []
     for request_format in FORMATS:
         for label in SERVERS:
@@ -778,19 +785,29 @@ def canary_figures(results: dict[str, list[dict]]) -> list[dict]:
             canary = results[case_name(label, True, request_format)]
             added = {
                 key: [after[key] - before[key] for before, after in zip(plain, canary, strict=True)]
-                for key in ("p50_ms", "p99_ms", "rps", "cpu_ms")
+                for key in ("p99_ms", "rps", "cpu_ms")
+            }
+            pooled = {
+                f"added_{key}": percentile(_pooled(canary), q) - percentile(_pooled(plain), q)
+                for key, q in (("p50_ms", 0.50), ("p99_ms", 0.99))
             }
             rows.append(
                 {
                     "case": case_name(label, True, request_format),
                     "plain": case_name(label, False, request_format),
                     "shadow": label == "default",
-                    **{f"added_{key}": statistics.median(added[key]) for key in added},
+                    "added_rps": statistics.median(added["rps"]),
+                    "added_cpu_ms": statistics.median(added["cpu_ms"]),
+                    **pooled,
                     "added_p99_ms_runs": added["p99_ms"],
-                    "met": statistics.median(added["p99_ms"]) < CANARY_TARGET_MS,
+                    "met": pooled["added_p99_ms"] < CANARY_TARGET_MS,
                 }
             )
     return rows
+
+
+def _pooled(runs: list[dict]) -> list[float]:
+    return [latency for run in runs for latency in run["latencies_ms"]]
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -830,7 +847,7 @@ def report(args: argparse.Namespace, figures: list[dict], canary: list[dict]) ->
     print_table(
         [
             "canary",
-            "added p99 (ms), median (each run)",
+            "added p99 (ms), runs pooled (each run)",
             "added p50 (ms)",
             "added server CPU (ms/req)",
             "added req/s",

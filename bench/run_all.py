@@ -282,9 +282,9 @@ def serving_rows(result: dict) -> list[Row]:
 
 def canary_rows(result: dict) -> list[Row]:
     """What a canary adds to the p99 of a request over the same server's plain champion
-    path in the same runs: the median of the runs' differences, and their range, which on
-    a shared machine can be wider than the target (none in a result from before the
-    canary's figures)."""
+    path in the same runs: the difference of the runs' pooled p99s, and the range of each
+    run's own, which on a shared machine can be wider than the target (none in a result
+    from before the canary's figures)."""
     cases = {row["case"]: row for row in result["rows"]}
     rows = []
     for row in result.get("canary", []):
@@ -294,7 +294,8 @@ def canary_rows(result: dict) -> list[Row]:
                 "serving",
                 f"{row['case']}: added p99",
                 f"{result['concurrency']} in flight, {plain['requests']:,.0f} requests",
-                f"{row['added_p99_ms']:+.2f} ms (runs {min(each):+.1f} to {max(each):+.1f}), "
+                f"{row['added_p99_ms']:+.2f} ms pooled "
+                f"(runs {min(each):+.1f} to {max(each):+.1f}), "
                 f"server CPU {row['added_cpu_ms']:+.2f} ms/req ({result['runs']})",
                 "n/a",
                 f"plain champion path: p99 {plain['p99_ms']:.1f} ms, {plain['rps']:,.0f} req/s",
