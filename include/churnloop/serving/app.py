@@ -94,7 +94,10 @@ No answer and no log line shows a credential: errors that name a URI are masked
 
 The request path does no registry call and no pandas: the champion is an attribute
 read, rows are encoded straight to numpy (`churnloop.serving.model`), and the online
-store is read through one long-lived Feast store.
+store is read directly where it is Feast's Redis or our SQLite store, else through one
+long-lived Feast store (`churnloop.features.online`). A body of exactly one
+``customer_id`` is answered by the route's own code without FastAPI's request handling
+(`churnloop.serving.routes.customer_lane`); the answer is the same.
 """
 """The API's description on ``/docs`` and in ``/openapi.json``."""
 LOG_CONFIG: dict[str, Any] = {
