@@ -9,7 +9,8 @@ SQLite online store, with the definitions applied as the task does) -> training 
 (Feast point-in-time, saved to the lake) -> validate training set (GX) -> train + log
 (LightGBM, MLflow) -> evaluate (champion vs challenger) -> promote (+ model card) ->
 deploy (the model server, a process of its own as in production, reloads, smoke test,
-skew check).
+skew check). Without a canary (``CHURNLOOP_CANARY_STEPS=[]``): promotion sets
+``@champion`` at once, as the loop measures the way to serving, not hours of canary bake.
 
 The lake already holds what earlier days left: validated snapshots from the day before
 the window to the day before the drops, the feature partitions of the window, the labels
@@ -98,6 +99,7 @@ def _environment(
         "CHURNLOOP_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
         "CHURNLOOP_DEPLOY_START_SERVER": "false",
         "CHURNLOOP_SERVING_POLL_SECONDS": "3600",
+        "CHURNLOOP_CANARY_STEPS": "[]",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
 

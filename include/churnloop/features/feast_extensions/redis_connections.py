@@ -3,9 +3,9 @@
 redis-py's ``Redis.hmget`` cost about 145 µs of CPU a call with 8 in flight: its pool's
 lock and health check at every checkout, its observability hooks, its retry wrapper, and
 the packing of 37 arguments one by one. The reader's commands differ only by key, so each
-is packed once (`HmgetCommand`, in UTF-8 as redis-py's default encoder), and they go out
-on connections the client's own pool makes (same address, credentials, TLS and timeouts)
-but `OwnConnections` keeps: about 31 µs a call (docs/benchmarks.md, serving).
+is packed once (`HmgetCommand`, with `redis_commands`), and they go out on connections the
+client's own pool makes (same address, credentials, TLS and timeouts) but `OwnConnections`
+keeps: about 31 µs a call (docs/benchmarks.md, serving).
 
 redis-py's public connection API only: ``Redis.connection_pool``,
 ``ConnectionPool.make_connection``, ``Connection.send_packed_command``, ``read_response``,
@@ -24,21 +24,18 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
+from churnloop.features.feast_extensions.redis_commands import array, bulk
+
 
 class HmgetCommand:
     """``HMGET <key> <fields...>`` for fixed fields, as the bytes Redis reads (RESP)."""
 
     def __init__(self, fields: Sequence[bytes | str]) -> None:
-        encoded = [field.encode() if isinstance(field, str) else field for field in fields]
-        self._head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(encoded) + 2)
-        self._fields = b"".join(_bulk(field) for field in encoded)
+        self._head = array(len(fields) + 2) + bulk("HMGET")
+        self._fields = b"".join(bulk(field) for field in fields)
 
     def packed(self, key: bytes) -> bytes:
-        return self._head + _bulk(key) + self._fields
-
-
-def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%b\r\n" % (len(value), value)
+        return self._head + bulk(key) + self._fields
 
 
 class OwnConnections:

@@ -1,6 +1,8 @@
-"""The column-wise Redis write must leave exactly what Feast's own write leaves."""
+"""The column-wise Redis write must leave exactly what Feast's own write leaves, whatever
+its chunks, and an error reply must stop it, named, without a reply left unread."""
 
 import math
+import time
 import uuid
 
 import pandas as pd
@@ -8,7 +10,9 @@ import pyarrow as pa
 import pytest
 import redis
 from feast import FeatureStore
+from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 
+from churnloop.features.feast_extensions import feast_encoding
 from churnloop.features.feast_extensions.redis_online_writer import RedisArrowWriter, writes_arrow
 from tests.churnloop.features.feast_extensions.test_online_store import FIELDS, feast_repo, rows
 
@@ -36,17 +40,26 @@ def held(client: redis.Redis, store: FeatureStore) -> dict[bytes, dict[bytes, by
     }
 
 
-def write_arrow(store: FeatureStore, frame: pd.DataFrame) -> None:
+def write_arrow(
+    store: FeatureStore, frame: pd.DataFrame, writer: RedisArrowWriter | None = None
+) -> None:
     view = store.get_feature_view("customer_features")
-    RedisArrowWriter().write_arrow(store.config, view, pa.Table.from_pandas(frame))
+    (writer or RedisArrowWriter()).write_arrow(store.config, view, pa.Table.from_pandas(frame))
 
 
-def test_redis_holds_what_feasts_own_write_leaves(tmp_path, redis_address, client):
+def chunked(rows: int) -> RedisArrowWriter:
+    writer = RedisArrowWriter()
+    writer.chunk_rows = rows
+    return writer
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, RedisArrowWriter.chunk_rows])
+def test_redis_holds_what_feasts_own_write_leaves(tmp_path, redis_address, client, chunk_rows):
     feasts = make_store(tmp_path, redis_address, skip_dedup=True)
     ours = make_store(tmp_path, redis_address, skip_dedup=True)
     try:
         feasts.write_to_online_store("customer_features", rows())
-        write_arrow(ours, rows())
+        write_arrow(ours, rows(), chunked(chunk_rows))
         expected = held(client, feasts)
         assert len(expected) == 3
         assert held(client, ours) == expected
@@ -61,12 +74,13 @@ def test_redis_holds_what_feasts_own_write_leaves(tmp_path, redis_address, clien
         ours.teardown()
 
 
+@pytest.mark.parametrize("chunk_rows", [1, RedisArrowWriter.chunk_rows])
 def test_a_row_replaces_its_customers_hash_and_keys_expire_as_configured(
-    tmp_path, redis_address, client
+    tmp_path, redis_address, client, chunk_rows
 ):
     store = make_store(tmp_path, redis_address, skip_dedup=True, key_ttl_seconds=3600)
     try:
-        write_arrow(store, rows())
+        write_arrow(store, rows(), chunked(chunk_rows))
         write_arrow(store, rows().iloc[[0]].assign(plan="basic", amount=math.nan))
         answer = store.get_online_features(
             features=["customer_features:plan", "customer_features:amount"],
@@ -87,3 +101,56 @@ def test_feasts_timestamp_checked_write_is_left_to_feast(tmp_path, redis_address
             write_arrow(store, rows())
     finally:
         store.teardown()
+
+
+def test_an_error_reply_stops_the_write_named_and_its_connection_is_not_reused(
+    tmp_path, redis_address, client
+):
+    store = make_store(tmp_path, redis_address, skip_dedup=True)
+    view = store.get_feature_view("customer_features")
+    table = pa.Table.from_pandas(rows())
+    keys = feast_encoding.serialized_keys(
+        view, table, store.config.entity_key_serialization_version
+    )
+    in_the_way = keys[1] + store.config.project.encode()  # customer 2's hash key
+    writer = chunked(1)  # row 1's reply is read after row 2's command is sent
+    connection_id = writer._get_client(store.config.online_store).client_id()  # the pool's one
+    try:
+        client.set(in_the_way, "not a hash")
+        with pytest.raises(
+            redis.ResponseError, match=r"'customer_features'.* HSET of row 1 .*WRONG"
+        ):
+            writer.write_arrow(store.config, view, table)
+        assert _closed(client, connection_id)
+
+        client.delete(in_the_way)
+        writer.write_arrow(store.config, view, table)
+        assert client.type(in_the_way) == b"hash"
+        answer = store.get_online_features(
+            features=["customer_features:plan"], entity_rows=[{"customer_id": c} for c in (1, 2, 3)]
+        ).to_dict()
+        assert answer["plan"] == ["premium", None, "basic"]
+    finally:
+        store.teardown()
+
+
+def _closed(client: redis.Redis, connection_id: int) -> bool:
+    """Whether Redis no longer lists the connection (it sees a close on its next loop)."""
+    for _ in range(50):
+        if connection_id not in {int(entry["id"]) for entry in client.client_list()}:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("online", "written"),
+    [
+        ({"skip_dedup": True}, True),
+        ({"skip_dedup": True, "redis_type": "redis_sentinel"}, True),
+        ({"skip_dedup": False}, False),
+        ({"skip_dedup": True, "redis_type": "redis_cluster"}, False),
+    ],
+)
+def test_a_cluster_and_feasts_timestamp_checks_are_left_to_feast(online, written):
+    assert writes_arrow(RedisOnlineStoreConfig(**online)) is written
