@@ -27,7 +27,8 @@ from churnloop.serving.schemas import INT64_MAX, INT64_MIN, Instance, PredictRes
 
 PATH = "/predict"
 MAX_BODY_BYTES = 64
-"""Longer bodies go to the app: the lane's body, with the longest id, is 38 bytes."""
+"""Longer bodies, or of no declared length, go to the app unread: the lane's body, with the
+longest id, is 38 bytes."""
 _ANSWER = TypeAdapter(PredictResponse)
 
 
@@ -75,11 +76,16 @@ class CustomerIdLane:
 
 
 def _json_post_to_predict(scope: Scope) -> bool:
+    """A JSON POST to `PATH` whose declared length is the lane's: nothing else is read here
+    (a chunked or longer body reaches the app unread, its size limit answering for it)."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+        return False
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length", b"")
     return (
-        scope["type"] == "http"
-        and scope["method"] == "POST"
-        and scope["path"] == PATH
-        and (b"content-type", b"application/json") in scope["headers"]
+        headers.get(b"content-type") == b"application/json"
+        and length.isdigit()
+        and int(length) <= MAX_BODY_BYTES
     )
 
 
