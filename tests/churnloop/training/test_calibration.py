@@ -16,7 +16,9 @@ from churnloop.training.calibration import (
     brier_gain_bound,
     fit_calibrated,
     judge_calibrators,
+    with_calibrator,
 )
+from churnloop.training.frames import with_numpy_dtypes
 from churnloop.training.metrics import classification_metrics, expected_calibration_error, score
 from churnloop.training.pipeline import fit_pipeline, lightgbm_classifier
 from churnloop.training.split import split_by_time
@@ -54,9 +56,12 @@ def _sample(seed: int, rows: int, sharpness: float) -> tuple[np.ndarray, np.ndar
 
 
 def _judge(scores: np.ndarray, labels: np.ndarray, seed: int):
-    model = GivenProbability().fit(scores, labels)
+    """Judged as a model's scores: the probabilities are also what calibrators map."""
     groups = np.arange(len(labels))
-    return judge_calibrators(model, scores, labels, groups, confidence=0.95, seed=seed)
+    probabilities = scores[:, 0]
+    return judge_calibrators(
+        probabilities, probabilities, labels, groups, confidence=0.95, seed=seed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +111,25 @@ def test_a_model_that_overpredicts_churn_is_calibrated_and_its_holdout_improves(
     # The calibrator maps the scores of the classifier fitted on the whole split.
     served, refit = lightgbm_classifier(model).booster_, lightgbm_classifier(plain).booster_
     assert served.model_to_string() == refit.model_to_string()
+
+
+def test_the_calibrator_maps_as_one_fitted_around_the_earlier_days_classifier(settings, frame):
+    """The calibrators learn from the earlier fit's margins computed once: the served model
+    scores as one whose calibrator was fitted around that classifier itself."""
+    train, holdout = split_by_time(frame, HOLDOUT_DAYS)
+    model, choice = fit_calibrated(settings, train, FEATURES, OVERWEIGHTED)
+    assert choice.method in METHODS, choice.reason
+
+    earlier, latest = split_by_time(train, choice.days)
+    scorer = fit_pipeline(earlier, FEATURES, OVERWEIGHTED, settings.training_seed)
+    rows = scorer[:-1].transform(with_numpy_dtypes(latest[FEATURES]))
+    around = CalibratedClassifierCV(
+        FrozenEstimator(lightgbm_classifier(scorer)), method=choice.method
+    )
+    plain = fit_pipeline(train, FEATURES, OVERWEIGHTED, settings.training_seed)
+    expected = with_calibrator(plain, around.fit(rows, latest[LABEL].to_numpy()))
+
+    np.testing.assert_allclose(score(model, holdout), score(expected, holdout), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
