@@ -85,29 +85,35 @@ def feature_importance(
 ) -> Importance:
     """Gain and permutation importance of each of ``model``'s inputs on ``holdout``.
 
-    At most ``max_rows`` rows (a seeded sample) are scored; each input is shuffled
-    ``repeats`` times with a generator seeded by ``seed``, so the result repeats exactly.
+    At most ``max_rows`` rows (a seeded sample) are scored; each input the booster splits
+    on is shuffled ``repeats`` times with a generator seeded by ``seed``, so the result
+    repeats exactly. An input it never splits on cannot move a score: its drop is exactly
+    zero, and no prediction is spent on it.
     """
     rows = at_most(holdout, max_rows, seed)
     labels = binary_labels(rows, "holdout")
     scores = score(model, rows, "challenger")
-    frame = with_numpy_dtypes(rows[list(model.feature_names_in_)]).reset_index(drop=True)
+    names = list(model.feature_names_in_)
+    inputs = model[:-1].transform(with_numpy_dtypes(rows[names])).reset_index(drop=True)
     gains = total_gain(model)
     generator = np.random.default_rng(seed)
+    unmoved = Interval(0.0, 0.0, 0.0, confidence)
     features = tuple(
         FeatureImportance(
             name,
             gains[name],
-            shuffled_drop(model, frame, name, labels, scores, repeats, generator, confidence),
+            shuffled_drop(model[-1], inputs, name, labels, scores, repeats, generator, confidence)
+            if gains[name] > 0
+            else unmoved,
         )
-        for name in frame.columns
+        for name in names
     )
     return Importance(features, len(rows), repeats, seed, confidence)
 
 
 def shuffled_drop(
-    model: Pipeline,
-    frame: pd.DataFrame,
+    classifier: Any,
+    inputs: pd.DataFrame,
     name: str,
     labels: np.ndarray,
     scores: np.ndarray,
@@ -117,17 +123,23 @@ def shuffled_drop(
 ) -> Interval:
     """ROC AUC(``scores``) - ROC AUC(scores with ``name`` shuffled), averaged over repeats.
 
+    ``inputs`` are the rows as the pipeline's preprocessing hands them to ``classifier``
+    (its last step): the preprocessing maps each column on its own, under its own name
+    (`total_gain` checks the names), so shuffling a transformed column is shuffling the
+    input, without transforming the rows again per shuffle.
+
     Each repeat's paired DeLong interval covers the holdout's sampling error, which an
     interval over repeats alone (mean +- t * std / sqrt(repeats)) misses: a pure-noise
     column's original order is just one more shuffle, so that interval often lies above
     zero for noise (measured in docs/ablation.md). The half-width is the mean of the
     repeats' half-widths, an upper bound of the mean's: the interval is conservative.
     """
-    column = frame[name].to_numpy()
+    column = inputs[name].to_numpy()
     drops, halves = [], []
     for _ in range(repeats):
-        shuffled = frame.assign(**{name: column[generator.permutation(len(column))]})
-        drop = auc_difference(labels, scores, model.predict_proba(shuffled)[:, 1], confidence)
+        shuffled = inputs.assign(**{name: column[generator.permutation(len(column))]})
+        shuffled_scores = classifier.predict_proba(shuffled)[:, 1]
+        drop = auc_difference(labels, scores, shuffled_scores, confidence)
         drops.append(drop.estimate)
         halves.append((drop.high - drop.low) / 2)
     estimate, half = float(np.mean(drops)), float(np.mean(halves))

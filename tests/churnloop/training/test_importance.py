@@ -22,6 +22,7 @@ from churnloop.training.importance import (
     recorded_importance,
     total_gain,
 )
+from churnloop.training.intervals import Interval
 from churnloop.training.pipeline import fit_pipeline
 from tests.churnloop.training_support import FAST_PARAMS, with_empty_mlflow
 
@@ -80,6 +81,23 @@ def test_noise_escapes_the_list_at_most_once_in_twenty_seeds():
         signal_missed += "signal" in unearned
         assert "constant" in unearned
     assert escaped <= 1 and signal_missed == 0
+
+
+def test_a_column_the_booster_never_splits_on_costs_no_prediction(case, monkeypatch):
+    """Its drop is exactly zero without shuffling it: only the other two are predicted,
+    five shuffles each, after the holdout's own scores."""
+    model, holdout = case
+    classifier = model.named_steps["classifier"]
+    calls = []
+    predict = classifier.predict_proba
+    monkeypatch.setattr(classifier, "predict_proba", lambda rows: calls.append(1) or predict(rows))
+
+    importance = importance_of(model, holdout)
+
+    constant = next(feature for feature in importance.features if feature.name == "constant")
+    assert constant.gain == 0
+    assert constant.drop == Interval(0.0, 0.0, 0.0, 0.95)
+    assert len(calls) == 1 + 5 * 2
 
 
 def test_the_same_seed_gives_the_same_result_another_seed_other_shuffles(case):
