@@ -217,13 +217,13 @@ def test_the_new_gate_check_example_decides_as_documented(holdout_metrics):
     assert worse.name == "max_brier_rise" and "> 0.0000" in worse.message
 
 
-def test_the_gate_wiring_example_matches_evaluate():
+def test_the_gate_wiring_example_matches_judge():
     anchor, call = example("gate-wiring").splitlines()
     source = Path(gate.__file__).read_text()
 
-    assert f"    {anchor}\n" in source, "the guide's anchor line is no longer in evaluate()"
+    assert f"    {anchor}\n" in source, "the guide's anchor line is no longer in judge()"
     arguments = re.findall(r"\b(\w+)_metrics\b", call)
-    local_names = gate.evaluate.__code__.co_varnames
+    local_names = gate.judge.__code__.co_varnames
     assert arguments and all(f"{name}_metrics" in local_names for name in arguments)
 
 

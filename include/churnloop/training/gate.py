@@ -1,6 +1,7 @@
 """The evaluation gate: may the challenger replace the champion? (after TFX's Evaluator)
 
-`evaluate` scores challenger, champion and baselines on the same holdout and decides on
+`evaluate` scores challenger, champion and baselines on the same holdout (`score_holdout`)
+and decides (`judge`) on
 DeLong intervals, never on points: value, non-inferiority against the champion, gain over
 the best baseline, per-slice change, and inclusion floors that also hold at bootstrap.
 The `Decision` survives a JSON round trip (XCom) and becomes model-version tags.
@@ -131,6 +132,37 @@ class Decision:
         )
 
 
+@dataclass(frozen=True)
+class ScoredHoldout:
+    """What the gate judges of one holdout: its labels, its slices' values and every
+    model's churn probabilities, scored once for the gate and the evaluation's plots."""
+
+    labels: np.ndarray
+    slices: dict[str, np.ndarray]
+    challenger: np.ndarray
+    champion: np.ndarray | None
+    baselines: dict[str, np.ndarray]
+
+
+def score_holdout(
+    champion: Scorer | None,
+    challenger: Scorer,
+    holdout: pd.DataFrame,
+    slice_columns: tuple[str, ...],
+    baselines: Mapping[str, Scorer] | None = None,
+) -> ScoredHoldout:
+    """The holdout's labels and slices, checked before any model scores it, and the scores."""
+    labels = binary_labels(holdout, "holdout")
+    slices = {column: slice_values(holdout, column) for column in slice_columns}
+    return ScoredHoldout(
+        labels=labels,
+        slices=slices,
+        challenger=score(challenger, holdout, "challenger"),
+        champion=None if champion is None else score(champion, holdout, "champion"),
+        baselines={key: score(model, holdout, key) for key, model in (baselines or {}).items()},
+    )
+
+
 def evaluate(
     champion: Scorer | None,
     challenger: Scorer,
@@ -139,11 +171,13 @@ def evaluate(
     baselines: Mapping[str, Scorer] | None = None,
 ) -> Decision:
     """Score every model on ``holdout`` and apply every check of ``gate``."""
-    labels = binary_labels(holdout, "holdout")
-    groups = {column: slice_values(holdout, column) for column in gate.slice_columns}
-    challenger_scores = score(challenger, holdout, "challenger")
-    champion_scores = None if champion is None else score(champion, holdout, "champion")
-    baseline_scores = {key: score(model, holdout, key) for key, model in (baselines or {}).items()}
+    return judge(score_holdout(champion, challenger, holdout, gate.slice_columns, baselines), gate)
+
+
+def judge(scored: ScoredHoldout, gate: GateConfig) -> Decision:
+    """Apply every check of ``gate`` to a holdout's labels, slices and models' scores."""
+    labels, challenger_scores, champion_scores = scored.labels, scored.challenger, scored.champion
+    baseline_scores = scored.baselines
     challenger_metrics = classification_metrics(labels, challenger_scores)
     champion_metrics = None
     if champion_scores is not None:
@@ -154,7 +188,7 @@ def evaluate(
     checks.append(check)
     best, gain, check = _baseline_check(labels, challenger_scores, baseline_scores, gate)
     checks.append(check)
-    judgement = judge_slices(groups, labels, challenger_scores, champion_scores, gate)
+    judgement = judge_slices(scored.slices, labels, challenger_scores, champion_scores, gate)
     checks += [_as_check(item) for item in judgement.checks]
     return Decision(
         blessed=not any(check.status == FAILED for check in checks),
@@ -164,7 +198,7 @@ def evaluate(
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
         baseline_metrics={
-            key: classification_metrics(labels, scores) for key, scores in baseline_scores.items()
+            key: classification_metrics(labels, values) for key, values in baseline_scores.items()
         },
         change=change,
         best_baseline=best,

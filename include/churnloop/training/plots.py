@@ -24,7 +24,6 @@ from sklearn.pipeline import Pipeline
 
 from churnloop import registry
 from churnloop.settings import Settings
-from churnloop.training.metrics import Scorer, binary_labels, score
 from churnloop.training.pipeline import lightgbm_classifier
 
 CHALLENGER_LABEL = "challenger"
@@ -62,21 +61,15 @@ def comparison_plots(
 def log_comparison_plots(
     settings: Settings,
     run_id: str,
-    holdout: pd.DataFrame,
-    contenders: Mapping[str, Scorer],
-    baselines: Mapping[str, Scorer],
+    labels: np.ndarray,
+    contenders: Mapping[str, np.ndarray],
+    baselines: Mapping[str, np.ndarray],
 ) -> list[str]:
-    """Score every model on ``holdout`` and log `comparison_plots` on the run ``run_id``
+    """Log `comparison_plots` of the models' scores of one holdout on the run ``run_id``
     under ``plots/``; returns the artifacts' paths."""
-    labels = binary_labels(holdout, "holdout")
-    figures = comparison_plots(
-        labels,
-        {name: score(model, holdout, name) for name, model in contenders.items()},
-        {name: score(model, holdout, name) for name, model in baselines.items()},
-    )
     client = registry.connect(settings)
     paths = []
-    for name, figure in figures.items():
+    for name, figure in comparison_plots(labels, contenders, baselines).items():
         paths.append(f"plots/{name}.png")
         client.log_figure(run_id, figure, paths[-1])
     return paths

@@ -126,7 +126,7 @@ def evaluate_challenger(
     from churnloop import registry
     from churnloop.features.feast_config import feature_names
     from churnloop.training.baselines import fit_baselines
-    from churnloop.training.gate import GateConfig, evaluate
+    from churnloop.training.gate import GateConfig, judge, score_holdout
     from churnloop.training.importance import feature_importance, log_importance
     from churnloop.training.plots import log_comparison_plots
     from churnloop.training.promotion import record_decision
@@ -141,13 +141,16 @@ def evaluate_challenger(
     champion_model = None if champion is None else registry.load_model(settings, registry.CHAMPION)
     challenger_model = registry.load_model(settings, trained["version"])
     gate = GateConfig.from_settings(settings, **plan.gate_overrides)
-    decision = evaluate(champion_model, challenger_model, holdout, gate, baselines)
+    scored = score_holdout(champion_model, challenger_model, holdout, gate.slice_columns, baselines)
+    decision = judge(scored, gate)
     record_decision(settings, trained["version"], decision)
     log.info("%s", decision.describe())
-    contenders = {f"challenger v{trained['version']}": challenger_model}
+    contenders = {f"challenger v{trained['version']}": scored.challenger}
     if champion is not None:
-        contenders[f"champion v{champion.version}"] = champion_model
-    plots = log_comparison_plots(settings, trained["run_id"], holdout, contenders, baselines)
+        contenders[f"champion v{champion.version}"] = scored.champion
+    plots = log_comparison_plots(
+        settings, trained["run_id"], scored.labels, contenders, scored.baselines
+    )
     curves = ", ".join([*contenders, *baselines])
     log.info("holdout curves of %s on the challenger's run: %s", curves, ", ".join(plots))
     importance = feature_importance(
