@@ -32,5 +32,5 @@ class EvaluationSettings(BaseModel):
         default=3,
         ge=1,
         description="Shuffles per feature of the permutation importance; each repeat costs "
-        "one prediction of importance_max_rows rows per feature.",
+        "one prediction of importance_max_rows rows per feature the model splits on.",
     )
