@@ -1,4 +1,4 @@
-"""The loop from ingest to deploy, stage by stage, beside a bare script doing the same data work.
+"""The loop from ingest to deploy, stage by stage, beside a bare script doing the same work.
 
 One day's drops land (the day's snapshots and the labels maturing that day, which
 complete the training window); the loop then runs every step the DAGs run, through the
@@ -19,11 +19,19 @@ Feast's registry. The training window is ``--window-days`` days (``--holdout-day
 held out), ending 30 days before the as-of day; so the day's features are built from
 the window and the 30 days after it, not from a full 90-day history.
 
-The peer is a bare script doing the same data work with pandas, scikit-learn and
-LightGBM only (no Airflow, GX, Feast or MLflow): read the day's drop, its history, the
-window's features and labels; build the day's features (``churnloop.features.definition``' pure
-function); join labels to same-day features; fit the same pipeline with the same
-parameters; predict the holdout and the day's customers.
+The peer is a bare script doing the same data and model work with pandas, scikit-learn
+and LightGBM only (no Airflow, GX, Feast or MLflow): read the day's drop, its history, the
+window's features and labels; build the day's features (``churnloop.features.definition``'
+pure function); join labels to same-day features; fit the same pipeline with the same
+parameters; calibrate it as the package does, from a fit on the training split's earlier
+days whose margins on its latest ``calibration_share`` of days an isotonic map learns (one
+method, not judged: the loop also fits sigmoid and judges both out of fold); permutation
+importance with scikit-learn's ``permutation_importance`` (ROC AUC, ``importance_repeats``
+shuffles of ``importance_max_rows`` holdout rows, every feature); predict the holdout and
+the day's customers, calibrated. Its calibrate and importance stages are the model work
+the loop's training and evaluation gained in commits e6cdd3b and a219253: without them, the
+bare script is the one results before 2026-12-04 were measured against. It fits no
+baselines and computes no intervals, plots or slices (the loop's gate does).
 
 Each loop run is a child forked from a process that imported the task libraries once (as
 ``churnloop.orchestration.executor`` forks Airflow's task processes), on a fresh copy of the
@@ -381,12 +389,14 @@ def _loop_tuning(tuned: dict, search: Search) -> dict:
 def bare_run(
     prepared: Path, window_days: int, holdout_days: int, params: dict, search: Search | None
 ) -> dict:
-    """Read, build features, (tune,) fit, predict: pandas, scikit-learn and LightGBM only,
-    and Optuna with ``search``."""
+    """Read, build features, (tune,) fit, calibrate, importance, predict: pandas,
+    scikit-learn and LightGBM only, and Optuna with ``search``."""
     import importlib
 
     import numpy as np
     import pandas as pd
+    from sklearn.inspection import permutation_importance
+    from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
 
     from churnloop import schema
@@ -432,13 +442,36 @@ def bare_run(
             split = _bare_split(training, end, holdout_days)
             tuned = bare_search(split[0], names, categorical, params, search)
         params = tuned["best_params"]
+    settings = Settings()
+    seed = settings.training_seed
+
+    def fitted(rows):
+        model = bare_pipeline(names, categorical, params, seed)
+        return model.fit(
+            rows[names], rows[schema.LABEL], classifier__categorical_feature=categorical
+        )
+
     with clock.stage("fit"):
         train, holdout = split or _bare_split(training, end, holdout_days)
-        model = bare_pipeline(names, categorical, params, Settings().training_seed)
-        model.fit(train[names], train[schema.LABEL], classifier__categorical_feature=categorical)
+        model = fitted(train)
+    with clock.stage("calibrate"):
+        earlier, latest = _bare_calibration_split(train, settings.calibration_share)
+        margins = fitted(earlier).decision_function(latest[names])
+        calibrator = IsotonicRegression(out_of_bounds="clip").fit(margins, latest[schema.LABEL])
+    with clock.stage("importance"):
+        rows = holdout.sample(n=min(len(holdout), settings.importance_max_rows), random_state=seed)
+        permutation_importance(
+            model,
+            rows[names],
+            rows[schema.LABEL],
+            scoring="roc_auc",
+            n_repeats=settings.importance_repeats,
+            random_state=seed,
+        )
     with clock.stage("predict"):
-        auc = roc_auc_score(holdout[schema.LABEL], model.predict_proba(holdout[names])[:, 1])
-        scores = model.predict_proba(day_features[names])[:, 1]
+        holdout_scores = calibrator.predict(model.decision_function(holdout[names]))
+        auc = roc_auc_score(holdout[schema.LABEL], holdout_scores)
+        scores = calibrator.predict(model.decision_function(day_features[names]))
     return {
         "stages": clock.as_dicts(),
         "holdout_roc_auc": auc,
@@ -453,6 +486,17 @@ def _bare_split(training, end: dt.date, holdout_days: int) -> tuple:
 
     recent = training[schema.TIMESTAMP].dt.date > end - dt.timedelta(days=holdout_days)
     return training[~recent], training[recent]
+
+
+def _bare_calibration_split(train, share: float) -> tuple:
+    """The training split's earlier days and its latest ``share`` of days (at least one,
+    never all), as the package holds them out to calibrate on."""
+    from churnloop import schema
+
+    days = sorted(train[schema.TIMESTAMP].dt.date.unique())
+    latest = min(len(days) - 1, max(1, round(share * len(days))))
+    recent = train[schema.TIMESTAMP].dt.date >= days[-latest]
+    return train[~recent], train[recent]
 
 
 def bare_pipeline(names: list[str], categorical: list[str], params: dict, seed: int):
