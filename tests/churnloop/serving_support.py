@@ -11,6 +11,7 @@ point at the template's artifacts, which no test changes.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -30,6 +31,7 @@ from churnloop import registry, storage
 from churnloop.demo.simulation import generate_labels, generate_snapshots
 from churnloop.features import definition
 from churnloop.schema import ENTITY, TIMESTAMP
+from churnloop.serving.prediction_log import read_predictions
 from churnloop.settings import Settings
 from churnloop.training.challenger import train_and_register
 from churnloop.training.pipeline import build_pipeline
@@ -125,6 +127,19 @@ def template_home() -> Path:
 def install_template(settings: Settings, template: Path) -> Settings:
     shutil.copytree(template, settings.home, dirs_exist_ok=True)
     return settings
+
+
+def logged_predictions(settings: Settings) -> pd.DataFrame:
+    """What the servers logged yesterday and today (UTC), oldest first: a test that
+    crosses midnight reads the rows it wrote before it, under yesterday's partition."""
+    today = dt.datetime.now(dt.UTC).date()
+    frames = []
+    for day in (today - dt.timedelta(days=1), today):
+        with contextlib.suppress(storage.PartitionNotFound):
+            frames.append(read_predictions(settings, day))
+    if not frames:
+        raise storage.PartitionNotFound(f"no predictions logged on {today} or the day before")
+    return pd.concat(frames, ignore_index=True)
 
 
 def point(settings: Settings, alias: str, version: int | None) -> None:

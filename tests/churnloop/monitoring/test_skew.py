@@ -17,7 +17,7 @@ from churnloop.features import definition
 from churnloop.monitoring.skew import training_serving_skew
 from churnloop.schema import ENTITY, PREDICTION, TIMESTAMP
 from churnloop.serving.app import create_app, serve_in_background
-from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog, read_predictions
+from churnloop.serving.prediction_log import FEATURES_KEY, PredictionLog
 from churnloop.settings import Settings
 from tests.churnloop.serving_support import (
     CUSTOMERS,
@@ -26,6 +26,7 @@ from tests.churnloop.serving_support import (
     LAST_DAY,
     install_template,
     isolated_settings,
+    logged_predictions,
     point,
     template_home,
 )
@@ -199,7 +200,7 @@ def test_the_real_server_scoring_from_the_online_store_has_no_skew(online_world)
             batch = [{"customer_id": customer} for customer in customers[start : start + 100]]
             assert httpx.post(f"{url}/predict", json={"instances": batch}).status_code == 200
         app.state.server.prediction_log.flush()
-    logged = read_predictions(online_world, dt.datetime.now(dt.UTC).date())
+    logged = logged_predictions(online_world)
 
     result = training_serving_skew(online_world, LAST_DAY, predictions=logged)
 

@@ -30,6 +30,7 @@ from tests.churnloop.serving_support import (
     UNFITTED,
     as_json_row,
     last_day_features,
+    logged_predictions,
     metric,
     offline,
     out_of_contract,
@@ -295,7 +296,7 @@ def test_shadow_scores_are_logged_while_callers_get_the_champion(world, serve):
     server.prediction_log.flush()
 
     assert {answer["version"] for answer in answers} == {GOOD}
-    logged = read_predictions(world, dt.datetime.now(dt.UTC).date()).set_index(ENTITY)
+    logged = logged_predictions(world).set_index(ENTITY)
     assert sorted(logged.index) == sorted(customers)
     assert (logged["model_version"] == GOOD).all() and (logged["shadow_version"] == OTHER).all()
     rows = online.loc[customers]
@@ -341,7 +342,7 @@ def test_stopping_the_server_writes_the_rows_still_pending(world):
         wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="/ready")
         httpx.post(f"{url}/predict", json={"customer_id": customer})
 
-    logged = read_predictions(world, dt.datetime.now(dt.UTC).date())
+    logged = logged_predictions(world)
     assert logged[ENTITY].tolist() == [customer]
 
 

@@ -6,7 +6,6 @@ nobody to it."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import Counter
 
@@ -16,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from churnloop import registry
 from churnloop.schema import ENTITY, PREDICTION
-from churnloop.serving.prediction_log import read_predictions
 from churnloop.serving.routing import CANDIDATE, CHAMPION, variant_for
 from churnloop.settings import Settings
 from tests.churnloop.serving_support import (
@@ -27,6 +25,7 @@ from tests.churnloop.serving_support import (
     TOKEN,
     as_json_row,
     last_day_features,
+    logged_predictions,
     metric,
     offline,
     point,
@@ -123,7 +122,7 @@ def test_metrics_and_log_rows_carry_the_version_and_variant(canary, serve):
     requests = "churnloop_requests_total"
     assert metric(text, requests, **ok, model_version=str(OTHER), variant=CANDIDATE) == 1
     assert metric(text, requests, **ok, model_version=f"{GOOD}+{OTHER}", variant="mixed") == 1
-    logged = read_predictions(canary, dt.datetime.now(dt.UTC).date())
+    logged = logged_predictions(canary)
     rows = set(zip(logged[ENTITY], logged["variant"], logged["model_version"], strict=True))
     assert rows == {(c, expected[c], VERSIONS[expected[c]]) for c in customers}
 
@@ -142,7 +141,7 @@ def test_during_a_canary_each_variant_shadows_the_other_and_their_agreement_is_c
         assert httpx.post(f"{url}/predict", json={"customer_id": customer}).status_code == 200
     server.prediction_log.flush()
 
-    logged = read_predictions(canary, dt.datetime.now(dt.UTC).date())
+    logged = logged_predictions(canary)
     assert len(logged) == len(customers) + 6
     other = {CHAMPION: OTHER, CANDIDATE: GOOD}
     assert logged["shadow_version"].tolist() == logged["variant"].map(other).tolist()
