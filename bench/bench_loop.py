@@ -25,7 +25,8 @@ window's features and labels; build the day's features (``churnloop.features.def
 pure function); join labels to same-day features; fit the same pipeline with the same
 parameters; calibrate it as the package does, from a fit on the training split's earlier
 days whose margins on its latest ``calibration_share`` of days an isotonic map learns (one
-method, not judged: the loop also fits sigmoid and judges both out of fold); permutation
+method, not judged: the loop also fits sigmoid and judges both out of fold; neither
+calibrates a training split of one day, the 1M loop's); permutation
 importance with scikit-learn's ``permutation_importance`` (ROC AUC, ``importance_repeats``
 shuffles of ``importance_max_rows`` holdout rows, every feature); predict the holdout and
 the day's customers, calibrated. Its calibrate and importance stages are the model work
@@ -44,8 +45,8 @@ process is not counted).
 Online store: the embedded profile's SQLite store (a row per customer,
 ``feast_extensions.online_store``) by default; with ``--redis HOST:PORT``, the production
 profile's Redis store (Feast's, written by ``feast_extensions.redis_online_writer``), in
-database ``BENCH_REDIS_DB`` (emptied before each run); the rest stays embedded (lake
-on disk, file registry, MLflow on SQLite).
+database ``BENCH_REDIS_DB`` (emptied before each run and after the last); the rest stays
+embedded (lake on disk, file registry, MLflow on SQLite).
 Written to ``--result loop_redis`` by ``make bench``.
 
 Tuning: with ``--tuning-trials N`` (0, the default: tuning off) the loop runs with
@@ -92,7 +93,18 @@ DAY = dt.date(2026, 4, 1)
 ADMIN_TOKEN = "bench-admin-token"
 MILLION = 1_000_000
 BENCH_REDIS_DB = 13
-"""The Redis database the loop's online store uses with ``--redis``; emptied before each run."""
+"""The Redis database the loop's online store uses with ``--redis``; emptied before each run
+and after the last."""
+
+
+def empty_bench_redis(redis: str | None) -> None:
+    """Empty `BENCH_REDIS_DB` on ``redis`` (HOST:PORT), if given."""
+    if redis is None:
+        return
+    import redis as redis_client
+
+    host, port = redis.rsplit(":", 1)
+    redis_client.Redis(host, int(port), db=BENCH_REDIS_DB).flushdb()
 
 
 def _environment(
@@ -341,11 +353,7 @@ def loop_run(
     """One timed run of the loop on a fresh copy of ``prepared`` (in a child process)."""
     os.environ.update(_environment(home, window_days, holdout_days, redis))
     os.environ.update(search.environment() if search else {})
-    if redis:
-        import redis as redis_client
-
-        host, port = redis.rsplit(":", 1)
-        redis_client.Redis(host, int(port), db=BENCH_REDIS_DB).flushdb()
+    empty_bench_redis(redis)
     import_task_libraries()
     from churnloop import registry
     from churnloop.settings import get_settings
@@ -455,9 +463,19 @@ def bare_run(
         train, holdout = split or _bare_split(training, end, holdout_days)
         model = fitted(train)
     with clock.stage("calibrate"):
-        earlier, latest = _bare_calibration_split(train, settings.calibration_share)
-        margins = fitted(earlier).decision_function(latest[names])
-        calibrator = IsotonicRegression(out_of_bounds="clip").fit(margins, latest[schema.LABEL])
+        held_out = _bare_calibration_split(train, settings.calibration_share)
+        calibrator = None
+        if held_out is not None:
+            earlier, latest = held_out
+            margins = fitted(earlier).decision_function(latest[names])
+            calibrator = IsotonicRegression(out_of_bounds="clip")
+            calibrator.fit(margins, latest[schema.LABEL])
+
+    def churn(frame):
+        if calibrator is None:
+            return model.predict_proba(frame[names])[:, 1]
+        return calibrator.predict(model.decision_function(frame[names]))
+
     with clock.stage("importance"):
         rows = holdout.sample(n=min(len(holdout), settings.importance_max_rows), random_state=seed)
         permutation_importance(
@@ -469,9 +487,8 @@ def bare_run(
             random_state=seed,
         )
     with clock.stage("predict"):
-        holdout_scores = calibrator.predict(model.decision_function(holdout[names]))
-        auc = roc_auc_score(holdout[schema.LABEL], holdout_scores)
-        scores = calibrator.predict(model.decision_function(day_features[names]))
+        auc = roc_auc_score(holdout[schema.LABEL], churn(holdout))
+        scores = churn(day_features)
     return {
         "stages": clock.as_dicts(),
         "holdout_roc_auc": auc,
@@ -488,12 +505,15 @@ def _bare_split(training, end: dt.date, holdout_days: int) -> tuple:
     return training[~recent], training[recent]
 
 
-def _bare_calibration_split(train, share: float) -> tuple:
+def _bare_calibration_split(train, share: float) -> tuple | None:
     """The training split's earlier days and its latest ``share`` of days (at least one,
-    never all), as the package holds them out to calibrate on."""
+    never all), as the package holds them out to calibrate on; None for a split of one
+    day, which the package does not calibrate (the 1M loop's)."""
     from churnloop import schema
 
     days = sorted(train[schema.TIMESTAMP].dt.date.unique())
+    if len(days) < 2:
+        return None
     latest = min(len(days) - 1, max(1, round(share * len(days))))
     recent = train[schema.TIMESTAMP].dt.date >= days[-latest]
     return train[~recent], train[recent]
@@ -639,6 +659,7 @@ def bench_size(
                 print(f"    {side} best CV ROC AUC {outcome['tuning']['best_cv_auc']:.4f}")
     shutil.rmtree(prepared, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
+    empty_bench_redis(redis)
     return {
         "customers": customers,
         "online_store": "redis" if redis else "sqlite",
