@@ -1,9 +1,9 @@
 """The evaluation gate: may the challenger replace the champion? (after TFX's Evaluator)
 
 `evaluate` scores challenger, champion and baselines on the same holdout (`score_holdout`)
-and decides (`judge`) on
-DeLong intervals, never on points: value, non-inferiority against the champion, gain over
-the best baseline, per-slice change, and inclusion floors that also hold at bootstrap.
+and decides (`judge`) on DeLong intervals, never on points: value, non-inferiority against
+the champion, gain over the best baseline, per-slice change, and inclusion floors that
+also hold at bootstrap.
 The `Decision` survives a JSON round trip (XCom) and becomes model-version tags.
 """
 
