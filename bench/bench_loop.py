@@ -404,7 +404,6 @@ def bare_run(
     import numpy as np
     import pandas as pd
     from sklearn.inspection import permutation_importance
-    from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
 
     from churnloop import schema
@@ -463,19 +462,7 @@ def bare_run(
         train, holdout = split or _bare_split(training, end, holdout_days)
         model = fitted(train)
     with clock.stage("calibrate"):
-        held_out = _bare_calibration_split(train, settings.calibration_share)
-        calibrator = None
-        if held_out is not None:
-            earlier, latest = held_out
-            margins = fitted(earlier).decision_function(latest[names])
-            calibrator = IsotonicRegression(out_of_bounds="clip")
-            calibrator.fit(margins, latest[schema.LABEL])
-
-    def churn(frame):
-        if calibrator is None:
-            return model.predict_proba(frame[names])[:, 1]
-        return calibrator.predict(model.decision_function(frame[names]))
-
+        churn = bare_calibrated(model, fitted, train, names, settings.calibration_share)
     with clock.stage("importance"):
         rows = holdout.sample(n=min(len(holdout), settings.importance_max_rows), random_state=seed)
         permutation_importance(
@@ -503,6 +490,23 @@ def _bare_split(training, end: dt.date, holdout_days: int) -> tuple:
 
     recent = training[schema.TIMESTAMP].dt.date > end - dt.timedelta(days=holdout_days)
     return training[~recent], training[recent]
+
+
+def bare_calibrated(model, fit: Callable, train, names: list[str], share: float) -> Callable:
+    """``model``'s churn scores of a frame, calibrated as the package calibrates: an
+    isotonic map of the margins that ``fit`` of the earlier days gives the latest days;
+    uncalibrated for a training split of one day."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from churnloop import schema
+
+    held_out = _bare_calibration_split(train, share)
+    if held_out is None:
+        return lambda frame: model.predict_proba(frame[names])[:, 1]
+    earlier, latest = held_out
+    margins = fit(earlier).decision_function(latest[names])
+    calibrator = IsotonicRegression(out_of_bounds="clip").fit(margins, latest[schema.LABEL])
+    return lambda frame: calibrator.predict(model.decision_function(frame[names]))
 
 
 def _bare_calibration_split(train, share: float) -> tuple | None:
